@@ -1,0 +1,71 @@
+# driftline: two commands do everything on a fresh machine.
+#   make demo   install what is missing, start Kafka + Redis, run the whole monitoring loop
+#   make test   install what is missing, start Kafka + Redis, run unit + integration tests
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3
+DRIFTLINE_CACHE ?= $(HOME)/.cache/driftline
+export DRIFTLINE_CACHE
+# The virtualenv (torch included, several GB) lives outside the checkout, keyed by the lock's hash,
+# so CI runs and later sessions reuse it and a changed lock builds a fresh one.
+LOCK_HASH := $(shell sha256sum requirements.lock | cut -c1-16)
+VENV ?= $(DRIFTLINE_CACHE)/venv-$(LOCK_HASH)
+PY := $(VENV)/bin/python
+STACK := deploy/stack.sh
+STACK_ENV = eval "$$($(STACK) env)"
+
+.PHONY: help venv install stack stop demo test unit lint bench lock clean-venv
+
+help:
+	@echo "make demo    run the whole loop: events -> drift -> alarm -> learner -> hot swap"
+	@echo "make test    unit + integration tests against a real Kafka and Redis"
+	@echo "make lint    ruff"
+	@echo "make bench   detector benchmarks (bench/)"
+	@echo "make stack / make stop   start / stop the local Kafka + Redis"
+
+$(VENV)/.ready: requirements.lock
+	@command -v $(PYTHON) >/dev/null || { echo "need $(PYTHON) (3.11+)"; exit 1; }
+	@echo "[make] building virtualenv $(VENV) from requirements.lock (first time: torch is large, several minutes)"
+	rm -rf "$(VENV)"
+	$(PYTHON) -m venv "$(VENV)"
+	"$(PY)" -m pip install --quiet --upgrade "pip>=24"
+	"$(PY)" -m pip install --quiet --progress-bar off -r requirements.lock
+	touch "$@"
+
+venv: $(VENV)/.ready
+
+# The project itself is installed editable into the cached venv each time (seconds), so the venv
+# always points at this checkout and the `driftline` command exists.
+install: venv
+	@"$(PY)" -m pip install --quiet --no-deps --no-build-isolation -e . >/dev/null
+
+stack:
+	$(STACK) start
+
+stop:
+	$(STACK) stop
+
+demo: install stack
+	@$(STACK_ENV); "$(VENV)/bin/driftline" demo
+
+test: install stack
+	@$(STACK_ENV); "$(PY)" -m ruff check . && "$(PY)" -m pytest
+
+unit: install
+	"$(PY)" -m pytest -m "not integration"
+
+lint: install
+	"$(PY)" -m ruff check .
+	"$(PY)" -m ruff format --check .
+
+bench: install
+	"$(PY)" bench/detection.py
+
+lock:
+	$(PYTHON) -m venv /tmp/driftline-lock && /tmp/driftline-lock/bin/pip install -q -e ".[torch,dev]" \
+	  && /tmp/driftline-lock/bin/pip freeze --exclude-editable > requirements.lock.new \
+	  && echo "review requirements.lock.new, then move it over requirements.lock"
+
+clean-venv:
+	rm -rf "$(VENV)"

@@ -1,0 +1,181 @@
+"""The detector protocol every driftline detector implements.
+
+The contract is river's (``update(x)`` then read ``drift_detected``) so river users can swap
+driftline detectors in unchanged, plus what a streaming engine needs on top:
+
+- ``update_many(values)`` for numpy batches, identical to one-by-one updates;
+- ``result``: a :class:`DriftResult` (statistic, threshold, index, parameters);
+- ``reset()``;
+- ``get_state()`` / ``from_state()``: versioned JSON checkpoints, never pickle.
+
+Non-finite inputs (NaN, +/-inf) are ignored: they change no state and are counted in
+``n_rejected``.  The stream workers dead-letter such events before they reach a detector;
+the rule here keeps a detector sound when it is used on its own.
+
+Subclasses store each hyperparameter under its own name in ``__init__``, validate it, then
+call ``super().__init__()``, which creates all changing state through ``_reset()``.
+"""
+
+from __future__ import annotations
+
+import abc
+import inspect
+import math
+from collections.abc import Iterable
+from typing import Any, ClassVar, Self
+
+import numpy as np
+
+from detectors.result import DriftResult
+from detectors.state import decode_state, encode_state
+
+REGISTRY: dict[str, type[DriftDetector]] = {}
+
+
+class DriftDetector(abc.ABC):
+    """Base class: one stream of numbers in, alarms out."""
+
+    name: ClassVar[str]
+    state_version: ClassVar[int] = 1
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if not inspect.isabstract(cls):
+            if cls.name in REGISTRY:
+                raise TypeError(f"detector name {cls.name!r} is already registered")
+            REGISTRY[cls.name] = cls
+
+    def __init__(self) -> None:
+        self.reset()
+
+    # -- the protocol -------------------------------------------------------------------------
+    @property
+    def drift_detected(self) -> bool:
+        """True when the latest update raised an alarm."""
+        return self._drift_detected
+
+    @property
+    def result(self) -> DriftResult:
+        """The latest conclusion, with the statistic and threshold behind it."""
+        return DriftResult(
+            is_drift=self._drift_detected,
+            index=self.n_seen,
+            statistic=float(self.statistic),
+            threshold=float(self.threshold),
+            detector=self.name,
+            params=self.params,
+        )
+
+    def update(self, x: float) -> None:
+        """Feed one value; afterwards ``drift_detected`` says whether it raised an alarm."""
+        x = float(x)
+        if not math.isfinite(x):
+            self.n_rejected += 1
+            self._drift_detected = False
+            return
+        self.n_seen += 1
+        self._drift_detected = bool(self._update(x))
+        if self._drift_detected:
+            self.n_detections += 1
+
+    def update_many(self, values: Iterable[float] | np.ndarray) -> np.ndarray:
+        """Feed a batch; return the 0-based positions in the batch that raised an alarm.
+
+        Equivalent to calling :meth:`update` on each value in order.
+        """
+        alarms = []
+        for i, x in enumerate(np.asarray(values, dtype=np.float64).ravel()):
+            self.update(x)
+            if self._drift_detected:
+                alarms.append(i)
+        return np.asarray(alarms, dtype=np.int64)
+
+    def reset(self) -> None:
+        """Forget everything seen; keep the hyperparameters."""
+        self.n_seen = 0
+        self.n_rejected = 0
+        self.n_detections = 0
+        self._drift_detected = False
+        self._reset()
+
+    @property
+    def params(self) -> dict[str, Any]:
+        """The constructor's arguments, read back from the attributes of the same names."""
+        names = [p for p in inspect.signature(type(self).__init__).parameters if p != "self"]
+        return {n: getattr(self, n) for n in names}
+
+    def get_state(self) -> bytes:
+        """A versioned JSON checkpoint of parameters and state."""
+        common = {
+            "n_seen": self.n_seen,
+            "n_rejected": self.n_rejected,
+            "n_detections": self.n_detections,
+            "drift_detected": self._drift_detected,
+        }
+        return encode_state(self.name, self.state_version, self.params, common | self._get_state())
+
+    @classmethod
+    def from_state(cls, blob: bytes | str) -> Self:
+        """Rebuild a detector from :meth:`get_state`'s bytes; it continues exactly where it was."""
+        params, state = decode_state(blob, cls.name, cls.state_version)
+        detector = cls(**params)
+        detector.n_seen = int(state["n_seen"])
+        detector.n_rejected = int(state["n_rejected"])
+        detector.n_detections = int(state["n_detections"])
+        detector._drift_detected = bool(state["drift_detected"])
+        detector._set_state(state)
+        return detector
+
+    def __repr__(self) -> str:
+        args = ", ".join(f"{k}={v!r}" for k, v in self.params.items())
+        return f"{type(self).__name__}({args})"
+
+    # -- what each detector supplies ---------------------------------------------------------
+    @abc.abstractmethod
+    def _reset(self) -> None:
+        """Create every piece of changing state."""
+
+    @abc.abstractmethod
+    def _update(self, x: float) -> bool:
+        """Consume one finite value; return True on an alarm."""
+
+    @property
+    @abc.abstractmethod
+    def statistic(self) -> float:
+        """The current test statistic."""
+
+    @property
+    @abc.abstractmethod
+    def threshold(self) -> float:
+        """The level the statistic must exceed to raise an alarm."""
+
+    @abc.abstractmethod
+    def _get_state(self) -> dict[str, Any]:
+        """JSON-ready changing state."""
+
+    @abc.abstractmethod
+    def _set_state(self, state: dict[str, Any]) -> None:
+        """Inverse of :meth:`_get_state`."""
+
+    @classmethod
+    def _unit_test_params(cls) -> dict[str, Any]:
+        """Parameters the conformance suite uses besides the defaults (override to add)."""
+        return {}
+
+
+def detector_from_state(blob: bytes | str) -> DriftDetector:
+    """Restore any registered detector from its checkpoint, whatever its class.
+
+    >>> from detectors import PageHinkley
+    >>> restored = detector_from_state(PageHinkley(threshold=20).get_state())
+    >>> restored
+    PageHinkley(min_instances=30, delta=0.005, threshold=20, alpha=0.9999, mode='both')
+    """
+    import json
+
+    name = json.loads(blob).get("detector")
+    if name not in REGISTRY:
+        from detectors.state import StateError
+
+        raise StateError(f"unknown detector {name!r}; known: {sorted(REGISTRY)}")
+    return REGISTRY[name].from_state(blob)

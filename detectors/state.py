@@ -1,0 +1,50 @@
+"""Versioned, pickle-free state envelopes for detector checkpoints.
+
+A checkpoint is UTF-8 JSON: ``{"format": "driftline.detector-state", "detector": name,
+"version": n, "params": {...}, "state": {...}}``.  JSON keeps checkpoints readable in
+``redis-cli`` and safe to load from an untrusted store; non-finite floats are written as
+``Infinity``/``NaN`` tokens, which Python's json module reads back exactly.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+STATE_FORMAT = "driftline.detector-state"
+
+
+class StateError(ValueError):
+    """A checkpoint that cannot be restored: wrong detector, version or shape."""
+
+
+def encode_state(detector: str, version: int, params: dict[str, Any], state: dict[str, Any]) -> bytes:
+    envelope = {
+        "format": STATE_FORMAT,
+        "detector": detector,
+        "version": version,
+        "params": params,
+        "state": state,
+    }
+    return json.dumps(envelope, separators=(",", ":"), allow_nan=True).encode()
+
+
+def decode_state(blob: bytes | str, detector: str, version: int) -> tuple[dict, dict]:
+    """Return ``(params, state)`` from a checkpoint written for ``detector`` at ``version``."""
+    try:
+        envelope = json.loads(blob)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise StateError(f"checkpoint is not valid JSON: {exc}") from exc
+    if not isinstance(envelope, dict) or envelope.get("format") != STATE_FORMAT:
+        raise StateError("not a driftline detector checkpoint")
+    if envelope.get("detector") != detector:
+        raise StateError(f"checkpoint is for {envelope.get('detector')!r}, not {detector!r}")
+    if envelope.get("version") != version:
+        raise StateError(
+            f"{detector} checkpoint version {envelope.get('version')} is not supported "
+            f"(this build reads version {version})"
+        )
+    params, state = envelope.get("params"), envelope.get("state")
+    if not isinstance(params, dict) or not isinstance(state, dict):
+        raise StateError("checkpoint lacks params or state")
+    return params, state

@@ -1,0 +1,116 @@
+"""Drift alarms as CloudEvents 1.0, JSON structured mode.
+
+Each alarm is one Kafka message on ``<prefix>.alarms`` whose value is a complete CloudEvent
+(``specversion``, ``id``, ``source``, ``type``, ``time``, ``datacontenttype``, ``data``) and whose
+key is the model id.  ``data.dedup_key`` is the same for every alarm of one model + signal +
+detector, so paging bridges can group repeats into one incident.
+
+>>> alarm = Alarm(model_id="churn", model_version="v1", signal_kind="error", signal_name="error",
+...               detector="adwin", statistic=0.21, threshold=0.08, window={"width": 96},
+...               severity="critical", event_time=1700000000.0, index=4096)
+>>> alarm.dedup_key
+'churn/error:error/adwin'
+>>> event = to_cloudevent(alarm, source="/driftline/streams/worker-1", event_id="a1")
+>>> event["type"], event["data"]["signal"]
+('io.driftline.alarm.drift.v1', {'kind': 'error', 'name': 'error'})
+>>> decode_alarm(encode_alarm(alarm, source="/s")) == alarm
+True
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+ALARM_TYPE = "io.driftline.alarm.drift.v1"
+SIGNAL_KINDS = ("feature", "score", "error")
+SEVERITIES = ("info", "warning", "critical")
+
+
+@dataclass(frozen=True, slots=True)
+class Alarm:
+    """A detector fired on one signal of one model."""
+
+    model_id: str
+    model_version: str
+    signal_kind: str  # one of SIGNAL_KINDS
+    signal_name: str  # feature name, "score" or "error"
+    detector: str
+    statistic: float
+    threshold: float
+    window: dict[str, Any]
+    severity: str
+    event_time: float  # event time of the value that raised the alarm
+    index: int  # values the detector had seen on this signal
+    detector_params: dict[str, Any] = field(default_factory=dict, compare=False)
+
+    @property
+    def dedup_key(self) -> str:
+        return f"{self.model_id}/{self.signal_kind}:{self.signal_name}/{self.detector}"
+
+
+def _rfc3339(ts: float) -> str:
+    return datetime.fromtimestamp(ts, tz=UTC).isoformat().replace("+00:00", "Z")
+
+
+def to_cloudevent(alarm: Alarm, source: str, event_id: str | None = None) -> dict[str, Any]:
+    return {
+        "specversion": "1.0",
+        "id": event_id or str(uuid.uuid4()),
+        "source": source,
+        "type": ALARM_TYPE,
+        "subject": alarm.model_id,
+        "time": _rfc3339(alarm.event_time),
+        "datacontenttype": "application/json",
+        "data": {
+            "model": alarm.model_id,
+            "model_version": alarm.model_version,
+            "signal": {"kind": alarm.signal_kind, "name": alarm.signal_name},
+            "detector": alarm.detector,
+            "detector_params": alarm.detector_params,
+            "statistic": alarm.statistic,
+            "threshold": alarm.threshold,
+            "window": alarm.window,
+            "severity": alarm.severity,
+            "index": alarm.index,
+            "event_time": alarm.event_time,
+            "dedup_key": alarm.dedup_key,
+        },
+    }
+
+
+def encode_alarm(alarm: Alarm, source: str) -> bytes:
+    return json.dumps(to_cloudevent(alarm, source), separators=(",", ":")).encode()
+
+
+class InvalidAlarm(ValueError):
+    """A message on the alarms topic that is not a driftline drift alarm."""
+
+
+def decode_alarm(raw: bytes | str) -> Alarm:
+    try:
+        event = json.loads(raw)
+        if event.get("specversion") != "1.0" or event.get("type") != ALARM_TYPE:
+            raise InvalidAlarm(f"not a {ALARM_TYPE} CloudEvent")
+        data = event["data"]
+        return Alarm(
+            model_id=data["model"],
+            model_version=data["model_version"],
+            signal_kind=data["signal"]["kind"],
+            signal_name=data["signal"]["name"],
+            detector=data["detector"],
+            statistic=float(data["statistic"]),
+            threshold=float(data["threshold"]),
+            window=dict(data["window"]),
+            severity=data["severity"],
+            event_time=float(data["event_time"]),
+            index=int(data["index"]),
+            detector_params=dict(data.get("detector_params", {})),
+        )
+    except InvalidAlarm:
+        raise
+    except (ValueError, KeyError, TypeError, AttributeError) as exc:
+        raise InvalidAlarm(f"malformed alarm: {exc!r}") from None

@@ -1,0 +1,223 @@
+"""Typed, versioned inference and label events, and their strict JSON decoders.
+
+Wire format: one UTF-8 JSON object per Kafka message.  Inference events go to
+``<prefix>.inferences`` and label events to ``<prefix>.labels``, both keyed by model id so that a
+model's predictions and labels land on the same partition number (the topics are
+co-partitioned) and therefore on the same worker.
+
+Decoding never raises anything but :class:`InvalidEvent`, whose ``reason`` is a short stable
+code (see ``REASONS``) and whose ``detail`` says what exactly was wrong; the stream workers put
+both on the dead-letter record.  This module imports no Kafka or Faust code: model servers,
+learners and tests use it as it is.
+
+>>> event = InferenceEvent(model_id="churn", model_version="v1", request_id="r1",
+...                        event_time=1700000000.0, features={"age": 41.0}, prediction=1,
+...                        score=0.83, latency_ms=12.5)
+>>> decode_inference(event.to_json()) == event
+True
+>>> decode_inference(b'{"schema_version": 1}')
+Traceback (most recent call last):
+...
+streams.events.InvalidEvent: missing_field: 'model_id' is required
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import asdict, dataclass
+from typing import Any
+
+SCHEMA_VERSION = 1
+SUPPORTED_SCHEMA_VERSIONS = frozenset({1})
+
+REASONS = (
+    "invalid_json",  # not UTF-8 JSON at all
+    "not_an_object",  # JSON, but not an object
+    "missing_field",
+    "wrong_type",
+    "unknown_schema_version",
+    "non_finite_number",  # NaN, Infinity, or a number too large for a double
+    "invalid_value",  # right type, impossible value (negative latency, empty id, ...)
+)
+
+Label = int | str | bool
+Prediction = int | float | str | bool
+
+
+class InvalidEvent(ValueError):
+    """An event that cannot be processed, with a stable reason code."""
+
+    def __init__(self, reason: str, detail: str) -> None:
+        assert reason in REASONS, reason
+        super().__init__(f"{reason}: {detail}")
+        self.reason = reason
+        self.detail = detail
+
+
+@dataclass(frozen=True, slots=True)
+class InferenceEvent:
+    """One prediction served by a model.
+
+    ``score`` is the model's confidence or regression output; where the model gives class
+    probabilities, put them in ``probabilities`` and leave ``score`` empty: the monitor then
+    watches the top probability.
+    """
+
+    model_id: str
+    model_version: str
+    request_id: str
+    event_time: float  # seconds since the Unix epoch
+    features: dict[str, float]
+    prediction: Prediction
+    score: float | None = None
+    probabilities: dict[str, float] | None = None
+    latency_ms: float | None = None
+    schema_version: int = SCHEMA_VERSION
+
+    @property
+    def confidence(self) -> float | None:
+        """The number the score detectors watch: ``score``, else the top class probability."""
+        if self.score is not None:
+            return self.score
+        if self.probabilities:
+            return max(self.probabilities.values())
+        return None
+
+    def to_json(self) -> bytes:
+        return _dumps({k: v for k, v in asdict(self).items() if v is not None})
+
+
+@dataclass(frozen=True, slots=True)
+class LabelEvent:
+    """The ground truth for an earlier prediction, joined to it by ``request_id``."""
+
+    model_id: str
+    request_id: str
+    label: Label
+    event_time: float
+    schema_version: int = SCHEMA_VERSION
+
+    def to_json(self) -> bytes:
+        return _dumps(asdict(self))
+
+
+def _dumps(obj: dict[str, Any]) -> bytes:
+    return json.dumps(obj, separators=(",", ":"), allow_nan=False).encode()
+
+
+# ---------------------------------------------------------------------------- decoding
+def _reject_constant(token: str) -> float:
+    raise InvalidEvent("non_finite_number", f"{token} is not a finite number")
+
+
+def _load_object(raw: bytes | str) -> dict[str, Any]:
+    try:
+        obj = json.loads(raw, parse_constant=_reject_constant)
+    except InvalidEvent:
+        raise
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
+        raise InvalidEvent("invalid_json", str(exc)) from None
+    if not isinstance(obj, dict):
+        raise InvalidEvent("not_an_object", f"expected a JSON object, got {type(obj).__name__}")
+    version = obj.get("schema_version", None)
+    if version is None:
+        pass  # reported as a missing field below, after the model id
+    elif type(version) is not int:
+        raise InvalidEvent("wrong_type", "'schema_version' must be an integer")
+    elif version not in SUPPORTED_SCHEMA_VERSIONS:
+        raise InvalidEvent(
+            "unknown_schema_version",
+            f"schema_version {version} is not supported (supported: {sorted(SUPPORTED_SCHEMA_VERSIONS)})",
+        )
+    return obj
+
+
+def _required(obj: dict[str, Any], name: str) -> Any:
+    if name not in obj or obj[name] is None:
+        raise InvalidEvent("missing_field", f"{name!r} is required")
+    return obj[name]
+
+
+def _text(obj: dict[str, Any], name: str) -> str:
+    value = _required(obj, name)
+    if not isinstance(value, str):
+        raise InvalidEvent("wrong_type", f"{name!r} must be a string, got {type(value).__name__}")
+    if not value.strip():
+        raise InvalidEvent("invalid_value", f"{name!r} must not be empty")
+    return value
+
+
+def _number(value: Any, name: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise InvalidEvent("wrong_type", f"{name!r} must be a number, got {type(value).__name__}")
+    number = float(value)
+    if not math.isfinite(number):
+        raise InvalidEvent("non_finite_number", f"{name!r} is not finite")
+    return number
+
+
+def _optional_number(obj: dict[str, Any], name: str) -> float | None:
+    return None if obj.get(name) is None else _number(obj[name], name)
+
+
+def _number_map(value: Any, name: str) -> dict[str, float]:
+    if not isinstance(value, dict):
+        raise InvalidEvent("wrong_type", f"{name!r} must be an object of name -> number")
+    return {str(k): _number(v, f"{name}.{k}") for k, v in value.items()}
+
+
+def _scalar(value: Any, name: str) -> Prediction:
+    if isinstance(value, str | bool | int):
+        return value
+    if isinstance(value, float):
+        return _number(value, name)
+    raise InvalidEvent("wrong_type", f"{name!r} must be a number, string or boolean")
+
+
+def _common(obj: dict[str, Any]) -> tuple[str, str, float, int]:
+    model_id = _text(obj, "model_id")
+    request_id = _text(obj, "request_id")
+    version = _required(obj, "schema_version")
+    event_time = _number(_required(obj, "event_time"), "event_time")
+    if event_time < 0:
+        raise InvalidEvent("invalid_value", "'event_time' must be seconds since the Unix epoch")
+    return model_id, request_id, event_time, version
+
+
+def decode_inference(raw: bytes | str) -> InferenceEvent:
+    """Parse and validate one inference event; raise :class:`InvalidEvent` otherwise."""
+    obj = _load_object(raw)
+    model_id, request_id, event_time, version = _common(obj)
+    features = _number_map(_required(obj, "features"), "features")
+    probabilities = None
+    if obj.get("probabilities") is not None:
+        probabilities = _number_map(obj["probabilities"], "probabilities")
+    latency = _optional_number(obj, "latency_ms")
+    if latency is not None and latency < 0:
+        raise InvalidEvent("invalid_value", "'latency_ms' must be >= 0")
+    return InferenceEvent(
+        model_id=model_id,
+        model_version=_text(obj, "model_version"),
+        request_id=request_id,
+        event_time=event_time,
+        features=features,
+        prediction=_scalar(_required(obj, "prediction"), "prediction"),
+        score=_optional_number(obj, "score"),
+        probabilities=probabilities,
+        latency_ms=latency,
+        schema_version=version,
+    )
+
+
+def decode_label(raw: bytes | str) -> LabelEvent:
+    """Parse and validate one label event; raise :class:`InvalidEvent` otherwise."""
+    obj = _load_object(raw)
+    model_id, request_id, event_time, version = _common(obj)
+    return LabelEvent(
+        model_id=model_id,
+        request_id=request_id,
+        label=_scalar(_required(obj, "label"), "label"),
+        event_time=event_time,
+        schema_version=version,
+    )

@@ -1,0 +1,235 @@
+"""Everything driftline watches for one model, as pure computation (no Kafka, no Redis).
+
+A :class:`ModelMonitor` takes decoded events and returns what should happen: alarms to publish
+and labelled samples to keep for the learners.  The Faust agents in :mod:`streams.agents` are
+thin loops around it; tests and benchmarks drive it directly.
+
+Signals watched per model:
+
+- ``feature:<name>``: every detector in ``MonitorConfig.feature_detectors`` on each feature;
+- ``score:score``: the same detectors on the model's confidence (``score`` or top probability);
+- ``error:error``: ``MonitorConfig.error_detectors`` on the 0/1 error stream, once a label joins
+  its prediction.
+
+A new model version resets the score and error detectors (a new model is a new baseline) but not
+the feature detectors (inputs do not depend on the model).
+
+>>> import random
+>>> from streams.events import InferenceEvent, LabelEvent
+>>> monitor = ModelMonitor("churn")
+>>> rng = random.Random(7)
+>>> alarms = []
+>>> for i in range(4000):
+...     shift = 0.0 if i < 2000 else 3.0
+...     e = InferenceEvent("churn", "v1", f"r{i}", 1000.0 + i, {"x": rng.gauss(shift, 1)}, 1, score=0.9)
+...     alarms += monitor.observe_inference(e).alarms
+>>> first = alarms[0]
+>>> first.dedup_key, 2000 < first.index < 2100, first.severity
+('churn/feature:x/adwin', True, 'warning')
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from detectors import REGISTRY, DriftDetector
+from streams.alarms import Alarm
+from streams.events import InferenceEvent, LabelEvent
+from streams.join import JoinedOutcome, LabelJoin
+from streams.rolling import WindowedMetrics
+
+DetectorSpec = tuple[str, dict[str, Any]]  # (registry name, constructor params)
+
+
+@dataclass(frozen=True)
+class MonitorConfig:
+    """What to watch and how.  Every field has a default fit for a first deployment."""
+
+    # river's PageHinkley default threshold (50) raises ~60 false alarms per 100k N(0,1) values;
+    # 100 keeps the skeleton quiet until the calibrated detectors (issue 3) replace it.
+    feature_detectors: tuple[DetectorSpec, ...] = (
+        ("adwin", {}),
+        ("page_hinkley", {"threshold": 100.0}),
+    )
+    error_detectors: tuple[DetectorSpec, ...] = (("adwin", {}),)
+    windows: tuple[tuple[str, float, float], ...] = (("1m", 60.0, 1.0), ("1h", 3600.0, 60.0))
+    positive_label: str = "1"
+    alarm_cooldown: int = 500  # updates of one signal during which a repeat alarm is held back
+    max_features: int = 1000
+    join_ttl_s: float = 3600.0
+    join_max_pending: int = 100_000
+
+    def build(self, specs: tuple[DetectorSpec, ...]) -> dict[str, DriftDetector]:
+        return {name: REGISTRY[name](**params) for name, params in specs}
+
+
+@dataclass(slots=True)
+class LabelledSample:
+    """A prediction whose ground truth is known: what the learners train on."""
+
+    model_id: str
+    model_version: str
+    request_id: str
+    event_time: float
+    features: dict[str, float]
+    prediction: Any
+    label: Any
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "model_id": self.model_id,
+            "model_version": self.model_version,
+            "request_id": self.request_id,
+            "event_time": self.event_time,
+            "features": self.features,
+            "prediction": self.prediction,
+            "label": self.label,
+        }
+
+
+@dataclass(slots=True)
+class MonitorOutput:
+    alarms: list[Alarm] = field(default_factory=list)
+    labelled: list[LabelledSample] = field(default_factory=list)
+
+
+def normalise_label(value: Any) -> str:
+    """Compare predictions and labels by value: True == 1 == 1.0 == "1"."""
+    if isinstance(value, bool):
+        return str(int(value))
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
+
+
+class _Signal:
+    """The detectors on one number stream, with alarm cooldown."""
+
+    __slots__ = ("cooldown_left", "detectors", "kind", "name")
+
+    def __init__(self, kind: str, name: str, detectors: dict[str, DriftDetector]) -> None:
+        self.kind, self.name, self.detectors = kind, name, detectors
+        self.cooldown_left = 0
+
+    def reset(self) -> None:
+        for d in self.detectors.values():
+            d.reset()
+        self.cooldown_left = 0
+
+
+class ModelMonitor:
+    """Detectors, label join and rolling metrics for one model id."""
+
+    def __init__(self, model_id: str, config: MonitorConfig | None = None) -> None:
+        self.model_id = model_id
+        self.config = config or MonitorConfig()
+        self.model_version = ""
+        self.features: dict[str, _Signal] = {}
+        self.score = _Signal("score", "score", self.config.build(self.config.feature_detectors))
+        self.error = _Signal("error", "error", self.config.build(self.config.error_detectors))
+        self.join = LabelJoin(self.config.join_ttl_s, self.config.join_max_pending)
+        self.windows = {name: WindowedMetrics(w, b) for name, w, b in self.config.windows}
+        self.counts = {"inferences": 0, "labels": 0, "joined": 0, "alarms": 0, "features_dropped": 0}
+
+    # -- inputs ------------------------------------------------------------------------------
+    def observe_inference(self, event: InferenceEvent) -> MonitorOutput:
+        out = MonitorOutput()
+        self.counts["inferences"] += 1
+        if event.model_version != self.model_version:
+            if self.model_version:  # a new model: new baseline for its outputs
+                self.score.reset()
+                self.error.reset()
+            self.model_version = event.model_version
+        for window in self.windows.values():
+            window.add_inference(event.event_time, event.latency_ms)
+        for name, value in event.features.items():
+            signal = self.features.get(name)
+            if signal is None:
+                if len(self.features) >= self.config.max_features:
+                    self.counts["features_dropped"] += 1
+                    continue
+                detectors = self.config.build(self.config.feature_detectors)
+                signal = self.features[name] = _Signal("feature", name, detectors)
+            self._feed(signal, value, event.event_time, out, "warning")
+        confidence = event.confidence
+        if confidence is not None:
+            self._feed(self.score, confidence, event.event_time, out, "warning")
+        joined = self.join.add_prediction(event)
+        if joined is not None:
+            self._observe_outcome(joined, out)
+        return out
+
+    def observe_label(self, label: LabelEvent) -> MonitorOutput:
+        out = MonitorOutput()
+        self.counts["labels"] += 1
+        joined = self.join.add_label(label)
+        if joined is not None:
+            self._observe_outcome(joined, out)
+        return out
+
+    # -- outputs -----------------------------------------------------------------------------
+    def metrics(self) -> dict[str, dict[str, Any]]:
+        return {name: window.snapshot() for name, window in self.windows.items()}
+
+    # -- internals ---------------------------------------------------------------------------
+    def _observe_outcome(self, joined: JoinedOutcome, out: MonitorOutput) -> None:
+        prediction, label = joined.prediction, joined.label
+        self.counts["joined"] += 1
+        predicted, actual = normalise_label(prediction.prediction), normalise_label(label.label)
+        correct = predicted == actual
+        positive = self.config.positive_label
+        for window in self.windows.values():
+            window.add_outcome(label.event_time, predicted == positive, actual == positive, correct)
+        out.labelled.append(
+            LabelledSample(
+                self.model_id,
+                prediction.model_version,
+                prediction.request_id,
+                prediction.event_time,
+                prediction.features,
+                prediction.prediction,
+                label.label,
+            )
+        )
+        # Outcomes of an older model version say nothing about the one now serving.
+        if prediction.model_version == self.model_version:
+            self._feed(self.error, 0.0 if correct else 1.0, label.event_time, out, "critical")
+
+    def _feed(self, signal: _Signal, value: float, event_time: float, out: MonitorOutput, severity: str) -> None:
+        if signal.cooldown_left:
+            signal.cooldown_left -= 1
+        fired = False
+        for detector in signal.detectors.values():
+            detector.update(value)
+            if not detector.drift_detected or signal.cooldown_left:
+                continue
+            result = detector.result
+            self.counts["alarms"] += 1
+            fired = True
+            out.alarms.append(
+                Alarm(
+                    model_id=self.model_id,
+                    model_version=self.model_version,
+                    signal_kind=signal.kind,
+                    signal_name=signal.name,
+                    detector=result.detector,
+                    statistic=result.statistic,
+                    threshold=result.threshold,
+                    window=_window_of(detector),
+                    severity=severity,
+                    event_time=event_time,
+                    index=result.index,
+                    detector_params=result.params,
+                )
+            )
+        if fired:
+            signal.cooldown_left = self.config.alarm_cooldown
+
+
+def _window_of(detector: DriftDetector) -> dict[str, Any]:
+    window: dict[str, Any] = {"values_seen": detector.n_seen}
+    width = getattr(detector, "width", None)
+    if width is not None:
+        window["width"] = int(width)
+    return window

@@ -1,0 +1,176 @@
+"""Rolling, event-time windowed model metrics in fixed memory.
+
+A :class:`WindowedMetrics` keeps a ring of time buckets (``bucket_s`` wide) covering ``window_s``
+seconds before the newest event time seen.  Each bucket holds counts (events, labelled outcomes,
+true/false positives/negatives, correct predictions) and a log-spaced latency histogram, so
+buckets merge by addition and the window's state never grows with traffic.
+
+Attribution rule: an inference counts in the bucket of its own event time; a labelled outcome
+counts in the bucket of its label's event time (the moment the outcome became known).  An
+accuracy "over the last minute" is therefore the accuracy of outcomes learned in the last
+minute, which stays meaningful when labels arrive minutes after predictions.  Records older than
+the window are counted in ``too_late`` and otherwise ignored.
+
+Latency quantiles are read from the histogram: 100 bins per decade from 0.01 ms to 10^6 ms,
+so a quantile is within about 2.3% of the exact value.
+
+>>> m = WindowedMetrics(window_s=60, bucket_s=1)
+>>> for i in range(10):
+...     m.add_inference(event_time=1000.0 + i, latency_ms=10.0 * (i + 1))
+>>> m.add_outcome(event_time=1009.0, predicted_positive=True, actual_positive=True, correct=True)
+>>> m.add_outcome(event_time=1009.0, predicted_positive=True, actual_positive=False, correct=False)
+>>> snap = m.snapshot()
+>>> snap["events"], snap["labelled"], snap["accuracy"], snap["precision"]
+(10, 2, 0.5, 0.5)
+>>> round(snap["latency_p50_ms"])
+50
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+_LAT_MIN_MS = 0.01
+_LAT_BINS_PER_DECADE = 100
+_LAT_DECADES = 8
+_LAT_BINS = _LAT_BINS_PER_DECADE * _LAT_DECADES
+
+
+def _latency_bin(ms: float) -> int:
+    if ms <= _LAT_MIN_MS:
+        return 0
+    b = int(math.log10(ms / _LAT_MIN_MS) * _LAT_BINS_PER_DECADE)
+    return min(b, _LAT_BINS - 1)
+
+
+def _bin_value(b: int) -> float:
+    """Geometric centre of latency bin ``b``."""
+    return _LAT_MIN_MS * 10 ** ((b + 0.5) / _LAT_BINS_PER_DECADE)
+
+
+@dataclass(slots=True)
+class _Bucket:
+    start: int = -1  # bucket number (event_time // bucket_s); -1 = empty
+    events: int = 0
+    labelled: int = 0
+    correct: int = 0
+    tp: int = 0
+    fp: int = 0
+    fn: int = 0
+    tn: int = 0
+    latencies: dict[int, int] = field(default_factory=dict)  # sparse histogram
+
+    def clear(self, start: int) -> None:
+        self.start = start
+        self.events = self.labelled = self.correct = 0
+        self.tp = self.fp = self.fn = self.tn = 0
+        self.latencies = {}
+
+
+class WindowedMetrics:
+    """Accuracy, precision, recall, F1, event rate and latency quantiles over one window."""
+
+    def __init__(self, window_s: float, bucket_s: float) -> None:
+        if window_s <= 0 or bucket_s <= 0 or window_s < bucket_s:
+            raise ValueError("need window_s >= bucket_s > 0")
+        self.window_s = window_s
+        self.bucket_s = bucket_s
+        self.n_buckets = math.ceil(window_s / bucket_s)
+        self._ring = [_Bucket() for _ in range(self.n_buckets)]
+        self.newest = -math.inf  # newest event time seen
+        self.oldest = math.inf  # oldest event time still in the window (for young streams)
+        self.too_late = 0
+
+    def _bucket(self, event_time: float) -> _Bucket | None:
+        if event_time > self.newest:
+            self.newest = event_time
+        number = int(event_time // self.bucket_s)
+        newest_number = int(self.newest // self.bucket_s)
+        if number <= newest_number - self.n_buckets:
+            self.too_late += 1
+            return None
+        self.oldest = min(self.oldest, event_time)
+        bucket = self._ring[number % self.n_buckets]
+        if bucket.start != number:
+            bucket.clear(number)
+        return bucket
+
+    def add_inference(self, event_time: float, latency_ms: float | None = None) -> None:
+        bucket = self._bucket(event_time)
+        if bucket is None:
+            return
+        bucket.events += 1
+        if latency_ms is not None:
+            b = _latency_bin(latency_ms)
+            bucket.latencies[b] = bucket.latencies.get(b, 0) + 1
+
+    def add_outcome(
+        self, event_time: float, predicted_positive: bool, actual_positive: bool, correct: bool
+    ) -> None:
+        bucket = self._bucket(event_time)
+        if bucket is None:
+            return
+        bucket.labelled += 1
+        bucket.correct += correct
+        if predicted_positive and actual_positive:
+            bucket.tp += 1
+        elif predicted_positive:
+            bucket.fp += 1
+        elif actual_positive:
+            bucket.fn += 1
+        else:
+            bucket.tn += 1
+
+    def _live(self) -> list[_Bucket]:
+        if self.newest == -math.inf:
+            return []
+        first = int(self.newest // self.bucket_s) - self.n_buckets + 1
+        return [b for b in self._ring if b.start >= first]
+
+    def snapshot(self) -> dict[str, float | int | None]:
+        """The window's metrics; a ratio with nothing to divide is ``None``."""
+        live = self._live()
+        events = sum(b.events for b in live)
+        labelled = sum(b.labelled for b in live)
+        tp, fp = sum(b.tp for b in live), sum(b.fp for b in live)
+        fn = sum(b.fn for b in live)
+        precision = tp / (tp + fp) if tp + fp else None
+        recall = tp / (tp + fn) if tp + fn else None
+        f1 = None
+        if precision is not None and recall is not None and precision + recall > 0:
+            f1 = 2 * precision * recall / (precision + recall)
+        span = self.window_s
+        if live and self.newest - self.oldest < self.window_s:
+            span = max(self.newest - self.oldest, self.bucket_s)
+        hist: dict[int, int] = {}
+        for b in live:
+            for k, v in b.latencies.items():
+                hist[k] = hist.get(k, 0) + v
+        return {
+            "events": events,
+            "event_rate_per_s": events / span if live else 0.0,
+            "labelled": labelled,
+            "accuracy": sum(b.correct for b in live) / labelled if labelled else None,
+            "precision": precision,
+            "recall": recall,
+            "f1": f1,
+            "latency_p50_ms": _quantile(hist, 0.50),
+            "latency_p95_ms": _quantile(hist, 0.95),
+            "latency_p99_ms": _quantile(hist, 0.99),
+            "window_s": self.window_s,
+            "newest_event_time": None if self.newest == -math.inf else self.newest,
+        }
+
+
+def _quantile(hist: dict[int, int], q: float) -> float | None:
+    total = sum(hist.values())
+    if not total:
+        return None
+    rank = q * total
+    seen = 0
+    for b in sorted(hist):
+        seen += hist[b]
+        if seen >= rank:
+            return _bin_value(b)
+    return _bin_value(max(hist))

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -40,6 +41,9 @@ REASONS = (
     "non_finite_number",  # NaN, Infinity, or a number too large for a double
     "invalid_value",  # right type, impossible value (negative latency, empty id, ...)
 )
+
+# Model ids end up in Kafka keys and in Redis hash tags ({model}): no braces, no spaces.
+MODEL_ID_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:\-]{0,199}")
 
 Label = int | str | bool
 Prediction = int | float | str | bool
@@ -177,6 +181,10 @@ def _scalar(value: Any, name: str) -> Prediction:
 
 def _common(obj: dict[str, Any]) -> tuple[str, str, float, int]:
     model_id = _text(obj, "model_id")
+    if not MODEL_ID_PATTERN.fullmatch(model_id):
+        raise InvalidEvent(
+            "invalid_value", "'model_id' must be 1-200 of A-Z a-z 0-9 . _ : - (no spaces or braces)"
+        )
     request_id = _text(obj, "request_id")
     version = _required(obj, "schema_version")
     event_time = _number(_required(obj, "event_time"), "event_time")

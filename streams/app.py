@@ -1,0 +1,62 @@
+"""The one Faust app: topics, agents and the metrics timer, built from :class:`Settings`.
+
+Run it with ``driftline worker`` (see :mod:`streams.cli`).  Faust is imported here and in
+:mod:`streams.agents` only.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import faust
+
+from streams import agents
+from streams.redis_keys import RedisKeys
+from streams.runtime import MonitorRuntime
+from streams.settings import Settings
+from streams.store import RedisStore
+
+
+class FaustPublisher:
+    """Publisher over the app's producer.  Faust flushes the producer before committing
+    offsets, so alarms and dead-letter records are at-least-once with the input."""
+
+    def __init__(self, app: faust.App) -> None:
+        self.app = app
+        self._topics: dict[str, faust.TopicT] = {}
+
+    def topic(self, name: str) -> faust.TopicT:
+        if name not in self._topics:
+            self._topics[name] = self.app.topic(
+                name, key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw"
+            )
+        return self._topics[name]
+
+    async def send(
+        self, topic: str, key: bytes | None, value: bytes, headers: Mapping[str, bytes] | None = None
+    ) -> None:
+        await self.topic(topic).send(key=key, value=value, headers=dict(headers) if headers else None)
+
+
+def create_app(settings: Settings | None = None) -> tuple[faust.App, MonitorRuntime]:
+    settings = settings or Settings.from_env()
+    app = faust.App(
+        settings.app_id,
+        broker=[f"kafka://{server}" for server in settings.bootstrap_list],
+        store="memory://",
+        key_serializer="raw",
+        value_serializer="raw",
+        topic_partitions=settings.partitions,
+        topic_replication_factor=1,
+        consumer_auto_offset_reset="earliest",
+        web_enabled=False,
+        producer_acks=-1,
+    )
+    publisher = FaustPublisher(app)
+    store = RedisStore(settings.redis_url, RedisKeys(settings.key_prefix), settings.labelled_keep)
+    runtime = MonitorRuntime(settings, publisher, store)
+    # Declare the output topics up front so they exist (with our partition count) at start-up.
+    for name in (settings.topics.alarms, settings.topics.deadletter, settings.topics.model_updates):
+        publisher.topic(name)
+    agents.register(app, publisher, runtime)
+    return app, runtime

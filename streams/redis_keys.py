@@ -1,0 +1,45 @@
+"""The Redis key scheme, in one place.
+
+Every per-model key carries the model id in a hash tag (``{model}``), so all keys of one model
+live in one Redis Cluster slot and can be written in one pipeline or transaction.
+
+| key                                  | type | content                                        |
+|--------------------------------------|------|------------------------------------------------|
+| ``<p>:{<model>}:metrics:<window>``   | hash | accuracy, precision, recall, f1, events,       |
+|                                      |      | event_rate_per_s, latency_p50/p95/p99_ms, ...  |
+| ``<p>:{<model>}:labelled``           | list | newest-first JSON labelled samples (capped)    |
+| ``<p>:{<model>}:counters``           | hash | inferences, labels, joined, alarms             |
+| ``<p>:models``                       | set  | model ids seen                                 |
+| ``<p>:counters``                     | hash | inferences.processed, labels.processed,        |
+|                                      |      | deadletter.total, deadletter.<reason>          |
+
+Ratios with nothing to divide (no labels yet) are stored as the empty string.
+
+>>> keys = RedisKeys("driftline")
+>>> keys.metrics("churn", "1m")
+'driftline:{churn}:metrics:1m'
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class RedisKeys:
+    prefix: str = "driftline"
+
+    def metrics(self, model_id: str, window: str) -> str:
+        return f"{self.prefix}:{{{model_id}}}:metrics:{window}"
+
+    def labelled(self, model_id: str) -> str:
+        return f"{self.prefix}:{{{model_id}}}:labelled"
+
+    def model_counters(self, model_id: str) -> str:
+        return f"{self.prefix}:{{{model_id}}}:counters"
+
+    def models(self) -> str:
+        return f"{self.prefix}:models"
+
+    def counters(self) -> str:
+        return f"{self.prefix}:counters"

@@ -1,0 +1,148 @@
+"""What the stream worker does with each raw message, independent of Faust.
+
+:class:`MonitorRuntime` decodes a message, routes it to the :class:`ModelMonitor` of its model,
+publishes alarms and dead-letter records through a :class:`Publisher`, and buffers metrics and
+labelled samples in a store (``add_*`` / ``flush``).  The Faust agents pass messages in; unit
+tests pass them in with a list-backed publisher and store.
+
+Nothing a message contains can stop the worker: decoding errors become dead-letter records with
+their reason, and any other exception while processing one message is dead-lettered as
+``processing_error`` with the exception text.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from streams.alarms import Alarm, encode_alarm
+from streams.deadletter import PROCESSING_ERROR, deadletter_headers
+from streams.events import InvalidEvent, decode_inference, decode_label
+from streams.monitor import ModelMonitor, MonitorConfig, MonitorOutput
+from streams.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+class Publisher(Protocol):
+    async def send(
+        self, topic: str, key: bytes | None, value: bytes, headers: Mapping[str, bytes] | None = None
+    ) -> None: ...
+
+
+class MetricsSink(Protocol):
+    def add_metrics(self, model_id: str, windows: dict[str, dict[str, Any]]) -> None: ...
+    def add_labelled(self, model_id: str, sample: dict[str, Any]) -> None: ...
+    def add_model_counts(self, model_id: str, counts: dict[str, int]) -> None: ...
+    def add_counts(self, counts: dict[str, int]) -> None: ...
+    async def flush(self) -> bool: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Source:
+    """Where a raw message came from (for dead-letter headers)."""
+
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None = None
+
+
+class MonitorRuntime:
+    def __init__(
+        self,
+        settings: Settings,
+        publisher: Publisher,
+        store: MetricsSink,
+        config: MonitorConfig | None = None,
+        on_alarm: Callable[[Alarm], None] | None = None,
+    ) -> None:
+        self.settings = settings
+        self.topics = settings.topics
+        self.publisher = publisher
+        self.store = store
+        self.config = config or MonitorConfig()
+        self.on_alarm = on_alarm
+        self.monitors: dict[str, ModelMonitor] = {}
+        self.counts: Counter[str] = Counter()  # lifetime totals, also flushed to the store
+        self._pending_counts: Counter[str] = Counter()
+        self._pending_model_counts: dict[str, Counter[str]] = {}
+        self._dirty: set[str] = set()
+        self.source_uri = f"/driftline/streams/{settings.worker_name}"
+
+    def monitor(self, model_id: str) -> ModelMonitor:
+        monitor = self.monitors.get(model_id)
+        if monitor is None:
+            monitor = self.monitors[model_id] = ModelMonitor(model_id, self.config)
+        return monitor
+
+    async def handle_inference(self, raw: bytes, source: Source) -> None:
+        await self._handle(raw, source, "inferences", self._observe_inference)
+
+    async def handle_label(self, raw: bytes, source: Source) -> None:
+        await self._handle(raw, source, "labels", self._observe_label)
+
+    def _observe_inference(self, raw: bytes) -> tuple[str, MonitorOutput]:
+        event = decode_inference(raw)
+        return event.model_id, self.monitor(event.model_id).observe_inference(event)
+
+    def _observe_label(self, raw: bytes) -> tuple[str, MonitorOutput]:
+        label = decode_label(raw)
+        return label.model_id, self.monitor(label.model_id).observe_label(label)
+
+    async def _handle(self, raw: bytes, source: Source, kind: str, observe: Callable) -> None:
+        try:
+            model_id, out = observe(raw)
+        except InvalidEvent as exc:
+            await self._deadletter(raw, source, exc.reason, exc.detail)
+            return
+        except Exception as exc:  # a bug must not stop the stream: keep the message, say why
+            log.exception("processing failed for %s[%d]@%d", source.topic, source.partition, source.offset)
+            await self._deadletter(raw, source, PROCESSING_ERROR, f"{type(exc).__name__}: {exc}")
+            return
+        self._count(f"{kind}.processed")
+        self._count_model(model_id, kind)
+        self._dirty.add(model_id)
+        for sample in out.labelled:
+            self.store.add_labelled(model_id, sample.to_dict())
+        for alarm in out.alarms:
+            await self.publisher.send(
+                self.topics.alarms, model_id.encode(), encode_alarm(alarm, self.source_uri)
+            )
+            self._count("alarms.published")
+            self._count_model(model_id, "alarms")
+            if self.on_alarm is not None:
+                self.on_alarm(alarm)
+        if out.labelled:
+            self._count_model(model_id, "joined", len(out.labelled))
+
+    async def _deadletter(self, raw: bytes, source: Source, reason: str, detail: str) -> None:
+        headers = deadletter_headers(
+            reason, detail, source.topic, source.partition, source.offset, self.settings.worker_name
+        )
+        await self.publisher.send(self.topics.deadletter, source.key, raw, headers)
+        self._count("deadletter.total")
+        self._count(f"deadletter.{reason}")
+        log.info("dead-lettered %s[%d]@%d: %s: %s", source.topic, source.partition, source.offset, reason, detail)
+
+    def _count(self, name: str, n: int = 1) -> None:
+        self.counts[name] += n
+        self._pending_counts[name] += n
+
+    def _count_model(self, model_id: str, name: str, n: int = 1) -> None:
+        self._pending_model_counts.setdefault(model_id, Counter())[name] += n
+
+    async def flush(self) -> bool:
+        """Hand metrics snapshots and counters of changed models to the store, then flush it."""
+        for model_id in self._dirty:
+            self.store.add_metrics(model_id, self.monitors[model_id].metrics())
+        for model_id, counts in self._pending_model_counts.items():
+            self.store.add_model_counts(model_id, dict(counts))
+        self.store.add_counts(dict(self._pending_counts))
+        self._dirty.clear()
+        self._pending_model_counts.clear()
+        self._pending_counts.clear()
+        return await self.store.flush()

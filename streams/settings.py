@@ -1,0 +1,80 @@
+"""Runtime settings, read from the environment (no Faust import: every process shares them).
+
+| variable                   | default                     | meaning                                 |
+|----------------------------|-----------------------------|-----------------------------------------|
+| ``KAFKA_BOOTSTRAP_SERVERS``| ``127.0.0.1:9092``          | comma-separated host:port list          |
+| ``REDIS_URL``              | ``redis://127.0.0.1:6379/0``| Redis for metrics, samples, counters    |
+| ``DRIFTLINE_TOPIC_PREFIX`` | ``driftline``               | topics are ``<prefix>.inferences`` etc. |
+| ``DRIFTLINE_KEY_PREFIX``   | ``driftline``               | Redis keys start ``<prefix>:``          |
+| ``DRIFTLINE_APP_ID``       | ``driftline-monitor``       | Faust app id = Kafka consumer group     |
+| ``DRIFTLINE_PARTITIONS``   | ``4``                       | partitions of topics the app creates    |
+
+>>> s = Settings(topic_prefix="t1")
+>>> s.topics.inferences, s.topics.deadletter
+('t1.inferences', 't1.deadletter')
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class TopicNames:
+    prefix: str = "driftline"
+
+    @property
+    def inferences(self) -> str:
+        return f"{self.prefix}.inferences"
+
+    @property
+    def labels(self) -> str:
+        return f"{self.prefix}.labels"
+
+    @property
+    def alarms(self) -> str:
+        return f"{self.prefix}.alarms"
+
+    @property
+    def model_updates(self) -> str:
+        return f"{self.prefix}.model-updates"
+
+    @property
+    def deadletter(self) -> str:
+        return f"{self.prefix}.deadletter"
+
+
+@dataclass(frozen=True)
+class Settings:
+    kafka_bootstrap: str = "127.0.0.1:9092"
+    redis_url: str = "redis://127.0.0.1:6379/0"
+    topic_prefix: str = "driftline"
+    key_prefix: str = "driftline"
+    app_id: str = "driftline-monitor"
+    partitions: int = 4
+    metrics_flush_s: float = 1.0
+    labelled_keep: int = 5000  # labelled samples kept per model for the learners
+    worker_name: str = field(default_factory=lambda: f"{os.uname().nodename}-{os.getpid()}")
+
+    @property
+    def topics(self) -> TopicNames:
+        return TopicNames(self.topic_prefix)
+
+    @property
+    def bootstrap_list(self) -> list[str]:
+        return [s.strip() for s in self.kafka_bootstrap.split(",") if s.strip()]
+
+    @classmethod
+    def from_env(cls, **overrides: object) -> Settings:
+        env = os.environ
+        values: dict[str, object] = {
+            "kafka_bootstrap": env.get("KAFKA_BOOTSTRAP_SERVERS", cls.kafka_bootstrap),
+            "redis_url": env.get("REDIS_URL", cls.redis_url),
+            "topic_prefix": env.get("DRIFTLINE_TOPIC_PREFIX", cls.topic_prefix),
+            "key_prefix": env.get("DRIFTLINE_KEY_PREFIX", cls.key_prefix),
+            "app_id": env.get("DRIFTLINE_APP_ID", cls.app_id),
+            "partitions": int(env.get("DRIFTLINE_PARTITIONS", cls.partitions)),
+        }
+        values.update(overrides)
+        return cls(**values)  # type: ignore[arg-type]

@@ -58,7 +58,9 @@ class ADWIN(DriftDetector):
         if not 0 < delta < 1:
             raise ValueError("delta must be in (0, 1)")
         if clock < 1 or max_buckets < 2 or min_window_length < 1 or grace_period < 0:
-            raise ValueError("clock >= 1, max_buckets >= 2, min_window_length >= 1, grace_period >= 0")
+            raise ValueError(
+                "clock >= 1, max_buckets >= 2, min_window_length >= 1, grace_period >= 0"
+            )
         self.delta = delta
         self.clock = clock
         self.max_buckets = max_buckets
@@ -122,7 +124,9 @@ class ADWIN(DriftDetector):
             size = float(1 << row)
             mean_a, mean_b = sums[0] / size, sums[1] / size
             merged_sum = sums[0] + sums[1]
-            merged_var = variances[0] + variances[1] + size * 0.5 * (mean_a - mean_b) * (mean_a - mean_b)
+            merged_var = (
+                variances[0] + variances[1] + size * 0.5 * (mean_a - mean_b) * (mean_a - mean_b)
+            )
             if row + 1 == len(self._rows):
                 self._rows.append(([], []))
             self._rows[row + 1][0].append(merged_sum)
@@ -147,21 +151,24 @@ class ADWIN(DriftDetector):
             self._rows.pop()
 
     def _shrink_while_cut_found(self) -> bool:
-        drifted = False
-        self._statistic, self._threshold = 0.0, math.inf
-        while self._find_cut():
-            drifted = True
-            if self.width <= 0:
-                break
+        found, self._statistic, self._threshold = self._find_cut()
+        drifted = found
+        while found and self.width > 0:
             self._drop_oldest()
+            found, _, _ = self._find_cut()
         return drifted
 
-    def _find_cut(self) -> bool:
-        """Scan cuts from the oldest end; True at the first cut whose means differ too much."""
+    def _find_cut(self) -> tuple[bool, float, float]:
+        """Scan cuts from the oldest end.
+
+        Returns ``(True, gap, bound)`` for the first cut whose means differ by more than the
+        bound, else ``(False, gap, bound)`` for the cut that came closest (largest gap/bound).
+        """
         n_old, n_new = 0.0, self.width
         sum_old, sum_new = 0.0, self.total
         delta_prime = math.log(2.0 * math.log(self.width) / self.delta)
         mean_var = self.variance / self.width
+        closest = (0.0, 0.0, math.inf)  # (ratio, gap, bound)
         for row in range(len(self._rows) - 1, -1, -1):
             size = float(1 << row)
             sums = self._rows[row][0]
@@ -171,20 +178,22 @@ class ADWIN(DriftDetector):
                 sum_old += s
                 sum_new -= s
                 if row == 0 and k == len(sums) - 1:
-                    return False
+                    return False, closest[1], closest[2]
                 if n_new < self.min_window_length or n_old < self.min_window_length:
                     continue
                 gap = abs(sum_old / n_old - sum_new / n_new)
                 m_recip = 1.0 / (n_old - self.min_window_length + 1.0) + 1.0 / (
                     n_new - self.min_window_length + 1.0
                 )
-                bound = math.sqrt(2.0 * m_recip * mean_var * delta_prime) + 2.0 / 3.0 * delta_prime * m_recip
-                if gap > self._statistic:
-                    self._statistic, self._threshold = gap, bound
+                bound = (
+                    math.sqrt(2.0 * m_recip * mean_var * delta_prime)
+                    + 2.0 / 3.0 * delta_prime * m_recip
+                )
                 if gap > bound:
-                    self._statistic, self._threshold = gap, bound
-                    return True
-        return False
+                    return True, gap, bound
+                if bound > 0 and gap / bound > closest[0]:
+                    closest = (gap / bound, gap, bound)
+        return False, closest[1], closest[2]
 
     # -- checkpoints -------------------------------------------------------------------------
     def _get_state(self) -> dict[str, Any]:

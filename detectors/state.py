@@ -18,7 +18,9 @@ class StateError(ValueError):
     """A checkpoint that cannot be restored: wrong detector, version or shape."""
 
 
-def encode_state(detector: str, version: int, params: dict[str, Any], state: dict[str, Any]) -> bytes:
+def encode_state(
+    detector: str, version: int, params: dict[str, Any], state: dict[str, Any]
+) -> bytes:
     envelope = {
         "format": STATE_FORMAT,
         "detector": detector,

@@ -69,8 +69,14 @@ def champion_vs_challenger(
     n_holdout = int(len(samples) * holdout_fraction)
     train, holdout = samples[: len(samples) - n_holdout], samples[len(samples) - n_holdout :]
     if n_holdout < min_holdout or not train:
-        verdict = GateVerdict(False, 0.0, 0.0, len(train), n_holdout,
-                              f"not enough labelled samples ({len(samples)}; need {int(min_holdout / holdout_fraction)})")
+        verdict = GateVerdict(
+            False,
+            0.0,
+            0.0,
+            len(train),
+            n_holdout,
+            f"not enough labelled samples ({len(samples)}; need {int(min_holdout / holdout_fraction)})",
+        )
         return None, verdict
     challenger = train_challenger(champion, train, epochs=epochs)
     champ_acc, chall_acc = accuracy(champion, holdout), accuracy(challenger, holdout)

@@ -67,7 +67,9 @@ class ModelHandle:
         reason = self._refuse(update)
         if reason:
             self.rejected += 1
-            log.warning("model update %s for %s refused: %s", update.version, update.model_id, reason)
+            log.warning(
+                "model update %s for %s refused: %s", update.version, update.model_id, reason
+            )
             return False
         self._served = ServedModel(update.version, update.digest, update.model)
         self.swaps += 1
@@ -95,7 +97,9 @@ class ModelHandle:
         on_swap: Callable[[ModelUpdate], None] | None = None,
     ) -> None:
         """Apply every update published to ``topic`` from now on, until ``stop`` is set."""
-        consumer = AIOKafkaConsumer(topic, bootstrap_servers=bootstrap_servers, auto_offset_reset="latest")
+        consumer = AIOKafkaConsumer(
+            topic, bootstrap_servers=bootstrap_servers, auto_offset_reset="latest"
+        )
         await consumer.start()
         try:
             while not consumer.assignment():

@@ -42,10 +42,16 @@ class LinearModel:
         return int(self.predict_proba(features) >= 0.5)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"format": FORMAT, "weights": dict(sorted(self.weights.items())), "intercept": self.intercept}
+        return {
+            "format": FORMAT,
+            "weights": dict(sorted(self.weights.items())),
+            "intercept": self.intercept,
+        }
 
     def canonical_json(self) -> bytes:
-        return json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"), allow_nan=False).encode()
+        return json.dumps(
+            self.to_dict(), sort_keys=True, separators=(",", ":"), allow_nan=False
+        ).encode()
 
     def digest(self) -> str:
         return "sha256:" + hashlib.sha256(self.canonical_json()).hexdigest()
@@ -58,7 +64,10 @@ class LinearModel:
         if not isinstance(weights, dict) or not isinstance(intercept, int | float):
             raise InvalidModel("weights must be an object and intercept a number")
         values = [*weights.values(), intercept]
-        if not all(isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v) for v in values):
+        if not all(
+            isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v)
+            for v in values
+        ):
             raise InvalidModel("weights and intercept must be finite numbers")
         return cls({str(k): float(v) for k, v in weights.items()}, float(intercept))
 

@@ -49,11 +49,18 @@ class ModelRegistry:
         blob = await self.client.get(self._blob_key(model_id, digest))
         return None if blob is None else LinearModel.from_dict(json.loads(blob))
 
-    async def set_champion(self, model_id: str, version: str, model: LinearModel, sequence: int) -> str:
+    async def set_champion(
+        self, model_id: str, version: str, model: LinearModel, sequence: int
+    ) -> str:
         digest = await self.put(model_id, model)
         await self.client.hset(
             self._champion_key(model_id),
-            mapping={"version": version, "digest": digest, "sequence": sequence, "updated_at": time.time()},
+            mapping={
+                "version": version,
+                "digest": digest,
+                "sequence": sequence,
+                "updated_at": time.time(),
+            },
         )
         return digest
 

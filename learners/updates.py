@@ -29,7 +29,9 @@ class ModelUpdate:
     evaluation: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
-    def for_model(cls, model_id: str, version: str, model: LinearModel, **kwargs: Any) -> ModelUpdate:
+    def for_model(
+        cls, model_id: str, version: str, model: LinearModel, **kwargs: Any
+    ) -> ModelUpdate:
         kwargs.setdefault("created_at", time.time())
         return cls(model_id=model_id, version=version, digest=model.digest(), model=model, **kwargs)
 
@@ -70,5 +72,7 @@ def decode_update(raw: bytes | str) -> ModelUpdate:
     except (ValueError, KeyError, TypeError) as exc:
         raise InvalidModel(f"malformed model update: {exc!r}") from None
     if model.digest() != update.digest:
-        raise InvalidModel(f"digest mismatch: message says {update.digest}, content is {model.digest()}")
+        raise InvalidModel(
+            f"digest mismatch: message says {update.digest}, content is {model.digest()}"
+        )
     return update

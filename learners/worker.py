@@ -105,7 +105,9 @@ class LearnerWorker:
         if last is not None and time.monotonic() - last < self.cooldown_s:
             self._decide(LearnerDecision(alarm, None, None, skipped="cooldown"))
             return
-        self._tasks[alarm.model_id] = asyncio.create_task(self._retrain(alarm, registry, redis, producer))
+        self._tasks[alarm.model_id] = asyncio.create_task(
+            self._retrain(alarm, registry, redis, producer)
+        )
 
     async def _retrain(self, alarm: Alarm, registry: ModelRegistry, redis, producer) -> None:
         try:
@@ -120,8 +122,11 @@ class LearnerWorker:
         if champion is None:
             self._decide(LearnerDecision(alarm, None, None, skipped="no champion registered"))
             return
-        log.info("alarm %s: collecting %d labelled samples from after the alarm",
-                 alarm.dedup_key, self.min_samples)
+        log.info(
+            "alarm %s: collecting %d labelled samples from after the alarm",
+            alarm.dedup_key,
+            self.min_samples,
+        )
         deadline = time.monotonic() + self.max_wait_s
         while True:
             samples = await recent_samples(
@@ -130,13 +135,19 @@ class LearnerWorker:
             if len(samples) >= self.min_samples or time.monotonic() >= deadline:
                 break
             await asyncio.sleep(0.5)
-        challenger, verdict = await asyncio.to_thread(champion_vs_challenger, champion.model, samples)
+        challenger, verdict = await asyncio.to_thread(
+            champion_vs_challenger, champion.model, samples
+        )
         update = None
         if verdict.promote and challenger is not None:
             version = f"v{champion.sequence + 1}"
             update = ModelUpdate.for_model(
-                alarm.model_id, version, challenger, parent_version=champion.version,
-                reason=alarm.dedup_key, evaluation=verdict.to_dict(),
+                alarm.model_id,
+                version,
+                challenger,
+                parent_version=champion.version,
+                reason=alarm.dedup_key,
+                evaluation=verdict.to_dict(),
             )
             await registry.set_champion(alarm.model_id, version, challenger, champion.sequence + 1)
             await producer.send_and_wait(

@@ -33,9 +33,15 @@ class FaustPublisher:
         return self._topics[name]
 
     async def send(
-        self, topic: str, key: bytes | None, value: bytes, headers: Mapping[str, bytes] | None = None
+        self,
+        topic: str,
+        key: bytes | None,
+        value: bytes,
+        headers: Mapping[str, bytes] | None = None,
     ) -> None:
-        await self.topic(topic).send(key=key, value=value, headers=dict(headers) if headers else None)
+        await self.topic(topic).send(
+            key=key, value=value, headers=dict(headers) if headers else None
+        )
 
 
 def create_app(settings: Settings | None = None) -> tuple[faust.App, MonitorRuntime]:

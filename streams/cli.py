@@ -21,7 +21,10 @@ def _worker(args: argparse.Namespace) -> int:
     from faust.worker import Worker
 
     from streams.app import create_app
+    from streams.settings import Settings
+    from streams.topics import ensure_topics
 
+    asyncio.run(ensure_topics(Settings.from_env()))
     app, _ = create_app()
     Worker(app, loglevel=args.loglevel).execute_from_commandline()
     return 0
@@ -31,7 +34,9 @@ def _learner(args: argparse.Namespace) -> int:
     from learners.worker import LearnerWorker
     from streams.settings import Settings
 
-    logging.basicConfig(level=args.loglevel.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=args.loglevel.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
 
     async def main() -> None:
         stop = asyncio.Event()
@@ -68,7 +73,10 @@ def _metrics(args: argparse.Namespace) -> int:
             for k in sorted(row):
                 print(f"  {k:20s} {row[k]}")
     if not found:
-        print(f"no metrics for model {args.model!r} under {keys.metrics(args.model, '*')}", file=sys.stderr)
+        print(
+            f"no metrics for model {args.model!r} under {keys.metrics(args.model, '*')}",
+            file=sys.stderr,
+        )
         return 1
     return 0
 
@@ -83,7 +91,9 @@ def main(argv: list[str] | None = None) -> int:
     le.add_argument("--loglevel", default="info")
     le.set_defaults(func=_learner)
     d = sub.add_parser("demo", help="run the whole loop on simulated traffic")
-    d.add_argument("--events", type=int, default=12_000, help="inference events to send (default 12000)")
+    d.add_argument(
+        "--events", type=int, default=12_000, help="inference events to send (default 12000)"
+    )
     d.add_argument("--rate", type=float, default=500.0, help="events per second (default 500)")
     d.add_argument("--seed", type=int, default=7)
     d.set_defaults(func=_demo)

@@ -39,9 +39,14 @@ def deadletter_headers(
     }
 
 
-def read_headers(headers: Iterable[tuple[str, bytes]] | Mapping[str, bytes] | None) -> dict[str, str]:
+def read_headers(
+    headers: Iterable[tuple[str, bytes]] | Mapping[str, bytes] | None,
+) -> dict[str, str]:
     """Kafka headers (as aiokafka or Faust give them) as a str -> str dict."""
     if headers is None:
         return {}
     items = headers.items() if isinstance(headers, Mapping) else headers
-    return {k: (v.decode("utf-8", "replace") if isinstance(v, bytes | bytearray) else str(v)) for k, v in items}
+    return {
+        k: (v.decode("utf-8", "replace") if isinstance(v, bytes | bytearray) else str(v))
+        for k, v in items
+    }

@@ -11,7 +11,6 @@ and better accuracy after the swap than before it.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
 import subprocess
 import sys
@@ -32,6 +31,7 @@ from streams.producer import EventProducer
 from streams.redis_keys import RedisKeys
 from streams.settings import Settings
 from streams.simulation import DriftingScenario
+from streams.topics import ensure_topics
 
 LABEL_DELAY_S = 1.0  # ground truth arrives a second after the prediction
 
@@ -66,8 +66,10 @@ class Narrator:
         self.alarms[alarm.dedup_key] += 1
         if self.first_alarm_at is None:
             self.first_alarm_at = time.monotonic()
-        say(f"{self.stamp()} !! ALARM {alarm.dedup_key}  severity={alarm.severity}  "
-            f"statistic={alarm.statistic:.3f} > threshold={alarm.threshold:.3f}  (value #{alarm.index})")
+        say(
+            f"{self.stamp()} !! ALARM {alarm.dedup_key}  severity={alarm.severity}  "
+            f"statistic={alarm.statistic:.3f} > threshold={alarm.threshold:.3f}  (value #{alarm.index})"
+        )
 
     def decision(self, decision: LearnerDecision) -> None:
         if decision.alarm.model_id != self.model_id:
@@ -77,14 +79,18 @@ class Narrator:
             return
         verdict = decision.verdict
         outcome = f"published {decision.update.version}" if decision.update else "no update"
-        say(f"{self.stamp()} .. LEARNER challenger acc {verdict.challenger_accuracy:.3f} vs champion "
+        say(
+            f"{self.stamp()} .. LEARNER challenger acc {verdict.challenger_accuracy:.3f} vs champion "
             f"{verdict.champion_accuracy:.3f} on {verdict.n_holdout} held-out samples "
-            f"(trained on {verdict.n_train}) -> {outcome}")
+            f"(trained on {verdict.n_train}) -> {outcome}"
+        )
 
     def swap(self, update: ModelUpdate) -> None:
         self.swaps.append(update)
-        say(f"{self.stamp()} << HOT SWAP model server now serves {update.version} "
-            f"({update.digest[:19]}...), no request dropped")
+        say(
+            f"{self.stamp()} << HOT SWAP model server now serves {update.version} "
+            f"({update.digest[:19]}...), no request dropped"
+        )
 
 
 def _start_worker(settings: Settings, log_path: Path) -> subprocess.Popen:
@@ -100,7 +106,10 @@ def _start_worker(settings: Settings, log_path: Path) -> subprocess.Popen:
     with log_path.open("wb") as log:
         return subprocess.Popen(
             [sys.executable, "-m", "streams.cli", "worker", "--loglevel", "info"],
-            stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env=env,
+            start_new_session=True,
         )
 
 
@@ -108,16 +117,23 @@ async def _wait_for_log(path: Path, needle: str, proc: subprocess.Popen, timeout
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            raise RuntimeError(f"the monitoring worker exited (status {proc.returncode}); see {path}")
+            raise RuntimeError(
+                f"the monitoring worker exited (status {proc.returncode}); see {path}"
+            )
         if path.exists() and needle in path.read_text(errors="replace"):
             return
         await asyncio.sleep(0.25)
     raise RuntimeError(f"the monitoring worker did not become ready in {timeout:.0f}s; see {path}")
 
 
-async def _follow_alarms(settings: Settings, narrator: Narrator, stop: asyncio.Event, ready: asyncio.Event) -> None:
-    consumer = AIOKafkaConsumer(settings.topics.alarms, bootstrap_servers=settings.bootstrap_list,
-                                auto_offset_reset="latest")
+async def _follow_alarms(
+    settings: Settings, narrator: Narrator, stop: asyncio.Event, ready: asyncio.Event
+) -> None:
+    consumer = AIOKafkaConsumer(
+        settings.topics.alarms,
+        bootstrap_servers=settings.bootstrap_list,
+        auto_offset_reset="latest",
+    )
     await consumer.start()
     try:
         while not consumer.assignment():
@@ -144,15 +160,22 @@ async def run_demo(events: int = 12_000, rate: float = 500.0, seed: int = 7) -> 
 
     say("driftline demo: a model in production, its traffic, a drift, and the loop that fixes it")
     say(f"  Kafka {settings.kafka_bootstrap}   Redis {settings.redis_url}   model id {model_id}")
-    say(f"  {events} predictions at ~{rate:.0f}/s; labels arrive {LABEL_DELAY_S:.0f}s after each prediction;")
-    say(f"  at prediction #{drift_at} the world changes (the label starts to depend on x4, and x3 shifts).")
+    say(
+        f"  {events} predictions at ~{rate:.0f}/s; labels arrive {LABEL_DELAY_S:.0f}s after each prediction;"
+    )
+    say(
+        f"  at prediction #{drift_at} the world changes (the label starts to depend on x4, and x3 shifts)."
+    )
     say()
 
+    await ensure_topics(settings)
     scenario = DriftingScenario(seed=seed, drift_at=drift_at)
     champion = scenario.train_champion()
     redis = aioredis.Redis.from_url(settings.redis_url)
     await ModelRegistry(redis, keys).set_champion(model_id, "v1", champion, 1)
-    say(f"model v1 trained at start-up on the first regime and registered ({champion.digest()[:19]}...)")
+    say(
+        f"model v1 trained at start-up on the first regime and registered ({champion.digest()[:19]}...)"
+    )
 
     t0 = time.monotonic()
     narrator = Narrator(model_id, t0)
@@ -162,22 +185,34 @@ async def run_demo(events: int = 12_000, rate: float = 500.0, seed: int = 7) -> 
     tasks: list[asyncio.Task] = []
     try:
         await _wait_for_log(worker_log, "driftline worker ready", worker, timeout=90)
-        say(f"{narrator.stamp()} monitoring worker is consuming {settings.topics.inferences} and {settings.topics.labels}")
+        say(
+            f"{narrator.stamp()} monitoring worker is consuming {settings.topics.inferences} and {settings.topics.labels}"
+        )
         handle = ModelHandle(model_id, champion, "v1")
         learner = LearnerWorker(settings, on_decision=narrator.decision)
         alarms_ready = asyncio.Event()
         tasks = [
-            asyncio.create_task(handle.follow(settings.bootstrap_list, settings.topics.model_updates, stop, narrator.swap)),
+            asyncio.create_task(
+                handle.follow(
+                    settings.bootstrap_list, settings.topics.model_updates, stop, narrator.swap
+                )
+            ),
             asyncio.create_task(learner.run(stop)),
             asyncio.create_task(_follow_alarms(settings, narrator, stop, alarms_ready)),
         ]
-        await asyncio.wait_for(asyncio.gather(handle.ready.wait(), learner.ready.wait(), alarms_ready.wait()), 60)
+        await asyncio.wait_for(
+            asyncio.gather(handle.ready.wait(), learner.ready.wait(), alarms_ready.wait()), 60
+        )
         say(f"{narrator.stamp()} learner and model server are listening; sending traffic")
         say()
-        outcomes = await _stream_traffic(settings, scenario, handle, narrator, redis, keys, model_id, events, rate)
+        outcomes = await _stream_traffic(
+            settings, scenario, handle, narrator, redis, keys, model_id, events, rate
+        )
         await _wait_processed(redis, keys, model_id, events, narrator)
         say()
-        return _summary(narrator, outcomes, drift_at, await redis.hgetall(keys.metrics(model_id, "1m")))
+        return _summary(
+            narrator, outcomes, drift_at, await redis.hgetall(keys.metrics(model_id, "1m"))
+        )
     except RuntimeError as exc:
         say(f"demo failed: {exc}")
         return 1
@@ -192,7 +227,9 @@ async def run_demo(events: int = 12_000, rate: float = 500.0, seed: int = 7) -> 
         await redis.aclose()
 
 
-async def _stream_traffic(settings, scenario, handle, narrator, redis, keys, model_id, events, rate):
+async def _stream_traffic(
+    settings, scenario, handle, narrator, redis, keys, model_id, events, rate
+):
     """Send predictions and (late) labels; return (phase, correct) per prediction."""
     outcomes: list[tuple[str, bool]] = []
     pending_labels: deque[tuple[float, LabelEvent]] = deque()
@@ -206,12 +243,29 @@ async def _stream_traffic(settings, scenario, handle, narrator, redis, keys, mod
             version, proba = handle.predict(features)
             prediction = int(proba >= 0.5)
             now = time.time()
-            await producer.send_inference(InferenceEvent(
-                model_id, version, f"{model_id}-{i}", now, features, prediction,
-                score=proba, latency_ms=scenario.latency_ms(i),
-            ))
-            pending_labels.append((now + LABEL_DELAY_S, LabelEvent(model_id, f"{model_id}-{i}", truth, now + LABEL_DELAY_S)))
-            phase = "before drift" if i < scenario.drift_at else ("drift, v1" if version == "v1" else f"drift, {version}")
+            await producer.send_inference(
+                InferenceEvent(
+                    model_id,
+                    version,
+                    f"{model_id}-{i}",
+                    now,
+                    features,
+                    prediction,
+                    score=proba,
+                    latency_ms=scenario.latency_ms(i),
+                )
+            )
+            pending_labels.append(
+                (
+                    now + LABEL_DELAY_S,
+                    LabelEvent(model_id, f"{model_id}-{i}", truth, now + LABEL_DELAY_S),
+                )
+            )
+            phase = (
+                "before drift"
+                if i < scenario.drift_at
+                else ("drift, v1" if version == "v1" else f"drift, {version}")
+            )
             outcomes.append((phase, prediction == truth))
             while pending_labels and pending_labels[0][0] <= now:
                 await producer.send_label(pending_labels.popleft()[1])
@@ -230,10 +284,12 @@ async def _stream_traffic(settings, scenario, handle, narrator, redis, keys, mod
 
 async def _status(narrator, redis, keys, model_id, sent, version) -> None:
     m = await redis.hgetall(keys.metrics(model_id, "1m"))
-    say(f"{narrator.stamp()} sent {sent:6d}  serving {version}  | last 1m: events {int(float(m.get(b'events', 0) or 0)):6d}"
+    say(
+        f"{narrator.stamp()} sent {sent:6d}  serving {version}  | last 1m: events {int(float(m.get(b'events', 0) or 0)):6d}"
         f"  accuracy {_fmt(m.get(b'accuracy'))}  f1 {_fmt(m.get(b'f1'))}"
         f"  latency p50/p99 {_fmt(m.get(b'latency_p50_ms'), '.1f')}/{_fmt(m.get(b'latency_p99_ms'), '.1f')} ms"
-        f"  alarms {sum(narrator.alarms.values())}")
+        f"  alarms {sum(narrator.alarms.values())}"
+    )
 
 
 async def _wait_processed(redis, keys, model_id, events, narrator, timeout: float = 60.0) -> None:
@@ -241,7 +297,9 @@ async def _wait_processed(redis, keys, model_id, events, narrator, timeout: floa
     while time.monotonic() < deadline:
         counts = await redis.hgetall(keys.model_counters(model_id))
         if int(counts.get(b"inferences", 0)) >= events and int(counts.get(b"labels", 0)) >= events:
-            say(f"{narrator.stamp()} worker has processed all {events} predictions and {events} labels")
+            say(
+                f"{narrator.stamp()} worker has processed all {events} predictions and {events} labels"
+            )
             return
         await asyncio.sleep(0.5)
     raise RuntimeError(f"the worker had not processed all events after {timeout:.0f}s")
@@ -255,13 +313,22 @@ def _summary(narrator: Narrator, outcomes, drift_at: int, metrics_1m: dict) -> i
     say("  accuracy of served predictions, by phase (ground truth from the simulator):")
     for phase, rows in by_phase.items():
         say(f"    {phase:14s} {sum(rows) / len(rows):.3f}  over {len(rows)} predictions")
-    say(f"  alarms: {sum(narrator.alarms.values())} ({', '.join(f'{k} x{n}' for k, n in narrator.alarms.items()) or 'none'})")
+    say(
+        f"  alarms: {sum(narrator.alarms.values())} ({', '.join(f'{k} x{n}' for k, n in narrator.alarms.items()) or 'none'})"
+    )
     promoted = [d for d in narrator.decisions if d.update is not None]
     say(f"  learner: {len(narrator.decisions)} decisions, {len(promoted)} promotion(s)")
     say(f"  model versions served: {' -> '.join(['v1', *[u.version for u in narrator.swaps]])}")
-    say(f"  Redis 1m metrics now: accuracy {_fmt(metrics_1m.get(b'accuracy'))}, events {metrics_1m.get(b'events', b'-').decode()}")
+    say(
+        f"  Redis 1m metrics now: accuracy {_fmt(metrics_1m.get(b'accuracy'))}, events {metrics_1m.get(b'events', b'-').decode()}"
+    )
     drift_v1 = by_phase.get("drift, v1", [])
-    after = [c for phase, rows in by_phase.items() if phase.startswith("drift, v") and phase != "drift, v1" for c in rows]
+    after = [
+        c
+        for phase, rows in by_phase.items()
+        if phase.startswith("drift, v") and phase != "drift, v1"
+        for c in rows
+    ]
     problems = []
     if not narrator.alarms:
         problems.append("no alarm was raised")
@@ -272,5 +339,7 @@ def _summary(narrator: Narrator, outcomes, drift_at: int, metrics_1m: dict) -> i
     if problems:
         say("the loop did NOT close: " + "; ".join(problems))
         return 1
-    say("the loop closed: drift detected, challenger promoted, model hot-swapped, accuracy recovered.")
+    say(
+        "the loop closed: drift detected, challenger promoted, model hot-swapped, accuracy recovered."
+    )
     return 0

@@ -29,7 +29,11 @@ log = logging.getLogger(__name__)
 
 class Publisher(Protocol):
     async def send(
-        self, topic: str, key: bytes | None, value: bytes, headers: Mapping[str, bytes] | None = None
+        self,
+        topic: str,
+        key: bytes | None,
+        value: bytes,
+        headers: Mapping[str, bytes] | None = None,
     ) -> None: ...
 
 
@@ -100,7 +104,9 @@ class MonitorRuntime:
             await self._deadletter(raw, source, exc.reason, exc.detail)
             return
         except Exception as exc:  # a bug must not stop the stream: keep the message, say why
-            log.exception("processing failed for %s[%d]@%d", source.topic, source.partition, source.offset)
+            log.exception(
+                "processing failed for %s[%d]@%d", source.topic, source.partition, source.offset
+            )
             await self._deadletter(raw, source, PROCESSING_ERROR, f"{type(exc).__name__}: {exc}")
             return
         self._count(f"{kind}.processed")
@@ -126,7 +132,14 @@ class MonitorRuntime:
         await self.publisher.send(self.topics.deadletter, source.key, raw, headers)
         self._count("deadletter.total")
         self._count(f"deadletter.{reason}")
-        log.info("dead-lettered %s[%d]@%d: %s: %s", source.topic, source.partition, source.offset, reason, detail)
+        log.info(
+            "dead-lettered %s[%d]@%d: %s: %s",
+            source.topic,
+            source.partition,
+            source.offset,
+            reason,
+            detail,
+        )
 
     def _count(self, name: str, n: int = 1) -> None:
         self.counts[name] += n

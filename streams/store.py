@@ -82,7 +82,11 @@ class RedisStore:
             await pipe.execute()
         except (RedisError, OSError) as exc:
             self.failed_flushes += 1
-            log.warning("Redis flush failed (%s); keeping %d models' data for the next try", exc, len(self._metrics))
+            log.warning(
+                "Redis flush failed (%s); keeping %d models' data for the next try",
+                exc,
+                len(self._metrics),
+            )
             return False
         self._metrics.clear()
         self._labelled.clear()

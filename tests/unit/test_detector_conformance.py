@@ -1,0 +1,135 @@
+"""One conformance suite, run over every registered detector class."""
+
+from __future__ import annotations
+
+import doctest
+import json
+
+import numpy as np
+import pytest
+
+import detectors
+from detectors import REGISTRY, DriftDetector, StateError, detector_from_state
+
+CLASSES = sorted(REGISTRY.values(), key=lambda c: c.name)
+
+
+def _stream(seed: int = 0, n: int = 6000) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    return np.concatenate([rng.normal(0, 1, n // 2), rng.normal(1.5, 1, n // 2)])
+
+
+def _instances(cls: type[DriftDetector]) -> list[DriftDetector]:
+    out = [cls()]
+    if cls._unit_test_params():
+        out.append(cls(**cls._unit_test_params()))
+    return out
+
+
+def _alarms(detector: DriftDetector, values: np.ndarray) -> list[int]:
+    alarms = []
+    for i, x in enumerate(values):
+        detector.update(x)
+        if detector.drift_detected:
+            alarms.append(i)
+    return alarms
+
+
+@pytest.fixture(params=CLASSES, ids=lambda c: c.__name__)
+def cls(request):
+    return request.param
+
+
+def test_detects_a_clear_change(cls):
+    # False-alarm rates are measured by bench/detection.py, not here: river's default
+    # Page-Hinkley (which ours reproduces) does raise some on i.i.d. noise.
+    for detector in _instances(cls):
+        alarms = _alarms(detector, _stream())
+        assert any(3000 <= a < 3500 for a in alarms), f"{detector!r} missed a 1.5-sigma shift: {alarms}"
+
+
+def test_checkpoint_mid_stream_continues_identically(cls):
+    values = _stream(seed=1)
+    for reference in _instances(cls):
+        expected = _alarms(reference, values)
+        first = type(reference)(**reference.params)
+        head = _alarms(first, values[:3100])
+        blob = first.get_state()
+        json.loads(blob)  # a checkpoint is plain JSON
+        restored = type(reference).from_state(blob)
+        tail = [3100 + i for i in _alarms(restored, values[3100:])]
+        assert head + tail == expected
+        assert restored.result == reference.result
+        assert detector_from_state(blob).params == reference.params
+
+
+def test_state_rejects_other_detectors_and_versions(cls):
+    blob = json.loads(cls().get_state())
+    blob["version"] = 999
+    with pytest.raises(StateError, match="version"):
+        cls.from_state(json.dumps(blob))
+    blob["detector"] = "something-else"
+    with pytest.raises(StateError):
+        cls.from_state(json.dumps(blob))
+    with pytest.raises(StateError):
+        cls.from_state(b"\x80not json")
+
+
+def test_batch_update_equals_one_by_one(cls):
+    values = _stream(seed=2)
+    one, batch = cls(), cls()
+    expected = _alarms(one, values)
+    got = list(batch.update_many(values[:2500])) + [2500 + i for i in batch.update_many(values[2500:])]
+    assert got == expected
+    assert batch.get_state() == one.get_state()
+
+
+def test_reset_forgets_everything(cls):
+    fresh = cls()
+    used = cls()
+    _alarms(used, _stream(seed=3))
+    used.reset()
+    assert used.get_state() == fresh.get_state()
+    assert not used.drift_detected and used.n_seen == 0
+
+
+def test_constant_stream_never_alarms(cls):
+    detector = cls()
+    assert len(detector.update_many(np.full(20_000, 3.25))) == 0
+
+
+def test_non_finite_values_are_ignored_and_counted(cls):
+    values = _stream(seed=4, n=2000)
+    clean, dirty = cls(), cls()
+    clean.update_many(values)
+    noisy = np.insert(values, [10, 500, 1500], [np.nan, np.inf, -np.inf])
+    dirty.update_many(noisy)
+    assert dirty.n_rejected == 3 and dirty.n_seen == clean.n_seen
+    assert dirty.statistic == clean.statistic
+
+
+def test_memory_is_bounded_on_a_long_stream(cls):
+    detector = cls()
+    rng = np.random.default_rng(5)
+    detector.update_many(rng.normal(0, 1, 20_000))
+    size_20k = len(detector.get_state())
+    detector.update_many(rng.normal(0, 1, 80_000))
+    assert len(detector.get_state()) < 2 * size_20k + 512
+
+
+def test_result_record_describes_the_detector(cls):
+    detector = cls()
+    detector.update_many(_stream(seed=6))
+    result = detector.result
+    assert result.detector == cls.name
+    assert result.params == detector.params
+    assert result.index == detector.n_seen
+
+
+def test_has_a_runnable_docstring_example(cls):
+    examples = doctest.DocTestFinder().find(cls, cls.__name__, globs={})[0].examples
+    assert examples, f"{cls.__name__} has no doctest example"
+
+
+def test_every_detector_is_exported():
+    assert {c.__name__ for c in CLASSES} <= set(detectors.__all__)

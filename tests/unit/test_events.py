@@ -1,0 +1,87 @@
+"""Strict decoding: every kind of malformed event gets its reason code."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from streams.events import InferenceEvent, InvalidEvent, LabelEvent, decode_inference, decode_label
+
+GOOD = {
+    "schema_version": 1,
+    "model_id": "churn",
+    "model_version": "v1",
+    "request_id": "r-1",
+    "event_time": 1_700_000_000.5,
+    "features": {"age": 41, "income": 52000.0},
+    "prediction": 1,
+    "score": 0.83,
+    "latency_ms": 12.5,
+}
+
+
+def _with(**changes):
+    body = dict(GOOD)
+    for k, v in changes.items():
+        if v is KeyError:
+            body.pop(k)
+        else:
+            body[k] = v
+    return json.dumps(body).encode()
+
+
+MALFORMED = [
+    (b"{not json", "invalid_json"),
+    (b"\xff\xfe\x00", "invalid_json"),
+    (b"[1, 2, 3]", "not_an_object"),
+    (b'"just a string"', "not_an_object"),
+    (_with(model_id=KeyError), "missing_field"),
+    (_with(features=KeyError), "missing_field"),
+    (_with(schema_version=KeyError), "missing_field"),
+    (_with(event_time=None), "missing_field"),
+    (_with(features=[1, 2]), "wrong_type"),
+    (_with(features={"age": "old"}), "wrong_type"),
+    (_with(features={"age": True}), "wrong_type"),
+    (_with(score="high"), "wrong_type"),
+    (_with(model_id=7), "wrong_type"),
+    (_with(schema_version="1"), "wrong_type"),
+    (_with(prediction=[1]), "wrong_type"),
+    (_with(schema_version=2), "unknown_schema_version"),
+    (_with(schema_version=0), "unknown_schema_version"),
+    (_with().replace(b'"score": 0.83', b'"score": NaN'), "non_finite_number"),
+    (_with().replace(b'"score": 0.83', b'"score": Infinity'), "non_finite_number"),
+    (_with().replace(b'"age": 41', b'"age": -Infinity'), "non_finite_number"),
+    (_with().replace(b'"age": 41', b'"age": 1e999'), "non_finite_number"),
+    (_with(latency_ms=-3), "invalid_value"),
+    (_with(model_id="  "), "invalid_value"),
+    (_with(model_id="a{b}"), "invalid_value"),
+    (_with(event_time=-1), "invalid_value"),
+]
+
+
+def test_a_good_event_round_trips():
+    event = decode_inference(_with())
+    assert event.features == {"age": 41.0, "income": 52000.0}
+    assert decode_inference(event.to_json()) == event
+    assert isinstance(event, InferenceEvent)
+
+
+@pytest.mark.parametrize(("raw", "reason"), MALFORMED, ids=[f"{r}-{i}" for i, (_, r) in enumerate(MALFORMED)])
+def test_malformed_inference_has_its_reason(raw, reason):
+    with pytest.raises(InvalidEvent) as info:
+        decode_inference(raw)
+    assert info.value.reason == reason
+    assert info.value.detail
+
+
+def test_confidence_falls_back_to_the_top_probability():
+    event = decode_inference(_with(score=None, probabilities={"a": 0.2, "b": 0.7, "c": 0.1}))
+    assert event.confidence == 0.7
+
+
+def test_label_events_decode_and_reject():
+    label = LabelEvent("churn", "r-1", label="yes", event_time=5.0)
+    assert decode_label(label.to_json()) == label
+    with pytest.raises(InvalidEvent, match="missing_field"):
+        decode_label(b'{"schema_version": 1, "model_id": "m", "request_id": "r", "event_time": 1}')

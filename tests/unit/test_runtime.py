@@ -1,0 +1,105 @@
+"""MonitorRuntime with in-memory doubles: routing, dead-lettering, reconciliation."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+from streams.deadletter import read_headers
+from streams.events import InferenceEvent, LabelEvent
+from streams.runtime import MonitorRuntime, Source
+from streams.settings import Settings
+
+
+class ListPublisher:
+    def __init__(self) -> None:
+        self.sent: list[tuple[str, bytes | None, bytes, dict]] = []
+
+    async def send(self, topic, key, value, headers=None):
+        self.sent.append((topic, key, value, dict(headers or {})))
+
+
+class ListSink:
+    def __init__(self) -> None:
+        self.metrics, self.labelled, self.counts = {}, [], Counter()
+
+    def add_metrics(self, model_id, windows):
+        self.metrics[model_id] = windows
+
+    def add_labelled(self, model_id, sample):
+        self.labelled.append(sample)
+
+    def add_model_counts(self, model_id, counts):
+        pass
+
+    def add_counts(self, counts):
+        self.counts.update(counts)
+
+    async def flush(self):
+        return True
+
+
+def _runtime():
+    publisher, sink = ListPublisher(), ListSink()
+    return MonitorRuntime(Settings(topic_prefix="t"), publisher, sink), publisher, sink
+
+
+async def test_bad_events_are_dead_lettered_with_reason_and_original_bytes():
+    runtime, publisher, sink = _runtime()
+    good = InferenceEvent("m", "v1", "r1", 10.0, {"x": 1.0}, 1, score=0.5).to_json()
+    bad = [b"{oops", b'{"schema_version": 9, "model_id": "m"}', b"[]"]
+    await runtime.handle_inference(good, Source("t.inferences", 0, 0))
+    for offset, raw in enumerate(bad, start=1):
+        await runtime.handle_inference(raw, Source("t.inferences", 0, offset, b"k"))
+    await runtime.flush()
+    dead = [s for s in publisher.sent if s[0] == "t.deadletter"]
+    assert [d[2] for d in dead] == bad
+    reasons = [read_headers(d[3])["driftline.reason"] for d in dead]
+    assert reasons == ["invalid_json", "unknown_schema_version", "not_an_object"]
+    assert read_headers(dead[0][3])["driftline.source.offset"] == "1"
+    assert sink.counts["inferences.processed"] + sink.counts["deadletter.total"] == 1 + len(bad)
+
+
+async def test_an_unexpected_error_is_dead_lettered_not_raised(monkeypatch):
+    runtime, publisher, sink = _runtime()
+
+    def boom(self, event):
+        raise RuntimeError("bug in a detector")
+
+    monkeypatch.setattr("streams.monitor.ModelMonitor.observe_inference", boom)
+    await runtime.handle_inference(
+        InferenceEvent("m", "v1", "r1", 10.0, {"x": 1.0}, 1).to_json(), Source("t.inferences", 0, 7)
+    )
+    (topic, _, _, headers), = publisher.sent
+    assert topic == "t.deadletter"
+    assert read_headers(headers)["driftline.reason"] == "processing_error"
+    assert "bug in a detector" in read_headers(headers)["driftline.detail"]
+
+
+async def test_labels_join_and_become_samples_and_metrics():
+    runtime, publisher, sink = _runtime()
+    for i in range(20):
+        event = InferenceEvent("m", "v1", f"r{i}", 100.0 + i, {"x": float(i)}, prediction=i % 2)
+        await runtime.handle_inference(event.to_json(), Source("t.inferences", 0, i))
+        await runtime.handle_label(LabelEvent("m", f"r{i}", 1, 101.0 + i).to_json(), Source("t.labels", 0, i))
+    await runtime.flush()
+    assert len(sink.labelled) == 20
+    assert sink.metrics["m"]["1m"]["accuracy"] == 0.5
+    assert sink.metrics["m"]["1h"]["labelled"] == 20
+
+
+async def test_error_drift_publishes_a_critical_cloudevent():
+    runtime, publisher, sink = _runtime()
+    for i in range(3000):
+        wrong = i >= 1500 and i % 2 == 0
+        event = InferenceEvent("m", "v1", f"r{i}", float(i), {}, prediction=1)
+        await runtime.handle_inference(event.to_json(), Source("t.inferences", 0, i))
+        label = LabelEvent("m", f"r{i}", 0 if wrong else 1, float(i))
+        await runtime.handle_label(label.to_json(), Source("t.labels", 0, i))
+    alarms = [s for s in publisher.sent if s[0] == "t.alarms"]
+    assert alarms, "a jump from 0% to 50% errors must raise an alarm"
+    import json
+
+    first = json.loads(alarms[0][2])
+    assert first["specversion"] == "1.0" and first["data"]["severity"] == "critical"
+    assert first["data"]["dedup_key"] == "m/error:error/adwin"
+    assert 1500 < first["data"]["index"] < 1700

@@ -45,7 +45,9 @@ def test_detects_a_clear_change(cls):
     # Page-Hinkley (which ours reproduces) does raise some on i.i.d. noise.
     for detector in _instances(cls):
         alarms = _alarms(detector, _stream())
-        assert any(3000 <= a < 3500 for a in alarms), f"{detector!r} missed a 1.5-sigma shift: {alarms}"
+        assert any(3000 <= a < 3500 for a in alarms), (
+            f"{detector!r} missed a 1.5-sigma shift: {alarms}"
+        )
 
 
 def test_checkpoint_mid_stream_continues_identically(cls):
@@ -79,7 +81,9 @@ def test_batch_update_equals_one_by_one(cls):
     values = _stream(seed=2)
     one, batch = cls(), cls()
     expected = _alarms(one, values)
-    got = list(batch.update_many(values[:2500])) + [2500 + i for i in batch.update_many(values[2500:])]
+    got = list(batch.update_many(values[:2500])) + [
+        2500 + i for i in batch.update_many(values[2500:])
+    ]
     assert got == expected
     assert batch.get_state() == one.get_state()
 

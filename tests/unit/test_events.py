@@ -67,7 +67,9 @@ def test_a_good_event_round_trips():
     assert isinstance(event, InferenceEvent)
 
 
-@pytest.mark.parametrize(("raw", "reason"), MALFORMED, ids=[f"{r}-{i}" for i, (_, r) in enumerate(MALFORMED)])
+@pytest.mark.parametrize(
+    ("raw", "reason"), MALFORMED, ids=[f"{r}-{i}" for i, (_, r) in enumerate(MALFORMED)]
+)
 def test_malformed_inference_has_its_reason(raw, reason):
     with pytest.raises(InvalidEvent) as info:
         decode_inference(raw)

@@ -31,7 +31,9 @@ def _ar1(rng, n, phi=0.5):
     [(ADWIN, drift.ADWIN), (PageHinkley, drift.PageHinkley)],
     ids=["adwin", "page_hinkley"],
 )
-@pytest.mark.parametrize(("name", "values"), list(_streams()), ids=lambda v: v if isinstance(v, str) else "")
+@pytest.mark.parametrize(
+    ("name", "values"), list(_streams()), ids=lambda v: v if isinstance(v, str) else ""
+)
 def test_same_detections_as_river(ours, theirs, name, values):
     a, b = ours(), theirs()
     mine, river_s = [], []

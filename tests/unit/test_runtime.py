@@ -60,7 +60,7 @@ async def test_bad_events_are_dead_lettered_with_reason_and_original_bytes():
 
 
 async def test_an_unexpected_error_is_dead_lettered_not_raised(monkeypatch):
-    runtime, publisher, sink = _runtime()
+    runtime, publisher, _sink = _runtime()
 
     def boom(self, event):
         raise RuntimeError("bug in a detector")
@@ -69,18 +69,20 @@ async def test_an_unexpected_error_is_dead_lettered_not_raised(monkeypatch):
     await runtime.handle_inference(
         InferenceEvent("m", "v1", "r1", 10.0, {"x": 1.0}, 1).to_json(), Source("t.inferences", 0, 7)
     )
-    (topic, _, _, headers), = publisher.sent
+    ((topic, _, _, headers),) = publisher.sent
     assert topic == "t.deadletter"
     assert read_headers(headers)["driftline.reason"] == "processing_error"
     assert "bug in a detector" in read_headers(headers)["driftline.detail"]
 
 
 async def test_labels_join_and_become_samples_and_metrics():
-    runtime, publisher, sink = _runtime()
+    runtime, _publisher, sink = _runtime()
     for i in range(20):
         event = InferenceEvent("m", "v1", f"r{i}", 100.0 + i, {"x": float(i)}, prediction=i % 2)
         await runtime.handle_inference(event.to_json(), Source("t.inferences", 0, i))
-        await runtime.handle_label(LabelEvent("m", f"r{i}", 1, 101.0 + i).to_json(), Source("t.labels", 0, i))
+        await runtime.handle_label(
+            LabelEvent("m", f"r{i}", 1, 101.0 + i).to_json(), Source("t.labels", 0, i)
+        )
     await runtime.flush()
     assert len(sink.labelled) == 20
     assert sink.metrics["m"]["1m"]["accuracy"] == 0.5
@@ -88,7 +90,7 @@ async def test_labels_join_and_become_samples_and_metrics():
 
 
 async def test_error_drift_publishes_a_critical_cloudevent():
-    runtime, publisher, sink = _runtime()
+    runtime, publisher, _sink = _runtime()
     for i in range(3000):
         wrong = i >= 1500 and i % 2 == 0
         event = InferenceEvent("m", "v1", f"r{i}", float(i), {}, prediction=1)

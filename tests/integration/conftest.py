@@ -1,0 +1,149 @@
+"""Integration fixtures: the real Kafka broker and Redis server, started by deploy/stack.sh.
+
+Nothing here is mocked and nothing is skipped: if the stack cannot start, every integration
+test errors with the script's output.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+import redis
+from aiokafka import AIOKafkaConsumer
+
+from streams.settings import Settings
+from streams.topics import ensure_topics
+
+REPO = Path(__file__).resolve().parents[2]
+
+pytestmark = pytest.mark.integration
+
+
+def pytest_collection_modifyitems(items):
+    for item in items:
+        if "tests/integration" in str(item.fspath):
+            item.add_marker(pytest.mark.integration)
+
+
+@pytest.fixture(scope="session")
+def stack() -> dict[str, str]:
+    proc = subprocess.run(
+        ["bash", str(REPO / "deploy" / "stack.sh"), "start"],
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+    if proc.returncode != 0:
+        pytest.fail(
+            f"deploy/stack.sh start failed (exit {proc.returncode}):\n{proc.stdout}\n{proc.stderr}"
+        )
+    env = subprocess.run(
+        ["bash", str(REPO / "deploy" / "stack.sh"), "env"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    values = dict(
+        line.removeprefix("export ").split("=", 1) for line in env.splitlines() if "=" in line
+    )
+    return {
+        "KAFKA_BOOTSTRAP_SERVERS": values["KAFKA_BOOTSTRAP_SERVERS"],
+        "REDIS_URL": values["REDIS_URL"],
+    }
+
+
+@pytest.fixture(scope="module")
+def settings(stack) -> Settings:
+    """Fresh topics, Redis keys and consumer groups for each test module."""
+    run = f"it-{uuid.uuid4().hex[:8]}"
+    s = Settings(
+        kafka_bootstrap=stack["KAFKA_BOOTSTRAP_SERVERS"],
+        redis_url=stack["REDIS_URL"],
+        topic_prefix=run,
+        key_prefix=run,
+        app_id=run,
+    )
+    asyncio.run(ensure_topics(s))
+    yield s
+    client = redis.Redis.from_url(s.redis_url)
+    keys = list(client.scan_iter(match=f"{run}:*", count=1000))
+    if keys:
+        client.delete(*keys)
+
+
+@pytest.fixture(scope="module")
+def worker(settings, tmp_path_factory) -> subprocess.Popen:
+    """The real monitoring worker (``driftline worker``) as a subprocess."""
+    log_path = tmp_path_factory.mktemp("worker") / "worker.log"
+    env = dict(os.environ)
+    env.update(
+        KAFKA_BOOTSTRAP_SERVERS=settings.kafka_bootstrap,
+        REDIS_URL=settings.redis_url,
+        DRIFTLINE_TOPIC_PREFIX=settings.topic_prefix,
+        DRIFTLINE_KEY_PREFIX=settings.key_prefix,
+        DRIFTLINE_APP_ID=settings.app_id,
+    )
+    with log_path.open("wb") as log:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "streams.cli", "worker"],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env=env,
+            cwd=REPO,
+        )
+    deadline = time.monotonic() + 120
+    while "driftline worker ready" not in log_path.read_text(errors="replace"):
+        if proc.poll() is not None or time.monotonic() > deadline:
+            proc.kill()
+            pytest.fail(
+                f"monitoring worker did not start:\n{log_path.read_text(errors='replace')[-4000:]}"
+            )
+        time.sleep(0.2)
+    yield proc
+    proc.terminate()
+    try:
+        proc.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+    assert "Traceback" not in log_path.read_text(errors="replace"), log_path.read_text(
+        errors="replace"
+    )[-4000:]
+
+
+async def read_topic(
+    settings: Settings, topic: str, done: Callable[[list], bool], timeout: float = 60.0
+) -> list:
+    """Read ``topic`` from the beginning until ``done(records)`` or the timeout; return the records."""
+    consumer = AIOKafkaConsumer(
+        topic, bootstrap_servers=settings.bootstrap_list, auto_offset_reset="earliest"
+    )
+    await consumer.start()
+    records: list = []
+    try:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline and not done(records):
+            for batch in (await consumer.getmany(timeout_ms=200)).values():
+                records.extend(batch)
+    finally:
+        await consumer.stop()
+    return records
+
+
+async def wait_until(predicate: Callable[[], object], timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        result = predicate()
+        if asyncio.iscoroutine(result):
+            result = await result
+        if result:
+            return
+        await asyncio.sleep(0.25)
+    raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")

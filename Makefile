@@ -60,7 +60,7 @@ lint: install
 	"$(PY)" -m ruff format --check .
 
 bench: install
-	"$(PY)" bench/detection.py
+	"$(PY)" bench/detectors_speed.py
 
 lock:
 	$(PYTHON) -m venv /tmp/driftline-lock && /tmp/driftline-lock/bin/pip install -q -e ".[torch,dev]" \

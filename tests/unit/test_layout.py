@@ -1,0 +1,20 @@
+"""Layout rules that keep the packages apart."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+
+def test_detectors_and_learners_never_import_faust():
+    code = (
+        "import sys, pkgutil, importlib, detectors, learners\n"
+        "for pkg in (detectors, learners):\n"
+        "    for m in pkgutil.walk_packages(pkg.__path__, pkg.__name__ + '.'):\n"
+        "        importlib.import_module(m.name)\n"
+        "import streams.events, streams.alarms, streams.monitor, streams.runtime, streams.producer\n"
+        "bad = sorted(m for m in sys.modules if m == 'faust' or m.startswith('faust.'))\n"
+        "print(','.join(bad))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "", f"faust was imported by: {out}"

@@ -94,14 +94,7 @@ class Narrator:
 
 
 def _start_worker(settings: Settings, log_path: Path) -> subprocess.Popen:
-    env = dict(os.environ)
-    env.update(
-        KAFKA_BOOTSTRAP_SERVERS=settings.kafka_bootstrap,
-        REDIS_URL=settings.redis_url,
-        DRIFTLINE_TOPIC_PREFIX=settings.topic_prefix,
-        DRIFTLINE_KEY_PREFIX=settings.key_prefix,
-        DRIFTLINE_APP_ID=settings.app_id,
-    )
+    env = {**os.environ, **settings.to_env()}
     log_path.parent.mkdir(parents=True, exist_ok=True)
     with log_path.open("wb") as log:
         return subprocess.Popen(

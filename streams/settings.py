@@ -12,6 +12,8 @@
 >>> s = Settings(topic_prefix="t1")
 >>> s.topics.inferences, s.topics.deadletter
 ('t1.inferences', 't1.deadletter')
+>>> Settings.from_env(**{}).topic_prefix == "driftline" or "DRIFTLINE_TOPIC_PREFIX" in __import__("os").environ
+True
 """
 
 from __future__ import annotations
@@ -64,6 +66,17 @@ class Settings:
     @property
     def bootstrap_list(self) -> list[str]:
         return [s.strip() for s in self.kafka_bootstrap.split(",") if s.strip()]
+
+    def to_env(self) -> dict[str, str]:
+        """The environment that makes ``from_env`` in a child process give these settings."""
+        return {
+            "KAFKA_BOOTSTRAP_SERVERS": self.kafka_bootstrap,
+            "REDIS_URL": self.redis_url,
+            "DRIFTLINE_TOPIC_PREFIX": self.topic_prefix,
+            "DRIFTLINE_KEY_PREFIX": self.key_prefix,
+            "DRIFTLINE_APP_ID": self.app_id,
+            "DRIFTLINE_PARTITIONS": str(self.partitions),
+        }
 
     @classmethod
     def from_env(cls, **overrides: object) -> Settings:

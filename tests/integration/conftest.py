@@ -83,14 +83,7 @@ def settings(stack) -> Settings:
 def worker(settings, tmp_path_factory) -> subprocess.Popen:
     """The real monitoring worker (``driftline worker``) as a subprocess."""
     log_path = tmp_path_factory.mktemp("worker") / "worker.log"
-    env = dict(os.environ)
-    env.update(
-        KAFKA_BOOTSTRAP_SERVERS=settings.kafka_bootstrap,
-        REDIS_URL=settings.redis_url,
-        DRIFTLINE_TOPIC_PREFIX=settings.topic_prefix,
-        DRIFTLINE_KEY_PREFIX=settings.key_prefix,
-        DRIFTLINE_APP_ID=settings.app_id,
-    )
+    env = {**os.environ, **settings.to_env()}
     with log_path.open("wb") as log:
         proc = subprocess.Popen(
             [sys.executable, "-m", "streams.cli", "worker"],

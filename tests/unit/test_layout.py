@@ -16,5 +16,7 @@ def test_detectors_and_learners_never_import_faust():
         "bad = sorted(m for m in sys.modules if m == 'faust' or m.startswith('faust.'))\n"
         "print(','.join(bad))\n"
     )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout
     assert out.strip() == "", f"faust was imported by: {out}"

@@ -61,6 +61,7 @@ lint: install
 
 bench: install
 	"$(PY)" bench/detectors_speed.py
+	"$(PY)" bench/detection.py --runs 30 --out docs/detection-benchmark.md
 
 lock:
 	$(PYTHON) -m venv /tmp/driftline-lock && /tmp/driftline-lock/bin/pip install -q -e ".[torch,dev]" \

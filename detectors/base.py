@@ -12,8 +12,9 @@ Non-finite inputs (NaN, +/-inf) are ignored: they change no state and are counte
 ``n_rejected``.  The stream workers dead-letter such events before they reach a detector;
 the rule here keeps a detector sound when it is used on its own.
 
-Subclasses store each hyperparameter under its own name in ``__init__``, validate it, then
-call ``super().__init__()``, which creates all changing state through ``_reset()``.
+Subclasses store each hyperparameter under its own name in ``__init__`` (``threshold_`` for
+``threshold``, which is also the protocol's property), validate it, then call
+``super().__init__()``, which creates all changing state through ``_reset()``.
 """
 
 from __future__ import annotations
@@ -100,9 +101,15 @@ class DriftDetector(abc.ABC):
 
     @property
     def params(self) -> dict[str, Any]:
-        """The constructor's arguments, read back from the attributes of the same names."""
+        """The constructor's arguments, read back from the attributes of the same names.
+
+        A hyperparameter whose name is also a protocol property (``threshold``) is stored with a
+        trailing underscore (``threshold_``) and read from there.
+        """
         names = [p for p in inspect.signature(type(self).__init__).parameters if p != "self"]
-        return {n: getattr(self, n) for n in names}
+        return {
+            n: getattr(self, f"{n}_") if hasattr(self, f"{n}_") else getattr(self, n) for n in names
+        }
 
     def get_state(self) -> bytes:
         """A versioned JSON checkpoint of parameters and state."""

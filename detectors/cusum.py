@@ -77,21 +77,11 @@ class CUSUM(DriftDetector):
             raise ValueError("threshold must be > 0")
         self.k = k
         self.target_arl = target_arl
-        self.threshold_h = threshold
+        self.threshold_ = threshold
         self.reference_size = reference_size
         self.clip = clip
         self._h = threshold if threshold is not None else threshold_for_arl(target_arl, k)
         super().__init__()
-
-    @property
-    def params(self) -> dict[str, Any]:
-        return {
-            "k": self.k,
-            "target_arl": self.target_arl,
-            "threshold": self.threshold_h,
-            "reference_size": self.reference_size,
-            "clip": self.clip,
-        }
 
     @property
     def threshold(self) -> float:

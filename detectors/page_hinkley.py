@@ -68,16 +68,6 @@ class PageHinkley(DriftDetector):
     def threshold(self) -> float:
         return self.threshold_
 
-    @property
-    def params(self) -> dict[str, Any]:
-        return {
-            "min_instances": self.min_instances,
-            "delta": self.delta,
-            "threshold": self.threshold_,
-            "alpha": self.alpha,
-            "mode": self.mode,
-        }
-
     def _reset(self) -> None:
         self._count = 0.0
         self._mean = 0.0

@@ -52,7 +52,6 @@ class Narrator:
     def __init__(self, model_id: str, t0: float) -> None:
         self.model_id, self.t0 = model_id, t0
         self.alarms: Counter[str] = Counter()
-        self.first_alarm_at: float | None = None
         self.decisions: list[LearnerDecision] = []
         self.swaps: list[ModelUpdate] = []
 
@@ -64,8 +63,6 @@ class Narrator:
         if alarm.model_id != self.model_id:
             return
         self.alarms[alarm.dedup_key] += 1
-        if self.first_alarm_at is None:
-            self.first_alarm_at = time.monotonic()
         say(
             f"{self.stamp()} !! ALARM {alarm.dedup_key}  severity={alarm.severity}  "
             f"statistic={alarm.statistic:.3f} > threshold={alarm.threshold:.3f}  (value #{alarm.index})"

@@ -38,6 +38,11 @@ class DriftDetector(abc.ABC):
 
     name: ClassVar[str]
     state_version: ClassVar[int] = 1
+    #: ``"real"`` for any number, ``"binary"`` for 0/1 error indicators (non-zero counts as 1).
+    input_kind: ClassVar[str] = "real"
+    #: Attributes that make up the changing state, when they are plain JSON values; a detector
+    #: that lists them gets ``_get_state``/``_set_state`` for free.
+    _state_fields: ClassVar[tuple[str, ...]] = ()
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -156,13 +161,16 @@ class DriftDetector(abc.ABC):
     def threshold(self) -> float:
         """The level the statistic must exceed to raise an alarm."""
 
-    @abc.abstractmethod
     def _get_state(self) -> dict[str, Any]:
-        """JSON-ready changing state."""
+        """JSON-ready changing state (by default, the attributes named in ``_state_fields``)."""
+        if not self._state_fields:
+            raise NotImplementedError(f"{type(self).__name__} must define its checkpoint")
+        return {f.lstrip("_"): getattr(self, f) for f in self._state_fields}
 
-    @abc.abstractmethod
     def _set_state(self, state: dict[str, Any]) -> None:
         """Inverse of :meth:`_get_state`."""
+        for f in self._state_fields:
+            setattr(self, f, state[f.lstrip("_")])
 
     @classmethod
     def _unit_test_params(cls) -> dict[str, Any]:

@@ -1,4 +1,4 @@
-"""Two-sided CUSUM with a threshold calibrated from a reference window."""
+"""CUSUM tuned to several shift sizes at once, calibrated on the stream's own reference window."""
 
 from __future__ import annotations
 
@@ -8,44 +8,42 @@ from typing import Any
 import numpy as np
 
 from detectors.base import DriftDetector
+from detectors.calibration import threshold_for
+from detectors.reference import Reference, ReferenceSketch
 
-
-def siegmund_arl(h: float, k: float) -> float:
-    """Average run length of a one-sided CUSUM on i.i.d. N(0,1) (Siegmund's approximation)."""
-    b = h + 1.166
-    return (math.exp(2 * k * b) - 2 * k * b - 1) / (2 * k * k)
-
-
-def threshold_for_arl(target_arl: float, k: float) -> float:
-    """Smallest ``h`` whose two-sided ARL (half the one-sided one) reaches ``target_arl``."""
-    lo, hi = 0.0, 1.0
-    while siegmund_arl(hi, k) / 2 < target_arl:
-        hi *= 2
-    for _ in range(60):
-        mid = (lo + hi) / 2
-        lo, hi = (mid, hi) if siegmund_arl(mid, k) / 2 < target_arl else (lo, mid)
-    return hi
+_CHUNK = 1 << 16
 
 
 class CUSUM(DriftDetector):
-    """Two-sided CUSUM in robust, autocorrelation-aware standard units.
+    """Two-sided CUSUM for several shift sizes, with thresholds set for a false-alarm target.
 
-    The first ``reference_size`` values are the reference: their median is the in-control
-    level and ``1.4826 * MAD`` the scale (robust to heavy tails; mean and standard deviation for
-    discrete data whose MAD is 0).  Standardised values are clipped to ``[-clip, clip]`` so a
-    single outlier cannot raise an alarm, and the scale is corrected so that the clipped
-    reference has unit variance.  The lag-1 autocorrelation ``rho`` of the reference inflates the
-    scale by ``sqrt((1 + rho) / (1 - rho))``, the long-run standard deviation of an AR(1) process,
-    so autocorrelated noise does not read as drift.  The threshold ``h`` is set from ``target_arl`` (values between false alarms) with
-    Siegmund's approximation, unless given.  After an alarm the detector takes a new reference
-    from the values that follow: the new regime becomes the baseline.
+    The first ``reference_size`` values are the reference (see
+    :class:`~detectors.reference.ReferenceSketch`): a robust level and scale (median/MAD
+    first guess, then a Huber-style mean and standard deviation of values clipped at ``clip``
+    scales, so one outlier cannot raise an alarm), the lag-1 autocorrelation ``rho`` (the scale
+    is widened by ``sqrt((1 + rho) / (1 - rho))``, the long-run standard deviation of an AR(1)
+    process, so autocorrelated noise does not read as drift) and the empirical distribution.
+
+    One CUSUM pair (up and down) runs per entry of ``shifts`` (mean shifts in reference standard
+    deviations; the allowance is half the shift), plus, with ``detect_scale``, an upward CUSUM
+    on ``|u - mean|`` for growing spread.  Each threshold is set from the reference's own
+    distribution (:mod:`detectors.calibration`) so that together they raise one false alarm per
+    ``target_arl`` values on average.
+
+    A reference made only of 0s and 1s (an error stream) switches to Bernoulli likelihood-ratio
+    CUSUMs against error rates ``p0 +/- shift * sqrt(p0 * (1 - p0))``; afterwards any non-zero
+    value counts as a 1.
+
+    After an alarm the detector takes a new reference from the values that follow: the new
+    regime becomes the baseline.  ``update_many`` is vectorised (numpy cumulative sums), and
+    gives the same alarms as one-by-one updates.
 
     Parameters:
-        k: Reference value (allowance), in standard units: half the shift to detect fastest.
-        target_arl: Values between false alarms to aim for when ``threshold`` is None.
-        threshold: A fixed ``h`` in standard units, overriding the calibration.
-        reference_size: Values used to learn level, scale and autocorrelation.
-        clip: Bound on standardised values.
+        shifts: Mean shifts, in reference standard deviations, to detect fastest.
+        target_arl: Average number of values between false alarms on a stationary stream.
+        reference_size: Values used to learn the reference.
+        clip: Bound, in reference scales, on a single value's influence.
+        detect_scale: Also watch for a growing spread (not used on binary streams).
 
     Examples:
         >>> import random
@@ -58,97 +56,221 @@ class CUSUM(DriftDetector):
         ...     if detector.drift_detected:
         ...         print(f"change detected at index {i}")
         ...         break
-        change detected at index 3017
+        change detected at index 3020
+        >>> round(detector.result.statistic, 2), detector.result.threshold
+        (1.06, 1.0)
+
+    References:
+        E. S. Page, "Continuous inspection schemes", Biometrika 41, 1954.
+        D. Siegmund, "Sequential Analysis", Springer, 1985 (the run-length approximation).
     """
 
     name = "cusum"
 
     def __init__(
         self,
-        k: float = 0.5,
-        target_arl: float = 200_000.0,
-        threshold: float | None = None,
-        reference_size: int = 1000,
+        shifts: tuple[float, ...] = (0.25, 1.0),
+        target_arl: float = 500_000.0,
+        reference_size: int = 2000,
         clip: float = 3.0,
+        detect_scale: bool = True,
     ) -> None:
-        if k <= 0 or target_arl <= 1 or reference_size < 30 or clip <= k:
-            raise ValueError("need k > 0, target_arl > 1, reference_size >= 30, clip > k")
-        if threshold is not None and threshold <= 0:
-            raise ValueError("threshold must be > 0")
-        self.k = k
+        shifts = tuple(float(s) for s in shifts)
+        if not shifts or min(shifts) <= 0:
+            raise ValueError("shifts must be a non-empty sequence of positive numbers")
+        if target_arl <= 1 or reference_size < 64 or clip <= max(shifts) / 2:
+            raise ValueError("need target_arl > 1, reference_size >= 64, clip > max(shifts)/2")
+        self.shifts = shifts
         self.target_arl = target_arl
-        self.threshold_ = threshold
         self.reference_size = reference_size
         self.clip = clip
-        self._h = threshold if threshold is not None else threshold_for_arl(target_arl, k)
+        self.detect_scale = detect_scale
         super().__init__()
 
+    # -- protocol properties -------------------------------------------------------------------
     @property
     def threshold(self) -> float:
-        return self._h
+        """Statistics are reported as a share of their own threshold: an alarm is above 1."""
+        return 1.0
 
     @property
     def statistic(self) -> float:
-        return max(self._up, self._down)
+        if not self._h:
+            return 0.0
+        return max(s / max(h, 1e-12) for s, h in zip(self._stats, self._h, strict=True))
 
+    @property
+    def calibrated(self) -> bool:
+        """Whether the reference window is complete and the CUSUMs are running."""
+        return bool(self._h)
+
+    # -- state ---------------------------------------------------------------------------------
     def _reset(self) -> None:
-        self._reference: list[float] = []
-        self._level = 0.0
-        self._scale = 0.0
-        self._up = 0.0
-        self._down = 0.0
+        self._sketch: ReferenceSketch | None = ReferenceSketch(self.reference_size, self.clip)
+        self._frame = [0.0, 1.0, 0.0, 1.0, 0.0, 1.0, 0.0]
+        self._binary = False
+        self._sources: list[int] = []  # which transformed value each CUSUM reads ...
+        self._alphas: list[float] = []  # ... as increment = alpha * value + beta
+        self._betas: list[float] = []
+        self._h: list[float] = []
+        self._stats: list[float] = []
         self._restart_pending = False
-
-    def _calibrate(self) -> None:
-        ref = np.asarray(self._reference)
-        self._reference = []
-        level = float(np.median(ref))
-        scale = 1.4826 * float(np.median(np.abs(ref - level)))
-        if scale == 0.0:  # discrete data (e.g. a 0/1 error stream): the median says nothing
-            level, scale = float(ref.mean()), float(ref.std())
-        if scale == 0.0:  # a constant reference: any change at all is drift
-            self._level, self._scale = level, 1e-12
-            return
-        # The detector sees clipped values; scale so that *they* have unit variance
-        # (heavy tails otherwise inflate the clipped increments), then widen by the AR(1)
-        # long-run factor so autocorrelated noise does not read as a shift.
-        z = np.clip((ref - level) / scale, -self.clip, self.clip)
-        scale *= max(float(z.std()), 1e-6)
-        centred = z - z.mean()
-        denom = float(centred @ centred)
-        rho = float(centred[1:] @ centred[:-1]) / denom if denom > 0 else 0.0
-        rho = min(max(rho, 0.0), 0.95)
-        self._level = level
-        self._scale = scale * math.sqrt((1 + rho) / (1 - rho))
-
-    def _update(self, x: float) -> bool:
-        if self._restart_pending:  # the values after an alarm are the new reference
-            self._reset()
-        if self._scale == 0.0:
-            self._reference.append(x)
-            if len(self._reference) == self.reference_size:
-                self._calibrate()
-            return False
-        z = min(max((x - self._level) / self._scale, -self.clip), self.clip)
-        self._up = max(0.0, self._up + z - self.k)
-        self._down = max(0.0, self._down - z - self.k)
-        self._restart_pending = self._up > self._h or self._down > self._h
-        return self._restart_pending
 
     def _get_state(self) -> dict[str, Any]:
         return {
-            "reference": self._reference,
-            "level": self._level,
-            "scale": self._scale,
-            "up": self._up,
-            "down": self._down,
+            "sketch": self._sketch.to_dict() if self._sketch else None,
+            "frame": self._frame,
+            "binary": self._binary,
+            "cusums": [self._sources, self._alphas, self._betas, self._h, self._stats],
             "restart_pending": self._restart_pending,
         }
 
     def _set_state(self, state: dict[str, Any]) -> None:
-        self._reference = [float(v) for v in state["reference"]]
-        self._level = float(state["level"])
-        self._scale = float(state["scale"])
-        self._up = float(state["up"])
-        self._down = float(state["down"])
+        sketch = state["sketch"]
+        self._sketch = (
+            ReferenceSketch.from_dict(sketch, self.reference_size, self.clip) if sketch else None
+        )
+        self._frame = [float(v) for v in state["frame"]]
+        self._binary = bool(state["binary"])
+        sources, alphas, betas, h, stats = state["cusums"]
+        self._sources = [int(v) for v in sources]
+        self._alphas, self._betas = [float(v) for v in alphas], [float(v) for v in betas]
+        self._h, self._stats = [float(v) for v in h], [float(v) for v in stats]
         self._restart_pending = bool(state["restart_pending"])
+
+    # -- calibration ---------------------------------------------------------------------------
+    def _calibrate(self, ref: Reference) -> None:
+        self._sketch = None
+        self._binary = ref.binary
+        cusums: list[tuple[int, float, float, np.ndarray, np.ndarray]] = []
+        if ref.binary:
+            p0 = (ref.mean * ref.n + 0.5) / (ref.n + 1)  # never exactly 0 or 1
+            sd0 = math.sqrt(p0 * (1 - p0))
+            for shift in self.shifts:
+                for p1 in (p0 + shift * sd0, p0 - shift * sd0):
+                    if 0 < p1 < 1:
+                        one, zero = math.log(p1 / p0), math.log((1 - p1) / (1 - p0))
+                        incs = np.array([one, zero])
+                        cusums.append((0, one - zero, zero, incs, np.array([p0, 1 - p0])))
+        else:
+            std = ref.std if ref.std > 0 else 1.0
+            long_run = math.sqrt((1 + ref.rho) / (1 - ref.rho))
+            points, weights = np.asarray(ref.points), np.asarray(ref.weights)
+            y = _standardise(points, weights)
+            for shift in self.shifts:
+                for sign in (1.0, -1.0):
+                    cusums.append((0, sign, -shift / 2, sign * y - shift / 2, weights))
+            spread = np.abs(points - ref.mean) / std
+            spread_mean = float(weights @ spread)
+            spread_sd = math.sqrt(float(weights @ (spread - spread_mean) ** 2)) or 1.0
+            rho_spread = ref.rho**2
+            spread_long_run = math.sqrt((1 + rho_spread) / (1 - rho_spread))
+            self._frame = [
+                ref.level0,
+                ref.scale0,
+                ref.mean,
+                std * long_run,
+                std,
+                spread_mean,
+                spread_sd * spread_long_run,
+            ]
+            if self.detect_scale:
+                a = _standardise(spread, weights)
+                cusums.append((1, 1.0, -0.5, a - 0.5, weights))
+        budget = self.target_arl * len(cusums)  # each one-sided CUSUM's share of the target
+        self._sources = [c[0] for c in cusums]
+        self._alphas = [c[1] for c in cusums]
+        self._betas = [c[2] for c in cusums]
+        self._h = [threshold_for(budget, c[3], c[4]) for c in cusums]
+        self._stats = [0.0] * len(cusums)
+
+    def _transform(self, x: np.ndarray) -> list[np.ndarray]:
+        """The values the CUSUMs read: [standardised level, standardised spread] or [0/1]."""
+        if self._binary:
+            return [(x != 0).astype(np.float64)]
+        level0, scale0, mean, scale_long, std, spread_mean, spread_scale = self._frame
+        u = np.clip((x - level0) / scale0, -self.clip, self.clip)
+        return [(u - mean) / scale_long, (np.abs(u - mean) / std - spread_mean) / spread_scale]
+
+    # -- one value -----------------------------------------------------------------------------
+    def _update(self, x: float) -> bool:
+        if self._restart_pending:
+            self._reset()
+        if self._sketch is not None:
+            self._sketch.add_many(np.array([x]))
+            if self._sketch.full:
+                self._calibrate(self._sketch.finish())
+            return False
+        if self._binary:
+            values = (1.0 if x != 0 else 0.0,)
+        else:
+            level0, scale0, mean, scale_long, std, spread_mean, spread_scale = self._frame
+            u = min(max((x - level0) / scale0, -self.clip), self.clip)
+            values = ((u - mean) / scale_long, (abs(u - mean) / std - spread_mean) / spread_scale)
+        alarm = False
+        stats = self._stats
+        for j, h in enumerate(self._h):
+            s = stats[j] + self._alphas[j] * values[self._sources[j]] + self._betas[j]
+            stats[j] = s if s > 0.0 else 0.0
+            alarm = alarm or stats[j] > h
+        self._restart_pending = alarm
+        return alarm
+
+    # -- a batch -------------------------------------------------------------------------------
+    def update_many(self, values: Any) -> np.ndarray:
+        arr = np.asarray(values, dtype=np.float64).ravel()
+        if arr.size == 0:
+            return np.empty(0, dtype=np.int64)
+        finite = np.isfinite(arr)
+        positions = np.flatnonzero(finite)
+        vals = arr[positions]
+        alarms: list[int] = []
+        i = 0
+        while i < len(vals):
+            if self._restart_pending:
+                self._reset()
+            if self._sketch is not None:
+                i += self._sketch.add_many(vals[i:])
+                if self._sketch.full:
+                    self._calibrate(self._sketch.finish())
+                continue
+            chunk = vals[i : i + _CHUNK]
+            hit = self._scan(chunk)
+            if hit is None:
+                i += len(chunk)
+            else:
+                alarms.append(i + hit)
+                self._restart_pending = True
+                i += hit + 1
+        self.n_seen += len(vals)
+        self.n_rejected += len(arr) - len(vals)
+        self.n_detections += len(alarms)
+        self._drift_detected = bool(alarms) and alarms[-1] == len(vals) - 1 and finite[-1]
+        return positions[np.asarray(alarms, dtype=np.int64)]
+
+    def _scan(self, chunk: np.ndarray) -> int | None:
+        """Run every CUSUM over ``chunk``; stop at the first alarm and return its offset."""
+        transformed = self._transform(chunk)
+        first = len(chunk)
+        paths = []
+        for j, h in enumerate(self._h):
+            walk = np.cumsum(self._alphas[j] * transformed[self._sources[j]] + self._betas[j])
+            # Lindley's recursion S_t = max(0, S_{t-1} + v_t) in closed form.
+            path = walk - np.minimum(np.minimum.accumulate(walk), -self._stats[j])
+            paths.append(path)
+            over = np.flatnonzero(path[:first] > h)
+            if over.size:
+                first = int(over[0])
+        end = first if first < len(chunk) else len(chunk) - 1
+        self._stats = [float(max(p[end], 0.0)) for p in paths]
+        return first if first < len(chunk) else None
+
+    @classmethod
+    def _unit_test_params(cls) -> dict[str, Any]:
+        return {"shifts": (1.0,), "target_arl": 10_000.0, "reference_size": 200}
+
+
+def _standardise(points: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    mean = float(weights @ points)
+    sd = math.sqrt(float(weights @ (points - mean) ** 2)) or 1.0
+    return (points - mean) / sd

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from river import drift
 
-from detectors import ADWIN, PageHinkley
+from detectors import ADWIN, DDM, EDDM, HDDM_A, HDDM_W, PageHinkley
 
 
 def _streams():
@@ -46,4 +46,52 @@ def test_same_detections_as_river(ours, theirs, name, values):
             river_s.append(i)
     assert mine == river_s
     if name != "student-t":
+        assert river_s, "the stream should make river fire at least once"
+
+
+def _error_streams():
+    rng = np.random.default_rng(7)
+    for name, rates in {
+        "rate-up": (0.1, 0.3),
+        "rate-gradual": (0.05, 0.15),
+        "rate-down": (0.3, 0.05),
+    }.items():
+        p = np.r_[
+            np.full(3000, rates[0]), np.linspace(rates[0], rates[1], 2000), np.full(3000, rates[1])
+        ]
+        yield name, rng.binomial(1, p).astype(float)
+
+
+@pytest.mark.parametrize(
+    ("ours", "theirs"),
+    [
+        (DDM, drift.binary.DDM),
+        (EDDM, drift.binary.EDDM),
+        (HDDM_A, drift.binary.HDDMA),
+        (HDDM_W, drift.binary.HDDMW),
+        (lambda: HDDM_A(two_sided_test=True), lambda: drift.binary.HDDMA(two_sided_test=True)),
+        (lambda: HDDM_W(two_sided_test=True), lambda: drift.binary.HDDMW(two_sided_test=True)),
+    ],
+    ids=["ddm", "eddm", "hddm_a", "hddm_w", "hddm_a-two-sided", "hddm_w-two-sided"],
+)
+@pytest.mark.parametrize(
+    ("name", "values"), list(_error_streams()), ids=lambda v: v if isinstance(v, str) else ""
+)
+def test_same_error_stream_detections_as_river(ours, theirs, name, values):
+    a, b = ours(), theirs()
+    mine, warnings, river_s, river_w = [], [], [], []
+    for i, x in enumerate(values):
+        a.update(x)
+        b.update(x)
+        if a.drift_detected:
+            mine.append(i)
+        if a.warning_detected:
+            warnings.append(i)
+        if b.drift_detected:
+            river_s.append(i)
+        if b.warning_detected:
+            river_w.append(i)
+    assert mine == river_s
+    assert warnings == river_w
+    if name == "rate-up":
         assert river_s, "the stream should make river fire at least once"

@@ -1,0 +1,167 @@
+"""A fixed-size summary of a detector's reference window (what "normal" looks like).
+
+Calibrated detectors learn level, scale, autocorrelation and the shape of the distribution from
+the first values they see.  Storing those values would make a checkpoint grow with the
+reference, so :class:`ReferenceSketch` keeps only:
+
+- a short *pilot* (the first ``PILOT_SIZE`` values) for a robust first guess of level and scale
+  (median and MAD), which fixes a frame ``u = clip((x - level0) / scale0, -clip, clip)``;
+- running sums of ``u``, ``u**2`` and ``u[t] * u[t-1]`` (mean, variance, lag-1 autocorrelation);
+- a histogram of ``u`` (``BINS`` interior bins plus the two clipped ends): the empirical
+  distribution that thresholds are calibrated on.
+
+A pilot of only 0s and 1s marks a *binary* stream (errors, flags); it keeps counts instead.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+PILOT_SIZE = 32
+BINS = 30
+
+
+@dataclass(frozen=True)
+class Reference:
+    """What a finished sketch says about the reference window."""
+
+    binary: bool
+    n: int
+    level0: float = 0.0  # frame: u = clip((x - level0) / scale0, -clip, clip)
+    scale0: float = 1.0
+    mean: float = 0.0  # of u (or the rate of 1s for a binary stream)
+    std: float = 1.0  # of u
+    rho: float = 0.0  # lag-1 autocorrelation of u, clamped to [0, 0.95]
+    points: tuple[float, ...] = ()  # support of u's histogram ...
+    weights: tuple[float, ...] = ()  # ... and its probabilities
+
+
+class ReferenceSketch:
+    """Accumulates a reference window of ``size`` values in fixed memory.
+
+    >>> import numpy as np
+    >>> sketch = ReferenceSketch(size=1000, clip=3.0)
+    >>> sketch.add_many(np.random.default_rng(0).normal(5.0, 2.0, 1000))
+    1000
+    >>> ref = sketch.finish()
+    >>> round(ref.level0 + ref.scale0 * ref.mean, 1), round(ref.scale0 * ref.std, 1)
+    (4.9, 1.9)
+    """
+
+    def __init__(self, size: int, clip: float) -> None:
+        self.size, self.clip = size, clip
+        self.pilot: list[float] = []
+        self.binary = False
+        self.level0 = 0.0
+        self.scale0 = 1.0
+        self.n = 0
+        self.sum = 0.0
+        self.sum_sq = 0.0
+        self.sum_lag = 0.0
+        self.prev = 0.0
+        self.counts = [0] * (BINS + 2)
+
+    @property
+    def full(self) -> bool:
+        return self.n >= self.size
+
+    # -- feeding --------------------------------------------------------------------------------
+    def add_many(self, values: np.ndarray) -> int:
+        """Consume values until the sketch is full; return how many were used."""
+        used = 0
+        while self.n == 0 and len(self.pilot) < PILOT_SIZE and used < len(values):
+            self.pilot.append(float(values[used]))
+            used += 1
+        if len(self.pilot) == PILOT_SIZE and self.n == 0:
+            self._open_frame()
+        if self.n == 0 and len(self.pilot) < PILOT_SIZE:
+            return used
+        take = min(self.size - self.n, len(values) - used)
+        if take > 0:
+            self._accumulate(np.asarray(values[used : used + take], dtype=np.float64))
+        return used + take
+
+    def frame(self, x: np.ndarray | float) -> np.ndarray | float:
+        """The clipped standard units the reference is measured in."""
+        return np.clip((x - self.level0) / self.scale0, -self.clip, self.clip)
+
+    def _open_frame(self) -> None:
+        pilot = np.asarray(self.pilot)
+        self.pilot = []
+        self.binary = bool(np.isin(pilot, (0.0, 1.0)).all())
+        if not self.binary:
+            level = float(np.median(pilot))
+            scale = 1.4826 * float(np.median(np.abs(pilot - level)))
+            if scale == 0.0:  # discrete values: the median says nothing about spread
+                level, scale = float(pilot.mean()), float(pilot.std())
+            self.level0, self.scale0 = level, scale if scale > 0 else 1.0
+        self._accumulate(pilot)
+
+    def _accumulate(self, x: np.ndarray) -> None:
+        u = x if self.binary else self.frame(x)
+        if self.n:
+            self.sum_lag += self.prev * float(u[0])
+        self.sum_lag += float(u[1:] @ u[:-1])
+        self.sum += float(u.sum())
+        self.sum_sq += float(u @ u)
+        self.prev = float(u[-1])
+        self.n += len(u)
+        if not self.binary:
+            edges = np.linspace(-self.clip, self.clip, BINS + 1)
+            index = np.searchsorted(edges, u, side="right")
+            index[u >= self.clip] = BINS + 1
+            index[u <= -self.clip] = 0
+            for i, c in zip(*np.unique(index, return_counts=True), strict=True):
+                self.counts[int(i)] += int(c)
+
+    # -- result ---------------------------------------------------------------------------------
+    def finish(self) -> Reference:
+        n = self.n
+        mean = self.sum / n
+        var = max(self.sum_sq / n - mean * mean, 0.0)
+        if self.binary:
+            return Reference(binary=True, n=n, mean=mean, std=math.sqrt(var))
+        cov = self.sum_lag / max(n - 1, 1) - mean * mean
+        rho = min(max(cov / var, 0.0), 0.95) if var > 0 else 0.0
+        edges = np.linspace(-self.clip, self.clip, BINS + 1)
+        points = np.r_[-self.clip, (edges[:-1] + edges[1:]) / 2, self.clip]
+        counts = np.asarray(self.counts, dtype=np.float64)
+        keep = counts > 0
+        return Reference(
+            binary=False,
+            n=n,
+            level0=self.level0,
+            scale0=self.scale0,
+            mean=mean,
+            std=math.sqrt(var),
+            rho=rho,
+            points=tuple(points[keep].tolist()),
+            weights=tuple((counts[keep] / counts.sum()).tolist()),
+        )
+
+    # -- checkpoints ----------------------------------------------------------------------------
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "pilot": self.pilot,
+            "binary": self.binary,
+            "level0": self.level0,
+            "scale0": self.scale0,
+            "n": self.n,
+            "sums": [self.sum, self.sum_sq, self.sum_lag, self.prev],
+            "counts": self.counts,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any], size: int, clip: float) -> ReferenceSketch:
+        sketch = cls(size, clip)
+        sketch.pilot = [float(v) for v in data["pilot"]]
+        sketch.binary = bool(data["binary"])
+        sketch.level0, sketch.scale0 = float(data["level0"]), float(data["scale0"])
+        sketch.n = int(data["n"])
+        sketch.sum, sketch.sum_sq, sketch.sum_lag, sketch.prev = map(float, data["sums"])
+        sketch.counts = [int(c) for c in data["counts"]]
+        return sketch

@@ -4,7 +4,9 @@
 
 Prints updates/second for each driftline detector in batch mode (``update_many``) and for
 river's ADWIN and PageHinkley looping ``update``; the ratio column is what to compare across
-runs (these machines are shared and noisy; absolute figures are not comparable).
+runs (these machines are shared and noisy; absolute figures are not comparable).  Also prints
+each detector's checkpoint size after the run (issue 3's target: under 2 KB for univariate
+detectors other than ADWIN).  Error-rate detectors are fed a Bernoulli(0.1) stream.
 """
 
 from __future__ import annotations
@@ -48,17 +50,24 @@ def main() -> None:
         ("river ADWIN (baseline)", baseline),
         ("river PageHinkley", best_rate(river_loop(drift.PageHinkley), args.n, args.repeat)),
     ]
+    errors = np.random.default_rng(1).binomial(1, 0.1, args.n).astype(np.float64)
+    sizes = {}
     for _name, cls in sorted(REGISTRY.items()):
+        stream = errors if cls.input_kind == "binary" else values
         rows.append(
             (
                 f"driftline {cls.__name__}.update_many",
-                best_rate(lambda cls=cls: cls().update_many(values), args.n, args.repeat),
+                best_rate(lambda cls=cls, s=stream: cls().update_many(s), args.n, args.repeat),
             )
         )
-    print(f"{args.n} N(0,1) values, best of {args.repeat}")
-    print(f"{'detector':40s} {'updates/s':>12s} {'x river ADWIN':>14s}")
+        detector = cls()
+        detector.update_many(stream)
+        sizes[rows[-1][0]] = len(detector.get_state())
+    print(f"{args.n} values, best of {args.repeat}")
+    print(f"{'detector':40s} {'updates/s':>12s} {'x river ADWIN':>14s} {'state bytes':>12s}")
     for name, rate in rows:
-        print(f"{name:40s} {rate:12,.0f} {rate / baseline:14.2f}")
+        size = f"{sizes[name]:12d}" if name in sizes else f"{'':12s}"
+        print(f"{name:40s} {rate:12,.0f} {rate / baseline:14.2f} {size}")
 
 
 if __name__ == "__main__":

@@ -9,10 +9,20 @@ Signals watched per model:
 - ``feature:<name>``: every detector in ``MonitorConfig.feature_detectors`` on each feature;
 - ``score:score``: the same detectors on the model's confidence (``score`` or top probability);
 - ``error:error``: ``MonitorConfig.error_detectors`` on the 0/1 error stream, once a label joins
-  its prediction.
+  its prediction;
+- ``system:log_latency_ms``: ``MonitorConfig.latency_detectors`` on the log of the serving
+  latency (log, because latency is skewed and its changes are multiplicative).
+
+The default detector everywhere is the calibrated :class:`~detectors.CUSUM`: it learns each
+signal's level, scale, autocorrelation and shape from the signal's own first values, so one
+setting suits features of any unit, and it recognises the 0/1 error stream by itself.
 
 A new model version resets the score and error detectors (a new model is a new baseline) but not
 the feature detectors (inputs do not depend on the model).
+
+:meth:`ModelMonitor.checkpoint` captures every detector's state (and the stream positions the
+caller recorded in ``positions``) as JSON; :meth:`ModelMonitor.restore` resumes from it, so a
+restarted worker continues its detectors instead of relearning their references.
 
 >>> import random
 >>> from streams.events import InferenceEvent, LabelEvent
@@ -25,36 +35,42 @@ the feature detectors (inputs do not depend on the model).
 ...     alarms += monitor.observe_inference(e).alarms
 >>> first = alarms[0]
 >>> first.dedup_key, 2000 < first.index < 2100, first.severity
-('churn/feature:x/adwin', True, 'warning')
+('churn/feature:x/cusum', True, 'warning')
+>>> resumed = ModelMonitor("churn")
+>>> resumed.restore(monitor.checkpoint())
+>>> resumed.features["x"].detectors["cusum"].n_seen
+4000
 """
 
 from __future__ import annotations
 
+import json
+import logging
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
-from detectors import REGISTRY, DriftDetector
+from detectors import REGISTRY, DriftDetector, StateError, detector_from_state
 from streams.alarms import Alarm
 from streams.events import InferenceEvent, LabelEvent
 from streams.join import JoinedOutcome, LabelJoin
 from streams.rolling import WindowedMetrics
 
+log = logging.getLogger(__name__)
+
 DetectorSpec = tuple[str, dict[str, Any]]  # (registry name, constructor params)
+CHECKPOINT_VERSION = 1
 
 
 @dataclass(frozen=True)
 class MonitorConfig:
     """What to watch and how.  Every field has a default fit for a first deployment."""
 
-    # river's PageHinkley default threshold (50) raises ~60 false alarms per 100k N(0,1) values;
-    # measured here: 100 -> 17, 200 -> 3, 300 -> 0, while a 1.5-sigma shift is still caught in
-    # ~160 values.  It is in the feature's own units, so it suits roughly unit-scale features;
-    # calibrated thresholds (issue 3) will replace this constant.
-    feature_detectors: tuple[DetectorSpec, ...] = (
-        ("adwin", {}),
-        ("page_hinkley", {"threshold": 300.0}),
-    )
-    error_detectors: tuple[DetectorSpec, ...] = (("adwin", {}),)
+    # The calibrated CUSUM: about one false alarm per 500k values per signal on stationary
+    # streams (normal, heavy-tailed, autocorrelated, 0/1), see docs/detection-benchmark.md.
+    feature_detectors: tuple[DetectorSpec, ...] = (("cusum", {}),)
+    error_detectors: tuple[DetectorSpec, ...] = (("cusum", {}),)
+    latency_detectors: tuple[DetectorSpec, ...] = (("cusum", {}),)
     windows: tuple[tuple[str, float, float], ...] = (("1m", 60.0, 1.0), ("1h", 3600.0, 60.0))
     positive_label: str = "1"
     alarm_cooldown: int = 500  # updates of one signal during which a repeat alarm is held back
@@ -114,10 +130,37 @@ class _Signal:
         self.kind, self.name, self.detectors = kind, name, detectors
         self.cooldown_left = 0
 
+    @property
+    def key(self) -> str:
+        return f"{self.kind}:{self.name}"
+
     def reset(self) -> None:
         for d in self.detectors.values():
             d.reset()
         self.cooldown_left = 0
+
+    def checkpoint(self) -> dict[str, Any]:
+        return {
+            "cooldown_left": self.cooldown_left,
+            "detectors": {name: json.loads(d.get_state()) for name, d in self.detectors.items()},
+        }
+
+    def restore(self, saved: dict[str, Any]) -> None:
+        """Resume each detector whose checkpoint was written with the same parameters."""
+        self.cooldown_left = int(saved.get("cooldown_left", 0))
+        for name, state in saved.get("detectors", {}).items():
+            current = self.detectors.get(name)
+            if current is None:
+                continue
+            try:
+                restored = detector_from_state(json.dumps(state))
+            except StateError as exc:
+                log.warning("discarding checkpoint of %s/%s: %s", self.key, name, exc)
+                continue
+            if restored.params != current.params:
+                log.warning("discarding checkpoint of %s/%s: parameters changed", self.key, name)
+                continue
+            self.detectors[name] = restored
 
 
 class ModelMonitor:
@@ -130,6 +173,10 @@ class ModelMonitor:
         self.features: dict[str, _Signal] = {}
         self.score = _Signal("score", "score", self.config.build(self.config.feature_detectors))
         self.error = _Signal("error", "error", self.config.build(self.config.error_detectors))
+        self.latency = _Signal(
+            "system", "log_latency_ms", self.config.build(self.config.latency_detectors)
+        )
+        self.positions: dict[str, int] = {}  # "<topic>:<partition>" -> last offset applied
         self.join = LabelJoin(self.config.join_ttl_s, self.config.join_max_pending)
         self.windows = {name: WindowedMetrics(w, b) for name, w, b in self.config.windows}
         self.counts = {
@@ -151,6 +198,8 @@ class ModelMonitor:
             self.model_version = event.model_version
         for window in self.windows.values():
             window.add_inference(event.event_time, event.latency_ms)
+        if event.latency_ms is not None and event.latency_ms > 0:
+            self._feed(self.latency, math.log(event.latency_ms), event.event_time, out, "warning")
         for name, value in event.features.items():
             signal = self.features.get(name)
             if signal is None:
@@ -179,6 +228,42 @@ class ModelMonitor:
     # -- outputs -----------------------------------------------------------------------------
     def metrics(self) -> dict[str, dict[str, Any]]:
         return {name: window.snapshot() for name, window in self.windows.items()}
+
+    # -- checkpoints -------------------------------------------------------------------------
+    def signals(self) -> list[_Signal]:
+        return [self.score, self.error, self.latency, *self.features.values()]
+
+    def checkpoint(self) -> dict[str, Any]:
+        """Detector states, positions and counts as JSON-ready data."""
+        return {
+            "version": CHECKPOINT_VERSION,
+            "model_id": self.model_id,
+            "model_version": self.model_version,
+            "positions": dict(self.positions),
+            "counts": dict(self.counts),
+            "signals": {signal.key: signal.checkpoint() for signal in self.signals()},
+        }
+
+    def restore(self, saved: dict[str, Any]) -> None:
+        """Continue from :meth:`checkpoint`'s data (detectors whose parameters changed restart)."""
+        if saved.get("version") != CHECKPOINT_VERSION or saved.get("model_id") != self.model_id:
+            raise StateError(
+                f"not a version-{CHECKPOINT_VERSION} checkpoint of model {self.model_id!r}"
+            )
+        self.model_version = str(saved.get("model_version", ""))
+        self.positions = {str(k): int(v) for k, v in saved.get("positions", {}).items()}
+        self.counts.update({k: int(v) for k, v in saved.get("counts", {}).items()})
+        fixed = {signal.key: signal for signal in (self.score, self.error, self.latency)}
+        for key, state in saved.get("signals", {}).items():
+            signal = fixed.get(key)
+            if signal is None and key.startswith("feature:"):
+                name = key.removeprefix("feature:")
+                if len(self.features) >= self.config.max_features:
+                    continue
+                detectors = self.config.build(self.config.feature_detectors)
+                signal = self.features[name] = _Signal("feature", name, detectors)
+            if signal is not None:
+                signal.restore(state)
 
     # -- internals ---------------------------------------------------------------------------
     def _observe_outcome(self, joined: JoinedOutcome, out: MonitorOutput) -> None:

@@ -9,6 +9,8 @@ live in one Redis Cluster slot and can be written in one pipeline or transaction
 |                                      |      | event_rate_per_s, latency_p50/p95/p99_ms, ...  |
 | ``<p>:{<model>}:labelled``           | list | newest-first JSON labelled samples (capped)    |
 | ``<p>:{<model>}:counters``           | hash | inferences, labels, joined, alarms             |
+| ``<p>:{<model>}:checkpoint``         | str  | JSON: every detector's state, the last offset  |
+|                                      |      | applied per topic-partition, counts            |
 | ``<p>:models``                       | set  | model ids seen                                 |
 | ``<p>:counters``                     | hash | inferences.processed, labels.processed,        |
 |                                      |      | deadletter.total, deadletter.<reason>          |
@@ -34,6 +36,9 @@ class RedisKeys:
 
     def labelled(self, model_id: str) -> str:
         return f"{self.prefix}:{{{model_id}}}:labelled"
+
+    def checkpoint(self, model_id: str) -> str:
+        return f"{self.prefix}:{{{model_id}}}:checkpoint"
 
     def model_counters(self, model_id: str) -> str:
         return f"{self.prefix}:{{{model_id}}}:counters"

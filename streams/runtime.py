@@ -8,6 +8,13 @@ tests pass them in with a list-backed publisher and store.
 Nothing a message contains can stop the worker: decoding errors become dead-letter records with
 their reason, and any other exception while processing one message is dead-lettered as
 ``processing_error`` with the exception text.
+
+Detector checkpoints: each flush hands the store every changed model's
+:meth:`~streams.monitor.ModelMonitor.checkpoint`, written together with its metrics and counters.
+The first message of a model after a start loads that checkpoint, so detectors resume where they
+were.  The checkpoint records the last offset applied per topic-partition; a redelivered message
+at or below it (Kafka delivers at least once) is counted as ``<kind>.redelivered`` and not
+applied twice.
 """
 
 from __future__ import annotations
@@ -18,10 +25,11 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from detectors import StateError
 from streams.alarms import Alarm, encode_alarm
 from streams.deadletter import PROCESSING_ERROR, deadletter_headers
 from streams.events import InvalidEvent, decode_inference, decode_label
-from streams.monitor import ModelMonitor, MonitorConfig, MonitorOutput
+from streams.monitor import ModelMonitor, MonitorConfig
 from streams.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -42,6 +50,8 @@ class MetricsSink(Protocol):
     def add_labelled(self, model_id: str, sample: dict[str, Any]) -> None: ...
     def add_model_counts(self, model_id: str, counts: dict[str, int]) -> None: ...
     def add_counts(self, counts: dict[str, int]) -> None: ...
+    def add_checkpoint(self, model_id: str, checkpoint: dict[str, Any]) -> None: ...
+    async def load_checkpoint(self, model_id: str) -> dict[str, Any] | None: ...
     async def flush(self) -> bool: ...
 
 
@@ -77,29 +87,44 @@ class MonitorRuntime:
         self._dirty: set[str] = set()
         self.source_uri = f"/driftline/streams/{settings.worker_name}"
 
-    def monitor(self, model_id: str) -> ModelMonitor:
+    async def monitor(self, model_id: str) -> ModelMonitor:
+        """The model's monitor; on first sight, resumed from its checkpoint if there is one."""
         monitor = self.monitors.get(model_id)
         if monitor is None:
-            monitor = self.monitors[model_id] = ModelMonitor(model_id, self.config)
+            monitor = ModelMonitor(model_id, self.config)
+            saved = await self.store.load_checkpoint(model_id)
+            if saved is not None:
+                try:
+                    monitor.restore(saved)
+                    self._count("checkpoints.restored")
+                except (StateError, KeyError, TypeError, ValueError) as exc:
+                    log.warning("starting %s afresh: unusable checkpoint (%s)", model_id, exc)
+                    monitor = ModelMonitor(model_id, self.config)
+                    self._count("checkpoints.discarded")
+            self.monitors[model_id] = monitor
         return monitor
 
     async def handle_inference(self, raw: bytes, source: Source) -> None:
-        await self._handle(raw, source, "inferences", self._observe_inference)
+        await self._handle(
+            raw, source, "inferences", decode_inference, ModelMonitor.observe_inference
+        )
 
     async def handle_label(self, raw: bytes, source: Source) -> None:
-        await self._handle(raw, source, "labels", self._observe_label)
+        await self._handle(raw, source, "labels", decode_label, ModelMonitor.observe_label)
 
-    def _observe_inference(self, raw: bytes) -> tuple[str, MonitorOutput]:
-        event = decode_inference(raw)
-        return event.model_id, self.monitor(event.model_id).observe_inference(event)
-
-    def _observe_label(self, raw: bytes) -> tuple[str, MonitorOutput]:
-        label = decode_label(raw)
-        return label.model_id, self.monitor(label.model_id).observe_label(label)
-
-    async def _handle(self, raw: bytes, source: Source, kind: str, observe: Callable) -> None:
+    async def _handle(
+        self, raw: bytes, source: Source, kind: str, decode: Callable, observe: Callable
+    ) -> None:
         try:
-            model_id, out = observe(raw)
+            event = decode(raw)
+            model_id = event.model_id
+            monitor = await self.monitor(model_id)
+            position = f"{source.topic}:{source.partition}"
+            if source.offset <= monitor.positions.get(position, -1):
+                self._count(f"{kind}.redelivered")
+                return
+            out = observe(monitor, event)
+            monitor.positions[position] = source.offset
         except InvalidEvent as exc:
             await self._deadletter(raw, source, exc.reason, exc.detail)
             return
@@ -151,7 +176,9 @@ class MonitorRuntime:
     async def flush(self) -> bool:
         """Hand metrics snapshots and counters of changed models to the store, then flush it."""
         for model_id in self._dirty:
-            self.store.add_metrics(model_id, self.monitors[model_id].metrics())
+            monitor = self.monitors[model_id]
+            self.store.add_metrics(model_id, monitor.metrics())
+            self.store.add_checkpoint(model_id, monitor.checkpoint())
         for model_id, counts in self._pending_model_counts.items():
             self.store.add_model_counts(model_id, dict(counts))
         self.store.add_counts(dict(self._pending_counts))

@@ -1,8 +1,11 @@
 """Thin Redis persistence under the pure monitors (sink contract: ``add_*`` then ``flush``).
 
-Writes are buffered in memory and sent in one pipeline per flush.  A failed flush keeps the
-buffer (metrics are overwritten by newer snapshots, samples and counters are retried), so a
-Redis outage delays what readers see but loses nothing the worker still holds.
+Writes are buffered in memory and sent in one MULTI/EXEC transaction per flush, so a model's
+detector checkpoint (with the offsets it reflects) and its counters land together or not at
+all.  A failed flush keeps the buffer (metrics and checkpoints are overwritten by newer ones,
+samples and counters are retried), so a Redis outage delays what readers see but loses nothing
+the worker still holds.  (On Redis Cluster the transaction must be split per model: each model's
+keys share a hash tag, the global counters do not.)
 """
 
 from __future__ import annotations
@@ -38,6 +41,7 @@ class RedisStore:
         self._labelled: dict[str, list[str]] = defaultdict(list)
         self._model_counts: dict[str, Counter[str]] = defaultdict(Counter)
         self._counts: Counter[str] = Counter()
+        self._checkpoints: dict[str, str] = {}
         self.failed_flushes = 0
 
     @property
@@ -59,11 +63,35 @@ class RedisStore:
     def add_counts(self, counts: dict[str, int]) -> None:
         self._counts.update(counts)
 
+    def add_checkpoint(self, model_id: str, checkpoint: dict[str, Any]) -> None:
+        self._checkpoints[model_id] = json.dumps(checkpoint, separators=(",", ":"))
+
+    async def load_checkpoint(self, model_id: str) -> dict[str, Any] | None:
+        """The model's last checkpoint, or None (none yet, or unreadable: logged)."""
+        try:
+            raw = await self.client.get(self.keys.checkpoint(model_id))
+        except (RedisError, OSError) as exc:
+            log.warning("could not read the checkpoint of %s (%s); starting afresh", model_id, exc)
+            return None
+        if raw is None:
+            return None
+        try:
+            return json.loads(raw)
+        except ValueError as exc:
+            log.warning("checkpoint of %s is not JSON (%s); starting afresh", model_id, exc)
+            return None
+
     async def flush(self) -> bool:
         """Send everything buffered; return False (and keep the buffer) if Redis failed."""
-        if not (self._metrics or self._labelled or self._model_counts or self._counts):
+        if not (
+            self._metrics
+            or self._labelled
+            or self._model_counts
+            or self._counts
+            or self._checkpoints
+        ):
             return True
-        pipe = self.client.pipeline(transaction=False)
+        pipe = self.client.pipeline(transaction=True)
         for model_id, windows in self._metrics.items():
             pipe.sadd(self.keys.models(), model_id)
             for window, snapshot in windows.items():
@@ -78,6 +106,8 @@ class RedisStore:
                 pipe.hincrby(self.keys.model_counters(model_id), name, n)
         for name, n in self._counts.items():
             pipe.hincrby(self.keys.counters(), name, n)
+        for model_id, checkpoint in self._checkpoints.items():
+            pipe.set(self.keys.checkpoint(model_id), checkpoint)
         try:
             await pipe.execute()
         except (RedisError, OSError) as exc:
@@ -92,6 +122,7 @@ class RedisStore:
         self._labelled.clear()
         self._model_counts.clear()
         self._counts.clear()
+        self._checkpoints.clear()
         return True
 
     async def close(self) -> None:

@@ -79,10 +79,8 @@ def settings(stack) -> Settings:
         client.delete(*keys)
 
 
-@pytest.fixture(scope="module")
-def worker(settings, tmp_path_factory) -> subprocess.Popen:
-    """The real monitoring worker (``driftline worker``) as a subprocess."""
-    log_path = tmp_path_factory.mktemp("worker") / "worker.log"
+def start_worker(settings: Settings, log_path: Path) -> subprocess.Popen:
+    """Start the real monitoring worker (``driftline worker``) and wait until it consumes."""
     env = {**os.environ, **settings.to_env()}
     with log_path.open("wb") as log:
         proc = subprocess.Popen(
@@ -100,15 +98,27 @@ def worker(settings, tmp_path_factory) -> subprocess.Popen:
                 f"monitoring worker did not start:\n{log_path.read_text(errors='replace')[-4000:]}"
             )
         time.sleep(0.2)
-    yield proc
+    return proc
+
+
+def stop_worker(proc: subprocess.Popen, log_path: Path) -> None:
+    """Stop it as an operator would (SIGTERM) and check it logged no traceback."""
     proc.terminate()
     try:
         proc.wait(timeout=30)
     except subprocess.TimeoutExpired:
         proc.kill()
-    assert "Traceback" not in log_path.read_text(errors="replace"), log_path.read_text(
-        errors="replace"
-    )[-4000:]
+    log = log_path.read_text(errors="replace")
+    assert "Traceback" not in log, log[-4000:]
+
+
+@pytest.fixture(scope="module")
+def worker(settings, tmp_path_factory) -> subprocess.Popen:
+    """The real monitoring worker as a subprocess, for the whole test module."""
+    log_path = tmp_path_factory.mktemp("worker") / "worker.log"
+    proc = start_worker(settings, log_path)
+    yield proc
+    stop_worker(proc, log_path)
 
 
 async def read_topic(

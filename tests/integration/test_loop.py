@@ -112,7 +112,7 @@ async def test_drift_raises_an_alarm_and_the_new_model_is_served(settings, worke
         "datacontenttype",
         "data",
     } <= alarm.keys()
-    assert alarm["data"]["dedup_key"] == f"{MODEL}/error:error/adwin"
+    assert alarm["data"]["dedup_key"] == f"{MODEL}/error:error/cusum"
     assert alarm["data"]["index"] > 2900, "the error alarm fired after the drift, not before"
 
     # the learner's update: promoted on held-out data, published, and served

@@ -38,7 +38,11 @@ class DriftDetector(abc.ABC):
 
     name: ClassVar[str]
     state_version: ClassVar[int] = 1
-    #: ``"real"`` for any number, ``"binary"`` for 0/1 error indicators (non-zero counts as 1).
+    #: What ``update`` takes: ``"real"`` (a number), ``"binary"`` (0/1 error indicators; non-zero
+    #: counts as 1), ``"vector"`` (a row of features), ``"category"`` (a label such as a
+    #: predicted class), ``"scored"`` (a ``(confidence, correct-or-None)`` pair), ``"latency"``
+    #: (milliseconds, >= 0) or ``"event_time"`` (seconds).  The conformance suite picks its
+    #: test streams by it.
     input_kind: ClassVar[str] = "real"
     #: Attributes that make up the changing state, when they are plain JSON values; a detector
     #: that lists them gets ``_get_state``/``_set_state`` for free.
@@ -72,29 +76,42 @@ class DriftDetector(abc.ABC):
             params=self.params,
         )
 
-    def update(self, x: float) -> None:
+    def update(self, x: Any) -> None:
         """Feed one value; afterwards ``drift_detected`` says whether it raised an alarm."""
-        x = float(x)
-        if not math.isfinite(x):
+        value = self._accept(x)
+        if value is None:
             self.n_rejected += 1
             self._drift_detected = False
             return
         self.n_seen += 1
-        self._drift_detected = bool(self._update(x))
+        self._drift_detected = bool(self._update(value))
         if self._drift_detected:
             self.n_detections += 1
 
-    def update_many(self, values: Iterable[float] | np.ndarray) -> np.ndarray:
+    def update_many(self, values: Iterable[Any] | np.ndarray) -> np.ndarray:
         """Feed a batch; return the 0-based positions in the batch that raised an alarm.
 
         Equivalent to calling :meth:`update` on each value in order.
         """
         alarms = []
-        for i, x in enumerate(np.asarray(values, dtype=np.float64).ravel()):
+        for i, x in enumerate(self._batch(values)):
             self.update(x)
             if self._drift_detected:
                 alarms.append(i)
         return np.asarray(alarms, dtype=np.int64)
+
+    # -- input handling (overridden by detectors that read rows, categories, pairs) ----------
+    def _accept(self, x: Any) -> Any | None:
+        """The value ``_update`` will see, or None to reject it (counted in ``n_rejected``)."""
+        try:
+            value = float(x)
+        except (TypeError, ValueError):
+            return None
+        return value if math.isfinite(value) else None
+
+    def _batch(self, values: Iterable[Any] | np.ndarray) -> Iterable[Any]:
+        """The items of a batch, in order."""
+        return np.asarray(values, dtype=np.float64).ravel()
 
     def reset(self) -> None:
         """Forget everything seen; keep the hyperparameters."""
@@ -162,15 +179,24 @@ class DriftDetector(abc.ABC):
         """The level the statistic must exceed to raise an alarm."""
 
     def _get_state(self) -> dict[str, Any]:
-        """JSON-ready changing state (by default, the attributes named in ``_state_fields``)."""
+        """JSON-ready changing state (by default, the attributes named in ``_state_fields``;
+        numpy arrays among them are written as lists)."""
         if not self._state_fields:
             raise NotImplementedError(f"{type(self).__name__} must define its checkpoint")
-        return {f.lstrip("_"): getattr(self, f) for f in self._state_fields}
+        state = {}
+        for f in self._state_fields:
+            value = getattr(self, f)
+            state[f.lstrip("_")] = value.tolist() if isinstance(value, np.ndarray) else value
+        return state
 
     def _set_state(self, state: dict[str, Any]) -> None:
-        """Inverse of :meth:`_get_state`."""
+        """Inverse of :meth:`_get_state` (an attribute that is an array after reset is read
+        back as an array)."""
         for f in self._state_fields:
-            setattr(self, f, state[f.lstrip("_")])
+            value = state[f.lstrip("_")]
+            if isinstance(getattr(self, f, None), np.ndarray):
+                value = np.asarray(value, dtype=np.float64)
+            setattr(self, f, value)
 
     @classmethod
     def _unit_test_params(cls) -> dict[str, Any]:

@@ -12,6 +12,7 @@ from detectors.calibration import threshold_for
 from detectors.reference import Reference, ReferenceSketch
 
 _CHUNK = 1 << 16
+_SIDES = {"up": (1.0,), "down": (-1.0,), "both": (1.0, -1.0)}
 
 
 class CUSUM(DriftDetector):
@@ -44,6 +45,7 @@ class CUSUM(DriftDetector):
         reference_size: Values used to learn the reference.
         clip: Bound, in reference scales, on a single value's influence.
         detect_scale: Also watch for a growing spread (not used on binary streams).
+        sides: ``"both"``, or ``"up"``/``"down"`` to watch one direction of the mean only.
 
     Examples:
         >>> import random
@@ -74,17 +76,21 @@ class CUSUM(DriftDetector):
         reference_size: int = 2000,
         clip: float = 3.0,
         detect_scale: bool = True,
+        sides: str = "both",
     ) -> None:
         shifts = tuple(float(s) for s in shifts)
         if not shifts or min(shifts) <= 0:
             raise ValueError("shifts must be a non-empty sequence of positive numbers")
         if target_arl <= 1 or reference_size < 64 or clip <= max(shifts) / 2:
             raise ValueError("need target_arl > 1, reference_size >= 64, clip > max(shifts)/2")
+        if sides not in _SIDES:
+            raise ValueError(f"sides must be one of {sorted(_SIDES)}, got {sides!r}")
         self.shifts = shifts
         self.target_arl = target_arl
         self.reference_size = reference_size
         self.clip = clip
         self.detect_scale = detect_scale
+        self.sides = sides
         super().__init__()
 
     # -- protocol properties -------------------------------------------------------------------
@@ -147,7 +153,7 @@ class CUSUM(DriftDetector):
             p0 = (ref.mean * ref.n + 0.5) / (ref.n + 1)  # never exactly 0 or 1
             sd0 = math.sqrt(p0 * (1 - p0))
             for shift in self.shifts:
-                for p1 in (p0 + shift * sd0, p0 - shift * sd0):
+                for p1 in (p0 + sign * shift * sd0 for sign in _SIDES[self.sides]):
                     if 0 < p1 < 1:
                         one, zero = math.log(p1 / p0), math.log((1 - p1) / (1 - p0))
                         incs = np.array([one, zero])
@@ -158,7 +164,7 @@ class CUSUM(DriftDetector):
             points, weights = np.asarray(ref.points), np.asarray(ref.weights)
             y = _standardise(points, weights)
             for shift in self.shifts:
-                for sign in (1.0, -1.0):
+                for sign in _SIDES[self.sides]:
                     cusums.append((0, sign, -shift / 2, sign * y - shift / 2, weights))
             spread = np.abs(points - ref.mean) / std
             spread_mean = float(weights @ spread)

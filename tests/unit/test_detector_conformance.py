@@ -10,16 +10,20 @@ import pytest
 
 import detectors
 from detectors import REGISTRY, DriftDetector, StateError, detector_from_state
+from tests.unit.detector_streams import (
+    change_stream,
+    constant_stream,
+    insert,
+    invalid_inputs,
+    stationary_stream,
+)
 
 CLASSES = sorted(REGISTRY.values(), key=lambda c: c.name)
 
 
-def _stream(cls: type[DriftDetector], seed: int = 0, n: int = 6000) -> np.ndarray:
-    """A clear change half-way: a 1.5 sigma mean shift, or an error rate 0.1 -> 0.6."""
-    rng = np.random.default_rng(seed)
-    if cls.input_kind == "binary":
-        return rng.binomial(1, np.r_[np.full(n // 2, 0.1), np.full(n // 2, 0.6)]).astype(float)
-    return np.concatenate([rng.normal(0, 1, n // 2), rng.normal(1.5, 1, n // 2)])
+def _stream(cls: type[DriftDetector], seed: int = 0, n: int = 6000):
+    """A clear change half-way, in the detector's input kind."""
+    return change_stream(cls.input_kind, seed, n)
 
 
 def _assert_same_state(a: bytes, b: bytes) -> None:
@@ -119,25 +123,25 @@ def test_reset_forgets_everything(cls):
 
 def test_constant_stream_never_alarms(cls):
     detector = cls()
-    assert len(detector.update_many(np.full(20_000, 3.25))) == 0
+    assert len(detector.update_many(constant_stream(cls.input_kind, 20_000))) == 0
 
 
 def test_non_finite_values_are_ignored_and_counted(cls):
     values = _stream(cls, seed=4, n=2000)
     clean, dirty = cls(), cls()
     clean.update_many(values)
-    noisy = np.insert(values, [10, 500, 1500], [np.nan, np.inf, -np.inf])
-    dirty.update_many(noisy)
+    dirty.update_many(
+        insert(cls.input_kind, values, [10, 500, 1500], invalid_inputs(cls.input_kind))
+    )
     assert dirty.n_rejected == 3 and dirty.n_seen == clean.n_seen
     assert dirty.statistic == clean.statistic
 
 
 def test_memory_is_bounded_on_a_long_stream(cls):
     detector = cls()
-    rng = np.random.default_rng(5)
-    detector.update_many(rng.normal(0, 1, 20_000))
+    detector.update_many(stationary_stream(cls.input_kind, 5, 20_000))
     size_20k = len(detector.get_state())
-    detector.update_many(rng.normal(0, 1, 80_000))
+    detector.update_many(stationary_stream(cls.input_kind, 6, 80_000))
     assert len(detector.get_state()) < 2 * size_20k + 512
 
 

@@ -1,0 +1,121 @@
+"""Security monitor: the rate of anomalous inputs (Mahalanobis outliers), watched by CUSUM."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import numpy as np
+from scipy import stats
+
+from detectors.base import DriftDetector
+from detectors.cusum import CUSUM
+from detectors.windowed import VectorInput
+
+
+class InputOutlierRate(VectorInput, DriftDetector):
+    """Scores every input row for anomaly and alarms when anomalous rows become more frequent.
+
+    The first ``reference_size`` rows give the mean and covariance of normal traffic.  Each
+    later row's squared Mahalanobis distance is its ``outlier_score``; a row is *flagged* when
+    the score exceeds the ``1 - flag_alpha`` chi-square quantile.  A single odd row is not an
+    incident, a rising share of them is (probing, scraping, a broken upstream feature, an
+    attack), so the 0/1 flags feed a calibrated upward :class:`~detectors.CUSUM`, and that is
+    what raises the alarm.  ``last_score`` and ``last_flagged`` describe the latest row.
+
+    Parameters:
+        reference_size: Rows used to learn normal traffic.
+        flag_alpha: Share of normal rows flagged (sets the score threshold).
+        target_arl: Rows between false alarms of the flag-rate CUSUM.
+
+    Examples:
+        >>> import numpy as np
+        >>> from detectors import InputOutlierRate
+        >>> rng = np.random.default_rng(0)
+        >>> normal = rng.normal(0, 1, (5000, 4))
+        >>> probing = rng.normal(0, 1, (1000, 4))
+        >>> probing[::10] *= 6  # one request in ten is far outside normal traffic
+        >>> detector = InputOutlierRate()
+        >>> alarms = detector.update_many(np.vstack([normal, probing])).tolist()
+        >>> alarms[0] > 5000, alarms[0] < 5200
+        (True, True)
+    """
+
+    name = "input_outlier_rate"
+    _state_fields = (
+        "_width",
+        "_ref_n",
+        "_ref_mean",
+        "_ref_scatter",
+        "_precision",
+        "_cutoff",
+        "last_score",
+        "last_flagged",
+        "_rate_state",
+    )
+
+    def __init__(
+        self, reference_size: int = 1000, flag_alpha: float = 1e-3, target_arl: float = 500_000.0
+    ) -> None:
+        if reference_size < 10 or not 0 < flag_alpha < 1:
+            raise ValueError("need reference_size >= 10 and 0 < flag_alpha < 1")
+        self.reference_size = reference_size
+        self.flag_alpha = flag_alpha
+        self.target_arl = target_arl
+        super().__init__()
+
+    @property
+    def statistic(self) -> float:
+        return self._rate.statistic
+
+    @property
+    def threshold(self) -> float:
+        return self._rate.threshold
+
+    @property
+    def _rate_state(self) -> dict[str, Any]:
+        return json.loads(self._rate.get_state())
+
+    @_rate_state.setter
+    def _rate_state(self, state: dict[str, Any]) -> None:
+        self._rate = CUSUM.from_state(json.dumps(state))
+
+    def _reset(self) -> None:
+        self._width = None
+        self._ref_n = 0
+        self._ref_mean = np.zeros(0)
+        self._ref_scatter = np.zeros(0)
+        self._precision = np.zeros(0)
+        self._cutoff = 0.0
+        self.last_score = 0.0
+        self.last_flagged = False
+        self._rate = CUSUM(shifts=(1.0, 3.0), target_arl=self.target_arl, sides="up")
+
+    def outlier_score(self, row: np.ndarray) -> float:
+        """Squared Mahalanobis distance of ``row`` from normal traffic."""
+        diff = np.asarray(row, dtype=np.float64) - self._ref_mean
+        return float(diff @ self._precision @ diff)
+
+    def _update(self, x: np.ndarray) -> bool:
+        if self._ref_n < self.reference_size:
+            if not self._ref_n:
+                self._ref_mean = np.zeros(len(x))
+                self._ref_scatter = np.zeros((len(x), len(x)))
+            self._ref_n += 1
+            delta = x - self._ref_mean
+            self._ref_mean = self._ref_mean + delta / self._ref_n
+            self._ref_scatter = self._ref_scatter + np.outer(delta, x - self._ref_mean)
+            if self._ref_n == self.reference_size:
+                cov = self._ref_scatter / (self._ref_n - 1)
+                cov += np.eye(len(cov)) * 1e-9 * max(float(np.trace(cov)), 1e-12)
+                self._precision = np.linalg.pinv(cov)
+                self._cutoff = float(stats.chi2.isf(self.flag_alpha, len(x)))
+            return False
+        self.last_score = self.outlier_score(x)
+        self.last_flagged = self.last_score > self._cutoff
+        self._rate.update(1.0 if self.last_flagged else 0.0)
+        return self._rate.drift_detected
+
+    @classmethod
+    def _unit_test_params(cls) -> dict[str, Any]:
+        return {"reference_size": 200, "flag_alpha": 0.01, "target_arl": 50_000.0}

@@ -1,0 +1,53 @@
+"""Small statistical helpers shared by the window tests (pure numpy, no scipy needed)."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+
+def kolmogorov_pvalue(statistic: float, n1: int, n2: int) -> float:
+    """Asymptotic p-value of a two-sample KS statistic (with Stephens' small-sample correction).
+
+    >>> round(kolmogorov_pvalue(0.1, 1000, 500), 3)
+    0.002
+    """
+    en = math.sqrt(n1 * n2 / (n1 + n2))
+    lam = (en + 0.12 + 0.11 / en) * statistic
+    if lam < 0.2:
+        return 1.0
+    total = sum((-1) ** (k - 1) * math.exp(-2 * k * k * lam * lam) for k in range(1, 101))
+    return min(max(2 * total, 0.0), 1.0)
+
+
+def benjamini_hochberg(pvalues: np.ndarray) -> np.ndarray:
+    """Benjamini-Hochberg adjusted p-values (reject where adjusted <= the FDR level).
+
+    >>> benjamini_hochberg(np.array([0.01, 0.04, 0.03, 0.5])).round(3).tolist()
+    [0.04, 0.053, 0.053, 0.5]
+    """
+    p = np.asarray(pvalues, dtype=np.float64)
+    m = len(p)
+    order = np.argsort(p)
+    ranked = p[order] * m / np.arange(1, m + 1)
+    adjusted = np.minimum.accumulate(ranked[::-1])[::-1]
+    out = np.empty(m)
+    out[order] = np.minimum(adjusted, 1.0)
+    return out
+
+
+def psi(reference: np.ndarray, current: np.ndarray, floor: float = 1e-4) -> float:
+    """Population stability index between two vectors of bin proportions.
+
+    >>> round(psi(np.array([0.5, 0.5]), np.array([0.9, 0.1])), 3)
+    0.879
+    """
+    r = np.maximum(np.asarray(reference, dtype=np.float64), floor)
+    c = np.maximum(np.asarray(current, dtype=np.float64), floor)
+    return float(((c - r) * np.log(c / r)).sum())
+
+
+def log10_pvalue_score(p: float) -> float:
+    """``-log10(p)``, capped, so that larger means stronger evidence of drift."""
+    return min(-math.log10(max(p, 1e-300)), 300.0)

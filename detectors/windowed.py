@@ -1,0 +1,122 @@
+"""Reference-then-windows scaffolding for detectors that test a window against a reference.
+
+A :class:`WindowedTest` learns a reference from its first ``reference_size`` inputs, then
+collects tumbling windows of ``window`` inputs and runs one two-sample test per window.  Memory
+is fixed by those two sizes.  An alarm means the window differs from the reference; the detector
+then learns a new reference from the inputs that follow (the new regime becomes the baseline),
+as the CUSUM does.  Subclasses supply the reference summary, the window summary and the test.
+"""
+
+from __future__ import annotations
+
+import abc
+from typing import Any, ClassVar
+
+import numpy as np
+
+from detectors.base import DriftDetector
+
+
+class WindowedTest(DriftDetector):
+    """Base for window-versus-reference tests (see the module docstring)."""
+
+    #: Subclasses list their own state attributes here, on top of the scaffolding's.
+    _test_fields: ClassVar[tuple[str, ...]] = ()
+
+    def __init__(self) -> None:
+        if self.reference_size < 2 or self.window < 2:
+            raise ValueError("reference_size and window must be >= 2")
+        super().__init__()
+
+    @property
+    def _state_fields(self) -> tuple[str, ...]:  # type: ignore[override]
+        scaffolding = ("_calibrated", "_n_reference", "_n_window", "_statistic", "_restart_pending")
+        return (*scaffolding, *self._test_fields)
+
+    @property
+    def statistic(self) -> float:
+        """The last window's test statistic (0 before the first window closes)."""
+        return self._statistic
+
+    @property
+    def calibrated(self) -> bool:
+        return self._calibrated
+
+    def _reset(self) -> None:
+        self._calibrated = False
+        self._n_reference = 0
+        self._n_window = 0
+        self._statistic = 0.0
+        self._restart_pending = False
+        self._clear_reference()
+        self._clear_window()
+
+    def _update(self, x: Any) -> bool:
+        if self._restart_pending:
+            self._reset()
+        if not self._calibrated:
+            self._add_reference(x)
+            self._n_reference += 1
+            if self._n_reference == self.reference_size:
+                self._fit_reference()
+                self._calibrated = True
+            return False
+        self._add_window(x)
+        self._n_window += 1
+        if self._n_window < self.window:
+            return False
+        self._statistic = float(self._test_window())
+        self._n_window = 0
+        self._clear_window()
+        self._restart_pending = self._statistic > self.threshold
+        return self._restart_pending
+
+    # -- what each test supplies ---------------------------------------------------------------
+    @abc.abstractmethod
+    def _clear_reference(self) -> None: ...
+
+    @abc.abstractmethod
+    def _add_reference(self, x: Any) -> None: ...
+
+    @abc.abstractmethod
+    def _fit_reference(self) -> None:
+        """Summarise the complete reference (and drop what the summary makes unnecessary)."""
+
+    @abc.abstractmethod
+    def _clear_window(self) -> None: ...
+
+    @abc.abstractmethod
+    def _add_window(self, x: Any) -> None: ...
+
+    @abc.abstractmethod
+    def _test_window(self) -> float:
+        """The statistic comparing the full window with the reference."""
+
+
+class VectorInput:
+    """Mixin for detectors fed rows of numbers.
+
+    The first accepted row fixes the width; a row of another width, or with a non-finite or
+    non-numeric value, is rejected (counted in ``n_rejected``) and changes nothing.
+    """
+
+    input_kind = "vector"
+    _width: int | None
+
+    def _accept(self, x: Any) -> np.ndarray | None:
+        try:
+            row = np.asarray(x, dtype=np.float64).ravel()
+        except (TypeError, ValueError):
+            return None
+        if row.size == 0 or not np.isfinite(row).all():
+            return None
+        if self._width is None:
+            self._width = int(row.size)
+        elif row.size != self._width:
+            return None
+        return row
+
+    def _batch(self, values: Any) -> Any:
+        if isinstance(values, np.ndarray):
+            return values if values.ndim == 2 else values.reshape(len(values), -1)
+        return list(values)

@@ -95,7 +95,8 @@ def contenders() -> dict[str, Player]:
     """River's defaults beside each driftline detector's defaults.
 
     Error-rate detectors (input kind "binary") only run on the 0/1 streams; the others run on
-    every stream.  River's KSWIN is left out: its scipy test at every value makes it too slow
+    every stream.  Detectors of other input kinds (rows, labels, latencies, timestamps) are
+    not univariate-stream detectors and are left out.  River's KSWIN is left out: its scipy test at every value makes it too slow
     for 100k-value streams.
     """
     out: dict[str, Player] = {
@@ -108,6 +109,8 @@ def contenders() -> dict[str, Player]:
             "binary",
         )
     for cls in sorted(detectors.REGISTRY.values(), key=lambda c: c.name):
+        if cls.input_kind not in ("real", "binary"):
+            continue  # rows, labels, timestamps: not these streams
         label = f"driftline {cls.__name__}" + (" (default)" if cls is DEFAULT else "")
         out[label] = (lambda v, cls=cls: cls().update_many(v).tolist(), cls.input_kind)
     return out

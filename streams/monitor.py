@@ -11,7 +11,17 @@ Signals watched per model:
 - ``error:error``: ``MonitorConfig.error_detectors`` on the 0/1 error stream, once a label joins
   its prediction;
 - ``system:log_latency_ms``: ``MonitorConfig.latency_detectors`` on the log of the serving
-  latency (log, because latency is skewed and its changes are multiplicative).
+  latency (log, because latency is skewed and its changes are multiplicative);
+- ``system:latency_ms``: the latency SLO (rolling p99 against ``slo_ms``);
+- ``system:throughput``: event throughput per second of event time (drops);
+- ``data:features``: the whole feature vector (per-feature KS/PSI with multiple-testing
+  control), rows laid out in the sorted feature names of the first event;
+- ``output:predicted_class``: the distribution of predicted classes (chi-square, PSI);
+- ``output:low_confidence``: the rate of predictions below ``MonitorConfig.low_confidence``;
+- ``performance:estimated_accuracy``: accuracy estimated from calibrated confidence (CBPE),
+  calibrated on the first labelled predictions, then label-free;
+- ``rule:<name>``: the violation rate of each of ``MonitorConfig.output_rules`` (counted in
+  ``counts["rule_violations.<name>"]``).
 
 The default detector everywhere is the calibrated :class:`~detectors.CUSUM`: it learns each
 signal's level, scale, autocorrelation and shape from the signal's own first values, so one
@@ -51,6 +61,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from detectors import REGISTRY, DriftDetector, StateError, detector_from_state
+from detectors.output_rules import OutputRule, parse_rules
 from streams.alarms import Alarm
 from streams.events import InferenceEvent, LabelEvent
 from streams.join import JoinedOutcome, LabelJoin
@@ -70,7 +81,18 @@ class MonitorConfig:
     # streams (normal, heavy-tailed, autocorrelated, 0/1), see docs/detection-benchmark.md.
     feature_detectors: tuple[DetectorSpec, ...] = (("cusum", {}),)
     error_detectors: tuple[DetectorSpec, ...] = (("cusum", {}),)
-    latency_detectors: tuple[DetectorSpec, ...] = (("cusum", {}),)
+    latency_detectors: tuple[DetectorSpec, ...] = (("cusum", {}),)  # on log latency
+    # The whole feature vector (all features, KS/PSI per feature, Benjamini-Hochberg).
+    vector_detectors: tuple[DetectorSpec, ...] = (("feature_drift", {}),)
+    class_detectors: tuple[DetectorSpec, ...] = (("class_distribution", {}),)
+    rate_detectors: tuple[DetectorSpec, ...] = (("cusum", {}),)  # low confidence, rule breaks
+    performance_detectors: tuple[DetectorSpec, ...] = (("cbpe", {}),)
+    slo_detectors: tuple[DetectorSpec, ...] = (("latency_slo", {"slo_ms": 250.0}),)
+    throughput_detectors: tuple[DetectorSpec, ...] = (("throughput_drop", {}),)
+    low_confidence: float = 0.6  # a prediction less confident than this counts as uncertain
+    output_rules: tuple[dict[str, Any], ...] = (
+        {"name": "probabilities_sum_to_one", "kind": "sum_to_one", "field": "probabilities"},
+    )
     windows: tuple[tuple[str, float, float], ...] = (("1m", 60.0, 1.0), ("1h", 3600.0, 60.0))
     positive_label: str = "1"
     alarm_cooldown: int = 500  # updates of one signal during which a repeat alarm is held back
@@ -80,6 +102,9 @@ class MonitorConfig:
 
     def build(self, specs: tuple[DetectorSpec, ...]) -> dict[str, DriftDetector]:
         return {name: REGISTRY[name](**params) for name, params in specs}
+
+    def rules(self) -> list[OutputRule]:
+        return parse_rules(list(self.output_rules))
 
 
 @dataclass(slots=True)
@@ -171,11 +196,24 @@ class ModelMonitor:
         self.config = config or MonitorConfig()
         self.model_version = ""
         self.features: dict[str, _Signal] = {}
-        self.score = _Signal("score", "score", self.config.build(self.config.feature_detectors))
-        self.error = _Signal("error", "error", self.config.build(self.config.error_detectors))
-        self.latency = _Signal(
-            "system", "log_latency_ms", self.config.build(self.config.latency_detectors)
+        build = self.config.build
+        self.score = _Signal("score", "score", build(self.config.feature_detectors))
+        self.error = _Signal("error", "error", build(self.config.error_detectors))
+        self.latency = _Signal("system", "log_latency_ms", build(self.config.latency_detectors))
+        self.slo = _Signal("system", "latency_ms", build(self.config.slo_detectors))
+        self.throughput = _Signal("system", "throughput", build(self.config.throughput_detectors))
+        self.data = _Signal("data", "features", build(self.config.vector_detectors))
+        self.classes = _Signal("output", "predicted_class", build(self.config.class_detectors))
+        self.uncertain = _Signal("output", "low_confidence", build(self.config.rate_detectors))
+        self.performance = _Signal(
+            "performance", "estimated_accuracy", build(self.config.performance_detectors)
         )
+        self.rules = self.config.rules()
+        self.rule_signals = {
+            rule.name: _Signal("rule", rule.name, build(self.config.rate_detectors))
+            for rule in self.rules
+        }
+        self.feature_order: list[str] = []  # the data signal's row layout, from the first event
         self.positions: dict[str, int] = {}  # "<topic>:<partition>" -> last offset applied
         self.join = LabelJoin(self.config.join_ttl_s, self.config.join_max_pending)
         self.windows = {name: WindowedMetrics(w, b) for name, w, b in self.config.windows}
@@ -193,13 +231,22 @@ class ModelMonitor:
         self.counts["inferences"] += 1
         if event.model_version != self.model_version:
             if self.model_version:  # a new model: new baseline for its outputs
-                self.score.reset()
-                self.error.reset()
+                for signal in self._model_signals():
+                    signal.reset()
             self.model_version = event.model_version
+        t = event.event_time
         for window in self.windows.values():
-            window.add_inference(event.event_time, event.latency_ms)
-        if event.latency_ms is not None and event.latency_ms > 0:
-            self._feed(self.latency, math.log(event.latency_ms), event.event_time, out, "warning")
+            window.add_inference(t, event.latency_ms)
+        self._feed(self.throughput, t, t, out, "warning")
+        if event.latency_ms is not None:
+            self._feed(self.slo, event.latency_ms, t, out, "critical")
+            if event.latency_ms > 0:
+                self._feed(self.latency, math.log(event.latency_ms), t, out, "warning")
+        if not self.feature_order:
+            self.feature_order = sorted(event.features)[: self.config.max_features]
+        if self.feature_order and all(name in event.features for name in self.feature_order):
+            row = [event.features[name] for name in self.feature_order]
+            self._feed(self.data, row, t, out, "warning")
         for name, value in event.features.items():
             signal = self.features.get(name)
             if signal is None:
@@ -211,7 +258,27 @@ class ModelMonitor:
             self._feed(signal, value, event.event_time, out, "warning")
         confidence = event.confidence
         if confidence is not None:
-            self._feed(self.score, confidence, event.event_time, out, "warning")
+            self._feed(self.score, confidence, t, out, "warning")
+            uncertain = 1.0 if confidence < self.config.low_confidence else 0.0
+            self._feed(self.uncertain, uncertain, t, out, "warning")
+            if self._cbpe_calibrated():  # afterwards, no labels needed
+                self._feed(self.performance, (confidence, None), t, out, "warning")
+        self._feed(self.classes, normalise_label(event.prediction), t, out, "warning")
+        if self.rules:
+            fields = {
+                "score": event.score,
+                "probabilities": event.probabilities,
+                "prediction": event.prediction,
+                "latency_ms": event.latency_ms,
+                **{f"features.{k}": v for k, v in event.features.items()},
+            }
+            for rule in self.rules:
+                broken = rule.violated(fields)
+                if broken:
+                    self.counts[f"rule_violations.{rule.name}"] = (
+                        self.counts.get(f"rule_violations.{rule.name}", 0) + 1
+                    )
+                self._feed(self.rule_signals[rule.name], float(broken), t, out, "warning")
         joined = self.join.add_prediction(event)
         if joined is not None:
             self._observe_outcome(joined, out)
@@ -230,8 +297,16 @@ class ModelMonitor:
         return {name: window.snapshot() for name, window in self.windows.items()}
 
     # -- checkpoints -------------------------------------------------------------------------
+    def _model_signals(self) -> list[_Signal]:
+        """Signals about the model's outputs: a new model version is a new baseline for them."""
+        return [self.score, self.error, self.classes, self.uncertain, self.performance]
+
+    def _fixed_signals(self) -> list[_Signal]:
+        system = [self.latency, self.slo, self.throughput, self.data]
+        return [*self._model_signals(), *system, *self.rule_signals.values()]
+
     def signals(self) -> list[_Signal]:
-        return [self.score, self.error, self.latency, *self.features.values()]
+        return [*self._fixed_signals(), *self.features.values()]
 
     def checkpoint(self) -> dict[str, Any]:
         """Detector states, positions and counts as JSON-ready data."""
@@ -240,6 +315,7 @@ class ModelMonitor:
             "model_id": self.model_id,
             "model_version": self.model_version,
             "positions": dict(self.positions),
+            "feature_order": list(self.feature_order),
             "counts": dict(self.counts),
             "signals": {signal.key: signal.checkpoint() for signal in self.signals()},
         }
@@ -252,8 +328,9 @@ class ModelMonitor:
             )
         self.model_version = str(saved.get("model_version", ""))
         self.positions = {str(k): int(v) for k, v in saved.get("positions", {}).items()}
+        self.feature_order = [str(name) for name in saved.get("feature_order", [])]
         self.counts.update({k: int(v) for k, v in saved.get("counts", {}).items()})
-        fixed = {signal.key: signal for signal in (self.score, self.error, self.latency)}
+        fixed = {signal.key: signal for signal in self._fixed_signals()}
         for key, state in saved.get("signals", {}).items():
             signal = fixed.get(key)
             if signal is None and key.startswith("feature:"):
@@ -288,9 +365,18 @@ class ModelMonitor:
         # Outcomes of an older model version say nothing about the one now serving.
         if prediction.model_version == self.model_version:
             self._feed(self.error, 0.0 if correct else 1.0, label.event_time, out, "critical")
+            confidence = prediction.confidence
+            if confidence is not None and not self._cbpe_calibrated():
+                # Labelled predictions calibrate the label-free accuracy estimate.
+                self._feed(
+                    self.performance, (confidence, correct), label.event_time, out, "warning"
+                )
+
+    def _cbpe_calibrated(self) -> bool:
+        return all(getattr(d, "calibrated", True) for d in self.performance.detectors.values())
 
     def _feed(
-        self, signal: _Signal, value: float, event_time: float, out: MonitorOutput, severity: str
+        self, signal: _Signal, value: Any, event_time: float, out: MonitorOutput, severity: str
     ) -> None:
         if signal.cooldown_left:
             signal.cooldown_left -= 1

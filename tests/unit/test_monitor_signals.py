@@ -1,0 +1,115 @@
+"""Each signal the ModelMonitor watches raises its alarm on the change it is for."""
+
+from __future__ import annotations
+
+import json
+import random
+
+from streams.events import InferenceEvent, LabelEvent
+from streams.monitor import ModelMonitor
+
+
+def _event(i: int, rng: random.Random, **changes) -> InferenceEvent:
+    fields = {
+        "features": {"a": rng.gauss(0, 1), "b": rng.gauss(0, 1)},
+        "prediction": int(rng.random() < 0.3),
+        "score": rng.uniform(0.7, 1.0),
+        "probabilities": None,
+        "latency_ms": rng.lognormvariate(2.5, 0.3),
+        "event_time": 1000.0 + i / 20,  # 20 events per second
+    }
+    fields.update({k: v(fields) if callable(v) else v for k, v in changes.items()})
+    return InferenceEvent("m", "v1", f"r{i}", **fields)
+
+
+def _first_alarm(monitor: ModelMonitor, events) -> dict[str, int]:
+    """Index of the first alarm per signal key."""
+    first: dict[str, int] = {}
+    for i, event in enumerate(events):
+        for alarm in monitor.observe_inference(event).alarms:
+            first.setdefault(f"{alarm.signal_kind}:{alarm.signal_name}", i)
+    return first
+
+
+def _stream(change, n_before: int = 3000, n_after: int = 1500, seed: int = 0):
+    rng = random.Random(seed)
+    return [_event(i, rng) for i in range(n_before)] + [
+        _event(i, rng, **change) for i in range(n_before, n_before + n_after)
+    ]
+
+
+def test_quiet_traffic_raises_no_alarm():
+    assert _first_alarm(ModelMonitor("m"), _stream({}, 4000, 0)) == {}
+
+
+def test_latency_breaking_the_slo_pages():
+    first = _first_alarm(ModelMonitor("m"), _stream({"latency_ms": lambda f: f["latency_ms"] * 30}))
+    assert 3000 <= first["system:latency_ms"] < 3500
+    assert 3000 <= first["system:log_latency_ms"] < 3100
+
+
+def test_a_throughput_drop_is_noticed():
+    rng = random.Random(1)
+    events = [_event(i, rng) for i in range(6000)]
+    t = events[-1].event_time
+    for i in range(6000, 7000):  # 4 events per second instead of 20
+        t += 0.25
+        events.append(_event(i, rng, event_time=t))
+    first = _first_alarm(ModelMonitor("m"), events)
+    assert 6000 <= first["system:throughput"] < 6100
+
+
+def test_broken_probabilities_and_low_confidence_are_rates_with_alarms():
+    monitor = ModelMonitor("m")
+
+    def probs(fields):  # a bug upstream: every third response is not normalised
+        return {"0": 0.5, "1": 0.9} if random.random() < 0.3 else {"0": 0.2, "1": 0.8}
+
+    random.seed(4)
+    events = _stream({"probabilities": probs, "score": lambda f: f["score"] - 0.3})
+    first = _first_alarm(monitor, events)
+    assert 3000 <= first["rule:probabilities_sum_to_one"] < 3100
+    assert 3000 <= first["output:low_confidence"] < 3200
+    assert monitor.counts["rule_violations.probabilities_sum_to_one"] > 300
+
+
+def test_all_features_moving_a_little_is_a_data_drift_alarm():
+    def nudge(fields):
+        return {name: value + 0.3 for name, value in fields["features"].items()}
+
+    first = _first_alarm(ModelMonitor("m"), _stream({"features": nudge}))
+    assert 3000 <= first["data:features"] < 3600
+
+
+def test_predicted_class_mix_changes():
+    random.seed(6)
+    first = _first_alarm(
+        ModelMonitor("m"), _stream({"prediction": lambda f: int(random.random() < 0.6)})
+    )
+    assert 3000 <= first["output:predicted_class"] < 3600
+
+
+def test_accuracy_drop_is_estimated_before_labels_arrive():
+    rng = random.Random(5)
+    monitor = ModelMonitor("m")
+    for i in range(1500):  # labelled traffic calibrates the confidence
+        event = _event(i, rng)
+        monitor.observe_inference(event)
+        correct = rng.random() < event.score
+        label = event.prediction if correct else 1 - event.prediction
+        monitor.observe_label(LabelEvent("m", event.request_id, label, event.event_time + 1))
+    assert monitor.performance.detectors["cbpe"].calibrated
+    later = [_event(i, rng) for i in range(1500, 3000)]
+    later += [_event(i, rng, score=lambda f: f["score"] - 0.25) for i in range(3000, 3600)]
+    first = _first_alarm(monitor, later)  # no labels from here on
+    assert 1500 <= first["performance:estimated_accuracy"] < 2100
+
+
+def test_checkpoint_covers_every_signal():
+    monitor = ModelMonitor("m")
+    _first_alarm(monitor, _stream({}, 2500, 0))
+    saved = json.loads(json.dumps(monitor.checkpoint()))
+    resumed = ModelMonitor("m")
+    resumed.restore(saved)
+    assert set(saved["signals"]) == {s.key for s in monitor.signals()}
+    assert resumed.checkpoint() == monitor.checkpoint()

@@ -6,7 +6,13 @@ from typing import Any
 
 import numpy as np
 
-from detectors.tests_math import benjamini_hochberg, kolmogorov_pvalue, log10_pvalue_score, psi
+from detectors.tests_math import (
+    benjamini_hochberg,
+    kolmogorov_pvalue,
+    lag1_inflation,
+    log10_pvalue_score,
+    psi,
+)
 from detectors.windowed import VectorInput, WindowedTest
 
 
@@ -17,6 +23,9 @@ class FeatureDrift(VectorInput, WindowedTest):
     quantiles (``bins`` bins) and the reference share of each bin; a window is reduced to bin
     counts.  Per feature, the KS statistic is the largest gap between the two binned CDFs (a
     slight underestimate, so the test errs towards silence) and PSI is reported beside it.
+    Each feature's lag-1 autocorrelation ``rho`` in the reference shrinks both sample sizes by
+    ``(1 + rho) / (1 - rho)`` (their effective size under AR(1)), so autocorrelated traffic does
+    not read as drift.
     The p-values of all features are adjusted with Benjamini-Hochberg, and an alarm needs the
     smallest adjusted p-value at or below ``alpha``: about ``alpha`` false alarms per window
     however many features there are.  ``feature_report`` says which features moved.
@@ -44,7 +53,7 @@ class FeatureDrift(VectorInput, WindowedTest):
     """
 
     name = "feature_drift"
-    _test_fields = ("_width", "_reference", "_edges", "_ref_cdf", "_counts", "_report")
+    _test_fields = ("_width", "_reference", "_edges", "_ref_cdf", "_inflation", "_counts", "_report")
 
     def __init__(
         self, reference_size: int = 1000, window: int = 500, alpha: float = 1e-3, bins: int = 20
@@ -71,6 +80,7 @@ class FeatureDrift(VectorInput, WindowedTest):
         self._reference: list[list[float]] = []
         self._edges: list[list[float]] = []
         self._ref_cdf: list[list[float]] = []
+        self._inflation: list[float] = []
         self._report: list[dict[str, Any]] = []
 
     def _add_reference(self, x: np.ndarray) -> None:
@@ -79,6 +89,7 @@ class FeatureDrift(VectorInput, WindowedTest):
     def _fit_reference(self) -> None:
         ref = np.asarray(self._reference)
         self._reference = []
+        self._inflation = lag1_inflation(ref).tolist()
         inner = np.quantile(ref, np.linspace(0, 1, self.bins + 1)[1:-1], axis=0).T
         self._edges = inner.tolist()
         self._ref_cdf = [
@@ -102,7 +113,13 @@ class FeatureDrift(VectorInput, WindowedTest):
         cur_cdf = np.cumsum(counts, axis=1)[:, :-1] / self.window
         ref_cdf = np.asarray(self._ref_cdf)
         ks = np.abs(cur_cdf - ref_cdf).max(axis=1)
-        raw = np.array([kolmogorov_pvalue(d, self.reference_size, self.window) for d in ks])
+        # Autocorrelated rows carry less information: test with effective sample sizes.
+        raw = np.array(
+            [
+                kolmogorov_pvalue(d, self.reference_size / f, self.window / f)
+                for d, f in zip(ks, self._inflation, strict=True)
+            ]
+        )
         adjusted = benjamini_hochberg(raw)
         ref_share = np.diff(np.c_[np.zeros(len(ref_cdf)), ref_cdf, np.ones(len(ref_cdf))])
         self._report = [

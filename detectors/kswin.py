@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 
 from detectors.base import DriftDetector
+from detectors.state import pack_floats, unpack_floats
 
 
 def ks_statistic(a: np.ndarray, b: np.ndarray) -> float:
@@ -106,8 +107,8 @@ class KSWIN(DriftDetector):
         return True
 
     def _get_state(self) -> dict[str, Any]:
-        return {"window": list(self._window), "statistic": self._statistic}
+        return {"window": pack_floats(self._window), "statistic": self._statistic}
 
     def _set_state(self, state: dict[str, Any]) -> None:
-        self._window = deque((float(v) for v in state["window"]), maxlen=self.window_size)
+        self._window = deque(unpack_floats(state["window"]), maxlen=self.window_size)
         self._statistic = float(state["statistic"])

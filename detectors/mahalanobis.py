@@ -18,7 +18,9 @@ class MahalanobisDrift(VectorInput, WindowedTest):
     statistic ``T^2 = (xbar - mu)' S^-1 (xbar - mu) / (1/n_window + 1/n_reference)`` is
     chi-square with ``d`` degrees of freedom when nothing changed, and the threshold is its
     ``1 - alpha`` quantile.  Correlated features are handled by the covariance, so a shift that
-    breaks a correlation stands out even when each feature alone looks normal.
+    breaks a correlation stands out even when each feature alone looks normal; autocorrelated
+    rows by widening each feature's scale by its AR(1) long-run factor
+    ``sqrt((1 + rho) / (1 - rho))``, estimated from the reference's lag-1 autocorrelation.
 
     Parameters:
         reference_size: Rows in the reference.
@@ -38,7 +40,16 @@ class MahalanobisDrift(VectorInput, WindowedTest):
     """
 
     name = "mahalanobis"
-    _test_fields = ("_width", "_ref_n", "_ref_mean", "_ref_scatter", "_precision", "_sum")
+    _test_fields = (
+        "_width",
+        "_ref_n",
+        "_ref_mean",
+        "_ref_scatter",
+        "_ref_lag",
+        "_ref_prev",
+        "_precision",
+        "_sum",
+    )
 
     def __init__(
         self,
@@ -64,19 +75,32 @@ class MahalanobisDrift(VectorInput, WindowedTest):
         self._ref_n = 0
         self._ref_mean = np.zeros(0)
         self._ref_scatter = np.zeros(0)
+        self._ref_lag = np.zeros(0)  # running sum of x[t] * x[t-1], per feature
+        self._ref_prev = np.zeros(0)
         self._precision = np.zeros(0)
 
     def _add_reference(self, x: np.ndarray) -> None:
         if not self._ref_n:
             self._ref_mean = np.zeros(len(x))
             self._ref_scatter = np.zeros((len(x), len(x)))
+            self._ref_lag = np.zeros(len(x))
+        else:
+            self._ref_lag = self._ref_lag + x * self._ref_prev
+        self._ref_prev = x
         self._ref_n += 1
         delta = x - self._ref_mean
         self._ref_mean = self._ref_mean + delta / self._ref_n
         self._ref_scatter = self._ref_scatter + np.outer(delta, x - self._ref_mean)
 
     def _fit_reference(self) -> None:
-        cov = self._ref_scatter / max(self._ref_n - 1, 1)
+        n = self._ref_n
+        cov = self._ref_scatter / max(n - 1, 1)
+        # AR(1) long-run variance per feature: a window mean of autocorrelated rows varies more.
+        var = np.diag(cov)
+        lag_cov = self._ref_lag / max(n - 1, 1) - self._ref_mean**2
+        rho = np.clip(np.divide(lag_cov, var, out=np.zeros_like(var), where=var > 0), 0, 0.95)
+        widen = np.sqrt((1 + rho) / (1 - rho))
+        cov = cov * np.outer(widen, widen)
         scale = float(np.trace(cov)) / len(cov) if np.trace(cov) > 0 else 1.0
         cov = cov + np.eye(len(cov)) * self.ridge * scale
         self._precision = np.linalg.pinv(cov)

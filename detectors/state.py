@@ -8,8 +8,11 @@ A checkpoint is UTF-8 JSON: ``{"format": "driftline.detector-state", "detector":
 
 from __future__ import annotations
 
+import base64
 import json
 from typing import Any
+
+import numpy as np
 
 STATE_FORMAT = "driftline.detector-state"
 
@@ -50,3 +53,24 @@ def decode_state(blob: bytes | str, detector: str, version: int) -> tuple[dict, 
     if not isinstance(params, dict) or not isinstance(state, dict):
         raise StateError("checkpoint lacks params or state")
     return params, state
+
+
+def pack_floats(values: Any) -> str:
+    """Floats as base64 of little-endian float64 bytes: exact, and about 11 characters a value
+    instead of JSON's 18-24.
+
+    >>> unpack_floats(pack_floats([0.1, -2.5, 1e300])) == [0.1, -2.5, 1e300]
+    True
+    """
+    return base64.b64encode(np.asarray(values, dtype="<f8").tobytes()).decode("ascii")
+
+
+def unpack_floats(packed: str) -> list[float]:
+    """Inverse of :func:`pack_floats`."""
+    try:
+        raw = base64.b64decode(packed.encode("ascii"), validate=True)
+    except (ValueError, AttributeError) as exc:
+        raise StateError(f"packed floats are not base64: {exc}") from exc
+    if len(raw) % 8:
+        raise StateError("packed floats have a partial value")
+    return np.frombuffer(raw, dtype="<f8").tolist()

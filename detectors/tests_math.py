@@ -7,7 +7,7 @@ import math
 import numpy as np
 
 
-def kolmogorov_pvalue(statistic: float, n1: int, n2: int) -> float:
+def kolmogorov_pvalue(statistic: float, n1: float, n2: float) -> float:
     """Asymptotic p-value of a two-sample KS statistic (with Stephens' small-sample correction).
 
     >>> round(kolmogorov_pvalue(0.1, 1000, 500), 3)
@@ -51,3 +51,23 @@ def psi(reference: np.ndarray, current: np.ndarray, floor: float = 1e-4) -> floa
 def log10_pvalue_score(p: float) -> float:
     """``-log10(p)``, capped, so that larger means stronger evidence of drift."""
     return min(-math.log10(max(p, 1e-300)), 300.0)
+
+
+def lag1_inflation(rows: np.ndarray, cap: float = 0.95) -> np.ndarray:
+    """Per column, ``(1 + rho) / (1 - rho)`` for its lag-1 autocorrelation ``rho`` (clamped to
+    ``[0, cap]``): how much an AR(1) process inflates the variance of a mean.
+
+    >>> rng = np.random.default_rng(0)
+    >>> iid = rng.normal(0, 1, (5000, 1))
+    >>> ar = np.zeros((5000, 1))
+    >>> for t in range(1, 5000):
+    ...     ar[t] = 0.5 * ar[t - 1] + iid[t]
+    >>> lag1_inflation(np.hstack([iid, ar])).round(1).tolist()
+    [1.0, 3.0]
+    """
+    x = np.asarray(rows, dtype=np.float64)
+    x = x - x.mean(axis=0)
+    denom = (x * x).sum(axis=0)
+    rho = np.divide((x[1:] * x[:-1]).sum(axis=0), denom, out=np.zeros(x.shape[1]), where=denom > 0)
+    rho = np.clip(rho, 0.0, cap)
+    return (1 + rho) / (1 - rho)

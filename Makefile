@@ -62,6 +62,7 @@ lint: install
 bench: install
 	"$(PY)" bench/detectors_speed.py
 	"$(PY)" bench/detection.py --runs 30 --out docs/detection-benchmark.md
+	"$(PY)" bench/multivariate.py --runs 10 --out docs/multivariate-benchmark.md
 
 lock:
 	$(PYTHON) -m venv /tmp/driftline-lock && /tmp/driftline-lock/bin/pip install -q -e ".[torch,dev]" \

@@ -82,8 +82,9 @@ class MonitorConfig:
     feature_detectors: tuple[DetectorSpec, ...] = (("cusum", {}),)
     error_detectors: tuple[DetectorSpec, ...] = (("cusum", {}),)
     latency_detectors: tuple[DetectorSpec, ...] = (("cusum", {}),)  # on log latency
-    # The whole feature vector (all features, KS/PSI per feature, Benjamini-Hochberg).
-    vector_detectors: tuple[DetectorSpec, ...] = (("feature_drift", {}),)
+    # The whole feature vector: per-feature KS/PSI with Benjamini-Hochberg (interpretable:
+    # says which features moved), and Mahalanobis (sees broken correlations).
+    vector_detectors: tuple[DetectorSpec, ...] = (("feature_drift", {}), ("mahalanobis", {}))
     class_detectors: tuple[DetectorSpec, ...] = (("class_distribution", {}),)
     rate_detectors: tuple[DetectorSpec, ...] = (("cusum", {}),)  # low confidence, rule breaks
     performance_detectors: tuple[DetectorSpec, ...] = (("cbpe", {}),)

@@ -191,11 +191,12 @@ class DriftDetector(abc.ABC):
 
     def _set_state(self, state: dict[str, Any]) -> None:
         """Inverse of :meth:`_get_state` (an attribute that is an array after reset is read
-        back as an array)."""
+        back as an array of the same dtype)."""
         for f in self._state_fields:
             value = state[f.lstrip("_")]
-            if isinstance(getattr(self, f, None), np.ndarray):
-                value = np.asarray(value, dtype=np.float64)
+            current = getattr(self, f, None)
+            if isinstance(current, np.ndarray):
+                value = np.asarray(value, dtype=current.dtype)
             setattr(self, f, value)
 
     @classmethod

@@ -53,7 +53,15 @@ class FeatureDrift(VectorInput, WindowedTest):
     """
 
     name = "feature_drift"
-    _test_fields = ("_width", "_reference", "_edges", "_ref_cdf", "_inflation", "_counts", "_report")
+    _test_fields = (
+        "_width",
+        "_reference",
+        "_edges",
+        "_ref_cdf",
+        "_inflation",
+        "_counts",
+        "_report",
+    )
 
     def __init__(
         self, reference_size: int = 1000, window: int = 500, alpha: float = 1e-3, bins: int = 20
@@ -78,8 +86,8 @@ class FeatureDrift(VectorInput, WindowedTest):
     def _clear_reference(self) -> None:
         self._width = None
         self._reference: list[list[float]] = []
-        self._edges: list[list[float]] = []
-        self._ref_cdf: list[list[float]] = []
+        self._edges = np.zeros(0)  # (features, bins - 1) inner edges
+        self._ref_cdf = np.zeros(0)
         self._inflation: list[float] = []
         self._report: list[dict[str, Any]] = []
 
@@ -91,27 +99,29 @@ class FeatureDrift(VectorInput, WindowedTest):
         self._reference = []
         self._inflation = lag1_inflation(ref).tolist()
         inner = np.quantile(ref, np.linspace(0, 1, self.bins + 1)[1:-1], axis=0).T
-        self._edges = inner.tolist()
-        self._ref_cdf = [
-            (np.searchsorted(np.sort(ref[:, j]), inner[j], side="right") / len(ref)).tolist()
-            for j in range(ref.shape[1])
-        ]
+        self._edges = inner
+        self._ref_cdf = np.array(
+            [
+                np.searchsorted(np.sort(ref[:, j]), inner[j], side="right") / len(ref)
+                for j in range(ref.shape[1])
+            ]
+        )
         self._clear_window()
 
     def _clear_window(self) -> None:
-        width = self._width or 0
-        self._counts = [[0] * self.bins for _ in range(width)] if self._edges else []
+        width = len(self._edges)
+        self._counts = np.zeros((width, self.bins), dtype=np.int64)
 
     def _add_window(self, x: np.ndarray) -> None:
         # Bin k holds edges[k-1] < value <= edges[k], so cumulative counts are shares <= edge,
         # as the reference CDF is.
-        for j, value in enumerate(x.tolist()):
-            self._counts[j][int(np.searchsorted(self._edges[j], value, side="left"))] += 1
+        bins = (self._edges < x[:, None]).sum(axis=1)
+        self._counts[np.arange(len(x)), bins] += 1
 
     def _test_window(self) -> float:
-        counts = np.asarray(self._counts, dtype=np.float64)
+        counts = self._counts.astype(np.float64)
         cur_cdf = np.cumsum(counts, axis=1)[:, :-1] / self.window
-        ref_cdf = np.asarray(self._ref_cdf)
+        ref_cdf = self._ref_cdf
         ks = np.abs(cur_cdf - ref_cdf).max(axis=1)
         # Autocorrelated rows carry less information: test with effective sample sizes.
         raw = np.array(

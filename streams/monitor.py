@@ -16,6 +16,7 @@ Signals watched per model:
 - ``system:throughput``: event throughput per second of event time (drops);
 - ``data:features``: the whole feature vector (per-feature KS/PSI with multiple-testing
   control), rows laid out in the sorted feature names of the first event;
+- ``security:input_outliers``: the rate of feature rows far outside normal traffic;
 - ``output:predicted_class``: the distribution of predicted classes (chi-square, PSI);
 - ``output:low_confidence``: the rate of predictions below ``MonitorConfig.low_confidence``;
 - ``performance:estimated_accuracy``: accuracy estimated from calibrated confidence (CBPE),
@@ -88,6 +89,8 @@ class MonitorConfig:
     class_detectors: tuple[DetectorSpec, ...] = (("class_distribution", {}),)
     rate_detectors: tuple[DetectorSpec, ...] = (("cusum", {}),)  # low confidence, rule breaks
     performance_detectors: tuple[DetectorSpec, ...] = (("cbpe", {}),)
+    # Rate of anomalous input rows (probing, attacks, a broken upstream feature).
+    security_detectors: tuple[DetectorSpec, ...] = (("input_outlier_rate", {}),)
     slo_detectors: tuple[DetectorSpec, ...] = (("latency_slo", {"slo_ms": 250.0}),)
     throughput_detectors: tuple[DetectorSpec, ...] = (("throughput_drop", {}),)
     low_confidence: float = 0.6  # a prediction less confident than this counts as uncertain
@@ -204,6 +207,7 @@ class ModelMonitor:
         self.slo = _Signal("system", "latency_ms", build(self.config.slo_detectors))
         self.throughput = _Signal("system", "throughput", build(self.config.throughput_detectors))
         self.data = _Signal("data", "features", build(self.config.vector_detectors))
+        self.outliers = _Signal("security", "input_outliers", build(self.config.security_detectors))
         self.classes = _Signal("output", "predicted_class", build(self.config.class_detectors))
         self.uncertain = _Signal("output", "low_confidence", build(self.config.rate_detectors))
         self.performance = _Signal(
@@ -248,6 +252,7 @@ class ModelMonitor:
         if self.feature_order and all(name in event.features for name in self.feature_order):
             row = [event.features[name] for name in self.feature_order]
             self._feed(self.data, row, t, out, "warning")
+            self._feed(self.outliers, row, t, out, "warning")
         for name, value in event.features.items():
             signal = self.features.get(name)
             if signal is None:
@@ -303,7 +308,7 @@ class ModelMonitor:
         return [self.score, self.error, self.classes, self.uncertain, self.performance]
 
     def _fixed_signals(self) -> list[_Signal]:
-        system = [self.latency, self.slo, self.throughput, self.data]
+        system = [self.latency, self.slo, self.throughput, self.data, self.outliers]
         return [*self._model_signals(), *system, *self.rule_signals.values()]
 
     def signals(self) -> list[_Signal]:
@@ -373,6 +378,26 @@ class ModelMonitor:
                     self.performance, (confidence, correct), label.event_time, out, "warning"
                 )
 
+    def _window_of(self, detector: DriftDetector) -> dict[str, Any]:
+        """What the alarm's reader needs to see what moved."""
+        window: dict[str, Any] = {"values_seen": detector.n_seen}
+        width = getattr(detector, "width", None)
+        if width is not None:
+            window["width"] = int(width)
+        report = getattr(detector, "feature_report", None)
+        if report:
+            names = self.feature_order
+            window["features_drifted"] = [
+                {"feature": names[f["feature"]], "ks": f["ks"], "psi": f["psi"]}
+                for f in report
+                if f["drifted"] and f["feature"] < len(names)
+            ]
+        estimate = getattr(detector, "estimated_accuracy", None)
+        if estimate is not None:
+            window["estimated_accuracy"] = estimate
+            window["reference_accuracy"] = detector.reference_accuracy
+        return window
+
     def _cbpe_calibrated(self) -> bool:
         return all(getattr(d, "calibrated", True) for d in self.performance.detectors.values())
 
@@ -398,7 +423,7 @@ class ModelMonitor:
                     detector=result.detector,
                     statistic=result.statistic,
                     threshold=result.threshold,
-                    window=_window_of(detector),
+                    window=self._window_of(detector),
                     severity=severity,
                     event_time=event_time,
                     index=result.index,
@@ -407,11 +432,3 @@ class ModelMonitor:
             )
         if fired:
             signal.cooldown_left = self.config.alarm_cooldown
-
-
-def _window_of(detector: DriftDetector) -> dict[str, Any]:
-    window: dict[str, Any] = {"values_seen": detector.n_seen}
-    width = getattr(detector, "width", None)
-    if width is not None:
-        window["width"] = int(width)
-    return window

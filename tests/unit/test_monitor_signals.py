@@ -77,8 +77,26 @@ def test_all_features_moving_a_little_is_a_data_drift_alarm():
     def nudge(fields):
         return {name: value + 0.3 for name, value in fields["features"].items()}
 
-    first = _first_alarm(ModelMonitor("m"), _stream({"features": nudge}))
-    assert 3000 <= first["data:features"] < 3600
+    monitor = ModelMonitor("m")
+    alarms = []
+    for event in _stream({"features": nudge}):
+        alarms += monitor.observe_inference(event).alarms
+    data = [a for a in alarms if a.signal_kind == "data" and a.detector == "feature_drift"]
+    assert 3000 < data[0].index <= 3600  # index: rows seen when the alarm was raised
+    assert {f["feature"] for f in data[0].window["features_drifted"]} <= {"a", "b"}
+    assert data[0].window["features_drifted"], "the alarm names the features that moved"
+
+
+def test_probing_with_odd_inputs_is_a_security_alarm():
+    rng = random.Random(9)
+
+    def probe(fields):
+        if rng.random() < 0.1:  # one request in ten is far outside normal traffic
+            return {"a": rng.choice([-1, 1]) * 8.0, "b": rng.choice([-1, 1]) * 8.0}
+        return fields["features"]
+
+    first = _first_alarm(ModelMonitor("m"), _stream({"features": probe}))
+    assert 3000 <= first["security:input_outliers"] < 3200
 
 
 def test_predicted_class_mix_changes():

@@ -205,6 +205,18 @@ class DriftDetector(abc.ABC):
         return {}
 
 
+class WarningLevel:
+    """Mixin for detectors that also raise warnings below the alarm level (river's
+    ``BinaryDriftAndWarningDetector``); they keep the latest warning in ``_warning``."""
+
+    _warning: bool
+
+    @property
+    def warning_detected(self) -> bool:
+        """True when the latest update crossed the warning level (but not the alarm level)."""
+        return self._warning
+
+
 def detector_from_state(blob: bytes | str) -> DriftDetector:
     """Restore any registered detector from its checkpoint, whatever its class.
 

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import math
 
-from detectors.base import DriftDetector
+from detectors.base import DriftDetector, WarningLevel
 
 
-class DDM(DriftDetector):
+class DDM(WarningLevel, DriftDetector):
     """Drift Detection Method (Gama et al.), numerically identical to ``river.drift.binary.DDM``.
 
     Tracks the running error rate ``p`` and its standard deviation ``s = sqrt(p(1-p)/n)``,
@@ -61,10 +61,6 @@ class DDM(DriftDetector):
     @property
     def threshold(self) -> float:
         return self.drift_threshold
-
-    @property
-    def warning_detected(self) -> bool:
-        return self._warning
 
     def _reset(self) -> None:
         self._n = 0

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from detectors.base import DriftDetector
+from detectors.base import DriftDetector, WarningLevel
 
 
-class EDDM(DriftDetector):
+class EDDM(WarningLevel, DriftDetector):
     """Early Drift Detection Method, numerically identical to ``river.drift.binary.EDDM``.
 
     Watches the distance (in values) between consecutive errors: its mean plus two standard
@@ -66,10 +66,6 @@ class EDDM(DriftDetector):
     @property
     def threshold(self) -> float:
         return self.beta
-
-    @property
-    def warning_detected(self) -> bool:
-        return self._warning
 
     def _reset(self) -> None:
         self._n = 0

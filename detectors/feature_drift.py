@@ -66,8 +66,8 @@ class FeatureDrift(VectorInput, WindowedTest):
     def __init__(
         self, reference_size: int = 1000, window: int = 500, alpha: float = 1e-3, bins: int = 20
     ) -> None:
-        if not 0 < alpha < 1 or bins < 2:
-            raise ValueError("need 0 < alpha < 1 and bins >= 2")
+        if bins < 2:
+            raise ValueError("bins must be >= 2")
         self.reference_size = reference_size
         self.window = window
         self.alpha = alpha

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import math
 
-from detectors.base import DriftDetector
+from detectors.base import DriftDetector, WarningLevel
 
 
-class HDDM_A(DriftDetector):
+class HDDM_A(WarningLevel, DriftDetector):
     """Hoeffding's-bound drift detection with averages, identical to river's ``HDDM_A``.
 
     Compares the mean of everything seen with the mean up to the cut point where the
@@ -63,10 +63,6 @@ class HDDM_A(DriftDetector):
     @property
     def threshold(self) -> float:
         return 1.0
-
-    @property
-    def warning_detected(self) -> bool:
-        return self._warning
 
     def _reset(self) -> None:
         # Each running mean is [count, mean].

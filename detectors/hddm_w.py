@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import math
 
-from detectors.base import DriftDetector
+from detectors.base import DriftDetector, WarningLevel
 
 # A weighted sample is [count, ewma, ibc]: ibc is the sum of squared weights that bounds it.
 _EMPTY = (0, 0.0, 1.0)
 
 
-class HDDM_W(DriftDetector):
+class HDDM_W(WarningLevel, DriftDetector):
     """Hoeffding's-bound drift detection with weights, identical to river's ``HDDM_W``.
 
     Like :class:`HDDM_A` but on exponentially weighted moving averages (weight
@@ -81,10 +81,6 @@ class HDDM_W(DriftDetector):
     @property
     def threshold(self) -> float:
         return 1.0
-
-    @property
-    def warning_detected(self) -> bool:
-        return self._warning
 
     def _reset(self) -> None:
         self._total = list(_EMPTY)

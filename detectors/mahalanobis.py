@@ -58,8 +58,8 @@ class MahalanobisDrift(VectorInput, WindowedTest):
         alpha: float = 1e-3,
         ridge: float = 1e-6,
     ) -> None:
-        if not 0 < alpha < 1 or ridge < 0:
-            raise ValueError("need 0 < alpha < 1 and ridge >= 0")
+        if ridge < 0:
+            raise ValueError("ridge must be >= 0")
         self.reference_size = reference_size
         self.window = window
         self.alpha = alpha

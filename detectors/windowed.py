@@ -23,9 +23,16 @@ class WindowedTest(DriftDetector):
     #: Subclasses list their own state attributes here, on top of the scaffolding's.
     _test_fields: ClassVar[tuple[str, ...]] = ()
 
+    #: Set by each subclass's constructor before it calls ``super().__init__()``.
+    reference_size: int
+    window: int
+    alpha: float
+
     def __init__(self) -> None:
         if self.reference_size < 2 or self.window < 2:
             raise ValueError("reference_size and window must be >= 2")
+        if not 0 < self.alpha < 1:
+            raise ValueError("alpha (false-alarm probability per window) must be in (0, 1)")
         super().__init__()
 
     @property

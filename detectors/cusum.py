@@ -203,7 +203,9 @@ class CUSUM(DriftDetector):
         if self._restart_pending:
             self._reset()
         if self._sketch is not None:
-            self._sketch.add_many(np.array([x]))
+            one = np.array([x])
+            if not self._sketch.add_many(one):  # the sketch restarted before this value
+                self._sketch.add_many(one)
             if self._sketch.full:
                 self._calibrate(self._sketch.finish())
             return False

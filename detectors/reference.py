@@ -10,7 +10,9 @@ reference, so :class:`ReferenceSketch` keeps only:
 - a histogram of ``u`` (``BINS`` interior bins plus the two clipped ends): the empirical
   distribution that thresholds are calibrated on.
 
-A pilot of only 0s and 1s marks a *binary* stream (errors, flags); it keeps counts instead.
+A pilot of only 0s and 1s marks a *binary* stream (errors, flags); it keeps counts instead.  If a
+value other than 0 or 1 arrives before the reference is complete, the sketch starts again from
+that value, as a numeric stream.
 """
 
 from __future__ import annotations
@@ -54,6 +56,9 @@ class ReferenceSketch:
 
     def __init__(self, size: int, clip: float) -> None:
         self.size, self.clip = size, clip
+        self._clear()
+
+    def _clear(self) -> None:
         self.pilot: list[float] = []
         self.binary = False
         self.level0 = 0.0
@@ -71,7 +76,10 @@ class ReferenceSketch:
 
     # -- feeding --------------------------------------------------------------------------------
     def add_many(self, values: np.ndarray) -> int:
-        """Consume values until the sketch is full; return how many were used."""
+        """Consume values until the sketch is full; return how many were used.
+
+        Fewer than offered (possibly none) also means the sketch restarted: offer the rest again.
+        """
         used = 0
         while self.n == 0 and len(self.pilot) < PILOT_SIZE and used < len(values):
             self.pilot.append(float(values[used]))
@@ -81,8 +89,15 @@ class ReferenceSketch:
         if self.n == 0 and len(self.pilot) < PILOT_SIZE:
             return used
         take = min(self.size - self.n, len(values) - used)
-        if take > 0:
-            self._accumulate(np.asarray(values[used : used + take], dtype=np.float64))
+        if take <= 0:
+            return used
+        chunk = np.asarray(values[used : used + take], dtype=np.float64)
+        if self.binary:
+            other = np.flatnonzero((chunk != 0.0) & (chunk != 1.0))
+            if other.size:  # not a 0/1 stream after all: start again from that value
+                self._clear()
+                return used + int(other[0])  # the value itself is not consumed
+        self._accumulate(chunk)
         return used + take
 
     def frame(self, x: np.ndarray | float) -> np.ndarray | float:

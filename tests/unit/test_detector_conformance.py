@@ -161,3 +161,14 @@ def test_has_a_runnable_docstring_example(cls):
 
 def test_every_detector_is_exported():
     assert {c.__name__ for c in CLASSES} <= set(detectors.__all__)
+
+
+def test_cusum_reference_that_stops_being_binary_restarts_as_numeric():
+    from detectors import CUSUM
+
+    counts = np.r_[np.tile([0.0, 1.0], 20), np.random.default_rng(9).poisson(3, 3000)]
+    one, batch = CUSUM(), CUSUM()
+    expected = _alarms(one, counts)
+    assert list(batch.update_many(counts)) == expected
+    assert one.calibrated and not json.loads(one.get_state())["state"]["binary"]
+    _assert_same_state(one.get_state(), batch.get_state())

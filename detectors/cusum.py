@@ -101,14 +101,14 @@ class CUSUM(DriftDetector):
 
     @property
     def statistic(self) -> float:
-        if not self._h:
+        if not self._h:  # still learning the reference (or nothing to watch on this side)
             return 0.0
         return max(s / max(h, 1e-12) for s, h in zip(self._stats, self._h, strict=True))
 
     @property
     def calibrated(self) -> bool:
         """Whether the reference window is complete and the CUSUMs are running."""
-        return bool(self._h)
+        return self._sketch is None
 
     # -- state ---------------------------------------------------------------------------------
     def _reset(self) -> None:

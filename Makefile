@@ -60,7 +60,7 @@ lint: install
 	"$(PY)" -m ruff format --check .
 
 bench: install
-	"$(PY)" bench/detectors_speed.py
+	"$(PY)" bench/detectors_speed.py --out docs/speed-benchmark.md
 	"$(PY)" bench/detection.py --runs 30 --out docs/detection-benchmark.md
 	"$(PY)" bench/multivariate.py --runs 10 --out docs/multivariate-benchmark.md
 

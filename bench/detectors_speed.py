@@ -1,6 +1,6 @@
 """Detector update speed, as a ratio to river's (Rust-backed) ADWIN measured in the same run.
 
-    python bench/detectors_speed.py [--n 200000] [--repeat 3]
+    python bench/detectors_speed.py [--n 200000] [--repeat 3] [--out docs/speed-benchmark.md]
 
 Prints updates/second for each driftline detector in batch mode (``update_many``) and for
 river's ADWIN and PageHinkley looping ``update``; the ratio column is what to compare across
@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import time
+from pathlib import Path
 
 import numpy as np
 from river import drift
@@ -33,6 +34,7 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--n", type=int, default=200_000)
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--out", type=Path, help="also write the table there (markdown)")
     args = parser.parse_args()
     values = np.random.default_rng(0).normal(0, 1, args.n)
     as_list = values.tolist()
@@ -65,11 +67,21 @@ def main() -> None:
         detector = cls()
         detector.update_many(stream)
         sizes[rows[-1][0]] = len(detector.get_state())
-    print(f"{args.n} values, best of {args.repeat}")
-    print(f"{'detector':40s} {'updates/s':>12s} {'x river ADWIN':>14s} {'state bytes':>12s}")
+    lines = [
+        f"`python bench/detectors_speed.py --n {args.n} --repeat {args.repeat}` on "
+        f"{time.strftime('%Y-%m-%d')}: {args.n} values, best of {args.repeat}. Compare the ratio "
+        "column across runs, not the absolute rates (shared, noisy machines). State bytes: the "
+        "checkpoint after the run.",
+        "",
+        "| detector | updates/s | x river ADWIN | state bytes |",
+        "|---|---|---|---|",
+    ]
     for name, rate in rows:
-        size = f"{sizes[name]:12d}" if name in sizes else f"{'':12s}"
-        print(f"{name:40s} {rate:12,.0f} {rate / baseline:14.2f} {size}")
+        lines.append(f"| {name} | {rate:,.0f} | {rate / baseline:.2f} | {sizes.get(name, '')} |")
+    table = "\n".join(lines) + "\n"
+    print(table)
+    if args.out:
+        args.out.write_text("# Detector speed\n\n" + table)
 
 
 if __name__ == "__main__":

@@ -203,9 +203,8 @@ class CUSUM(DriftDetector):
         if self._restart_pending:
             self._reset()
         if self._sketch is not None:
-            one = np.array([x])
-            if not self._sketch.add_many(one):  # the sketch restarted before this value
-                self._sketch.add_many(one)
+            if not self._sketch.add(x):  # the sketch restarted before this value
+                self._sketch.add(x)
             if self._sketch.full:
                 self._calibrate(self._sketch.finish())
             return False

@@ -17,6 +17,7 @@ that value, as a numeric stream.
 
 from __future__ import annotations
 
+import bisect
 import math
 from dataclasses import dataclass
 from typing import Any
@@ -56,6 +57,7 @@ class ReferenceSketch:
 
     def __init__(self, size: int, clip: float) -> None:
         self.size, self.clip = size, clip
+        self._edges = np.linspace(-clip, clip, BINS + 1).tolist()
         self._clear()
 
     def _clear(self) -> None:
@@ -100,6 +102,40 @@ class ReferenceSketch:
         self._accumulate(chunk)
         return used + take
 
+    def add(self, x: float) -> bool:
+        """:meth:`add_many` for one value, in plain Python (the per-event path).
+
+        Returns False if the sketch restarted without using ``x``: offer it again.
+        """
+        if self.n == 0 and len(self.pilot) < PILOT_SIZE:
+            self.pilot.append(x)
+            if len(self.pilot) == PILOT_SIZE:
+                self._open_frame()
+            return True
+        if self.n >= self.size:
+            return True
+        if self.binary:
+            if x != 0.0 and x != 1.0:
+                self._clear()
+                return False
+            u = x
+        else:
+            u = min(max((x - self.level0) / self.scale0, -self.clip), self.clip)
+            if u >= self.clip:
+                index = BINS + 1
+            elif u <= -self.clip:
+                index = 0
+            else:
+                index = bisect.bisect_right(self._edges, u)
+            self.counts[index] += 1
+        if self.n:
+            self.sum_lag += self.prev * u
+        self.sum += u
+        self.sum_sq += u * u
+        self.prev = u
+        self.n += 1
+        return True
+
     def frame(self, x: np.ndarray | float) -> np.ndarray | float:
         """The clipped standard units the reference is measured in."""
         return np.clip((x - self.level0) / self.scale0, -self.clip, self.clip)
@@ -126,8 +162,7 @@ class ReferenceSketch:
         self.prev = float(u[-1])
         self.n += len(u)
         if not self.binary:
-            edges = np.linspace(-self.clip, self.clip, BINS + 1)
-            index = np.searchsorted(edges, u, side="right")
+            index = np.searchsorted(self._edges, u, side="right")
             index[u >= self.clip] = BINS + 1
             index[u <= -self.clip] = 0
             for i, c in zip(*np.unique(index, return_counts=True), strict=True):

@@ -63,6 +63,7 @@ bench: install
 	"$(PY)" bench/detectors_speed.py --out docs/speed-benchmark.md
 	"$(PY)" bench/detection.py --runs 30 --out docs/detection-benchmark.md
 	"$(PY)" bench/multivariate.py --runs 10 --out docs/multivariate-benchmark.md
+	"$(PY)" bench/monitor_throughput.py
 
 lock:
 	$(PYTHON) -m venv /tmp/driftline-lock && /tmp/driftline-lock/bin/pip install -q -e ".[torch,dev]" \

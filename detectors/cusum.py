@@ -120,7 +120,23 @@ class CUSUM(DriftDetector):
         self._betas: list[float] = []
         self._h: list[float] = []
         self._stats: list[float] = []
+        self._labels: list[str] = []  # what each CUSUM watches, for people
+        self._baseline: dict[str, float] = {}
         self._restart_pending = False
+
+    @property
+    def fired(self) -> list[str]:
+        """After an alarm: which of the CUSUMs crossed, e.g. ``["mean +0.25 sd"]``."""
+        if not self._restart_pending:
+            return []
+        return [
+            label for label, s, h in zip(self._labels, self._stats, self._h, strict=True) if s > h
+        ]
+
+    @property
+    def baseline(self) -> dict[str, float]:
+        """The reference in the stream's own units: ``mean`` and ``sd`` (or ``rate`` for 0/1)."""
+        return dict(self._baseline)
 
     def _get_state(self) -> dict[str, Any]:
         return {
@@ -128,6 +144,8 @@ class CUSUM(DriftDetector):
             "frame": self._frame,
             "binary": self._binary,
             "cusums": [self._sources, self._alphas, self._betas, self._h, self._stats],
+            "labels": self._labels,
+            "baseline": self._baseline,
             "restart_pending": self._restart_pending,
         }
 
@@ -142,6 +160,8 @@ class CUSUM(DriftDetector):
         self._sources = [int(v) for v in sources]
         self._alphas, self._betas = [float(v) for v in alphas], [float(v) for v in betas]
         self._h, self._stats = [float(v) for v in h], [float(v) for v in stats]
+        self._labels = [str(v) for v in state["labels"]]
+        self._baseline = {str(k): float(v) for k, v in state["baseline"].items()}
         self._restart_pending = bool(state["restart_pending"])
 
     # -- calibration ---------------------------------------------------------------------------
@@ -149,6 +169,7 @@ class CUSUM(DriftDetector):
         self._sketch = None
         self._binary = ref.binary
         cusums: list[tuple[int, float, float, np.ndarray, np.ndarray]] = []
+        labels: list[str] = []
         if ref.binary:
             p0 = (ref.mean * ref.n + 0.5) / (ref.n + 1)  # never exactly 0 or 1
             sd0 = math.sqrt(p0 * (1 - p0))
@@ -158,6 +179,8 @@ class CUSUM(DriftDetector):
                         one, zero = math.log(p1 / p0), math.log((1 - p1) / (1 - p0))
                         incs = np.array([one, zero])
                         cusums.append((0, one - zero, zero, incs, np.array([p0, 1 - p0])))
+                        labels.append(f"rate {'+' if p1 > p0 else '-'}{shift:g} sd")
+            self._baseline = {"rate": p0}
         else:
             std = ref.std if ref.std > 0 else 1.0
             long_run = math.sqrt((1 + ref.rho) / (1 - ref.rho))
@@ -166,6 +189,7 @@ class CUSUM(DriftDetector):
             for shift in self.shifts:
                 for sign in _SIDES[self.sides]:
                     cusums.append((0, sign, -shift / 2, sign * y - shift / 2, weights))
+                    labels.append(f"mean {'+' if sign > 0 else '-'}{shift:g} sd")
             spread = np.abs(points - ref.mean) / std
             spread_mean = float(weights @ spread)
             spread_sd = math.sqrt(float(weights @ (spread - spread_mean) ** 2)) or 1.0
@@ -183,12 +207,18 @@ class CUSUM(DriftDetector):
             if self.detect_scale:
                 a = _standardise(spread, weights)
                 cusums.append((1, 1.0, -0.5, a - 0.5, weights))
+                labels.append("spread up")
+            self._baseline = {
+                "mean": ref.level0 + ref.scale0 * ref.mean,
+                "sd": ref.scale0 * std,
+            }
         budget = self.target_arl * len(cusums)  # each one-sided CUSUM's share of the target
         self._sources = [c[0] for c in cusums]
         self._alphas = [c[1] for c in cusums]
         self._betas = [c[2] for c in cusums]
         self._h = [threshold_for(budget, c[3], c[4]) for c in cusums]
         self._stats = [0.0] * len(cusums)
+        self._labels = labels
 
     def _transform(self, x: np.ndarray) -> list[np.ndarray]:
         """The values the CUSUMs read: [standardised level, standardised spread] or [0/1]."""

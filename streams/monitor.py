@@ -392,6 +392,12 @@ class ModelMonitor:
                 for f in report
                 if f["drifted"] and f["feature"] < len(names)
             ]
+        fired = getattr(detector, "fired", None)
+        if fired:
+            window["fired"] = fired
+        baseline = getattr(detector, "baseline", None)
+        if baseline:
+            window["baseline"] = baseline
         estimate = getattr(detector, "estimated_accuracy", None)
         if estimate is not None:
             window["estimated_accuracy"] = estimate

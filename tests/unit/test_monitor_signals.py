@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import random
 
+import pytest
+
 from streams.events import InferenceEvent, LabelEvent
 from streams.monitor import ModelMonitor
 
@@ -43,9 +45,22 @@ def test_quiet_traffic_raises_no_alarm():
 
 
 def test_latency_breaking_the_slo_pages():
-    first = _first_alarm(ModelMonitor("m"), _stream({"latency_ms": lambda f: f["latency_ms"] * 30}))
+    monitor = ModelMonitor("m")
+    events = _stream({"latency_ms": lambda f: f["latency_ms"] * 30})
+    first = _first_alarm(monitor, events)
     assert 3000 <= first["system:latency_ms"] < 3500
     assert 3000 <= first["system:log_latency_ms"] < 3100
+
+
+def test_a_cusum_alarm_says_which_way_and_from_what_baseline():
+    monitor = ModelMonitor("m")
+    alarms = []
+    for event in _stream({"latency_ms": lambda f: f["latency_ms"] * 30}):
+        alarms += monitor.observe_inference(event).alarms
+    (creep,) = [a for a in alarms if a.signal_name == "log_latency_ms"][:1]
+    assert "mean +1 sd" in creep.window["fired"]
+    assert not any(f.startswith("mean -") for f in creep.window["fired"])
+    assert creep.window["baseline"]["mean"] == pytest.approx(2.5, abs=0.05)  # log of ~12 ms
 
 
 def test_a_throughput_drop_is_noticed():

@@ -28,7 +28,7 @@ from typing import Any, ClassVar, Self
 import numpy as np
 
 from detectors.result import DriftResult
-from detectors.state import decode_state, encode_state
+from detectors.state import decode_state, decode_value, encode_state, encode_value
 
 REGISTRY: dict[str, type[DriftDetector]] = {}
 
@@ -179,25 +179,17 @@ class DriftDetector(abc.ABC):
         """The level the statistic must exceed to raise an alarm."""
 
     def _get_state(self) -> dict[str, Any]:
-        """JSON-ready changing state (by default, the attributes named in ``_state_fields``;
-        numpy arrays among them are written as lists)."""
+        """JSON-ready changing state: by default the attributes named in ``_state_fields``,
+        with float arrays and lists of float rows packed (exact, and compact)."""
         if not self._state_fields:
             raise NotImplementedError(f"{type(self).__name__} must define its checkpoint")
-        state = {}
-        for f in self._state_fields:
-            value = getattr(self, f)
-            state[f.lstrip("_")] = value.tolist() if isinstance(value, np.ndarray) else value
-        return state
+        return {f.lstrip("_"): encode_value(getattr(self, f)) for f in self._state_fields}
 
     def _set_state(self, state: dict[str, Any]) -> None:
         """Inverse of :meth:`_get_state` (an attribute that is an array after reset is read
         back as an array of the same dtype)."""
         for f in self._state_fields:
-            value = state[f.lstrip("_")]
-            current = getattr(self, f, None)
-            if isinstance(current, np.ndarray):
-                value = np.asarray(value, dtype=current.dtype)
-            setattr(self, f, value)
+            setattr(self, f, decode_value(state[f.lstrip("_")], getattr(self, f, None)))
 
     @classmethod
     def _unit_test_params(cls) -> dict[str, Any]:

@@ -109,6 +109,7 @@ class InputOutlierRate(VectorInput, DriftDetector):
                 cov = self._ref_scatter / (self._ref_n - 1)
                 cov += np.eye(len(cov)) * 1e-9 * max(float(np.trace(cov)), 1e-12)
                 self._precision = np.linalg.pinv(cov)
+                self._ref_scatter = np.zeros(0)  # the precision is all that is needed now
                 self._cutoff = float(stats.chi2.isf(self.flag_alpha, len(x)))
             return False
         self.last_score = self.outlier_score(x)

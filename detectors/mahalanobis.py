@@ -104,6 +104,7 @@ class MahalanobisDrift(VectorInput, WindowedTest):
         scale = float(np.trace(cov)) / len(cov) if np.trace(cov) > 0 else 1.0
         cov = cov + np.eye(len(cov)) * self.ridge * scale
         self._precision = np.linalg.pinv(cov)
+        self._ref_scatter, self._ref_lag, self._ref_prev = np.zeros(0), np.zeros(0), np.zeros(0)
         self._clear_window()
 
     def _clear_window(self) -> None:

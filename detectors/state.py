@@ -74,3 +74,36 @@ def unpack_floats(packed: str) -> list[float]:
     if len(raw) % 8:
         raise StateError("packed floats have a partial value")
     return np.frombuffer(raw, dtype="<f8").tolist()
+
+
+def encode_value(value: Any) -> Any:
+    """A state value ready for JSON; float arrays and lists of float rows are packed.
+
+    >>> rows = [[1.0, 2.0], [3.0, 4.5]]
+    >>> packed = encode_value(rows)
+    >>> sorted(packed), decode_value(packed, None) == rows
+    (['packed', 'rows', 'shape'], True)
+    """
+    if isinstance(value, np.ndarray):
+        if value.dtype.kind == "f" and value.size:
+            return {"packed": pack_floats(value.ravel()), "shape": list(value.shape)}
+        return value.tolist()
+    if isinstance(value, list) and value and isinstance(value[0], list):
+        rows = np.asarray(value)
+        if rows.ndim == 2 and rows.dtype.kind == "f":
+            return {"packed": pack_floats(rows.ravel()), "shape": list(rows.shape), "rows": True}
+    return value
+
+
+def decode_value(value: Any, current: Any) -> Any:
+    """Inverse of :func:`encode_value`; ``current`` (the attribute after a reset) says whether
+    a plain list should come back as an array, and of which dtype."""
+    if isinstance(value, dict) and "packed" in value:
+        try:
+            array = np.asarray(unpack_floats(value["packed"])).reshape(value["shape"])
+        except (KeyError, ValueError) as exc:
+            raise StateError(f"packed array does not match its shape: {exc}") from exc
+        return array.tolist() if value.get("rows") else array
+    if isinstance(current, np.ndarray):
+        return np.asarray(value, dtype=current.dtype)
+    return value

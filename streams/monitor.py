@@ -67,6 +67,7 @@ from streams.alarms import Alarm
 from streams.events import InferenceEvent, LabelEvent
 from streams.join import JoinedOutcome, LabelJoin
 from streams.rolling import WindowedMetrics
+from streams.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -103,6 +104,14 @@ class MonitorConfig:
     max_features: int = 1000
     join_ttl_s: float = 3600.0
     join_max_pending: int = 100_000
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> MonitorConfig:
+        """The defaults, with what operators set in the environment (see :mod:`streams.settings`)."""
+        return cls(
+            slo_detectors=(("latency_slo", {"slo_ms": settings.latency_slo_ms}),),
+            low_confidence=settings.low_confidence,
+        )
 
     def build(self, specs: tuple[DetectorSpec, ...]) -> dict[str, DriftDetector]:
         return {name: REGISTRY[name](**params) for name, params in specs}

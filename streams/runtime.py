@@ -78,7 +78,7 @@ class MonitorRuntime:
         self.topics = settings.topics
         self.publisher = publisher
         self.store = store
-        self.config = config or MonitorConfig()
+        self.config = config or MonitorConfig.from_settings(settings)
         self.on_alarm = on_alarm
         self.monitors: dict[str, ModelMonitor] = {}
         self.counts: Counter[str] = Counter()  # lifetime totals, also flushed to the store

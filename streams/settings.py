@@ -8,12 +8,19 @@
 | ``DRIFTLINE_KEY_PREFIX``   | ``driftline``               | Redis keys start ``<prefix>:``          |
 | ``DRIFTLINE_APP_ID``       | ``driftline-monitor``       | Faust app id = Kafka consumer group     |
 | ``DRIFTLINE_PARTITIONS``   | ``4``                       | partitions of topics the app creates    |
+| ``DRIFTLINE_LATENCY_SLO_MS``| ``250``                    | p99 latency objective (SLO alarm)       |
+| ``DRIFTLINE_LOW_CONFIDENCE``| ``0.6``                    | confidence below which a prediction     |
+|                            |                             | counts as uncertain                     |
 
 >>> s = Settings(topic_prefix="t1")
 >>> s.topics.inferences, s.topics.deadletter
 ('t1.inferences', 't1.deadletter')
 >>> s.to_env()["DRIFTLINE_TOPIC_PREFIX"]
 't1'
+>>> Settings.from_env(latency_slo_ms="fast")
+Traceback (most recent call last):
+...
+ValueError: DRIFTLINE_LATENCY_SLO_MS must be a positive number, got 'fast'
 """
 
 from __future__ import annotations
@@ -57,6 +64,8 @@ class Settings:
     partitions: int = 4
     metrics_flush_s: float = 1.0
     labelled_keep: int = 5000  # labelled samples kept per model for the learners
+    latency_slo_ms: float = 250.0
+    low_confidence: float = 0.6
     worker_name: str = field(default_factory=lambda: f"{os.uname().nodename}-{os.getpid()}")
 
     @property
@@ -76,6 +85,8 @@ class Settings:
             "DRIFTLINE_KEY_PREFIX": self.key_prefix,
             "DRIFTLINE_APP_ID": self.app_id,
             "DRIFTLINE_PARTITIONS": str(self.partitions),
+            "DRIFTLINE_LATENCY_SLO_MS": repr(self.latency_slo_ms),
+            "DRIFTLINE_LOW_CONFIDENCE": repr(self.low_confidence),
         }
 
     @classmethod
@@ -88,6 +99,24 @@ class Settings:
             "key_prefix": env.get("DRIFTLINE_KEY_PREFIX", cls.key_prefix),
             "app_id": env.get("DRIFTLINE_APP_ID", cls.app_id),
             "partitions": int(env.get("DRIFTLINE_PARTITIONS", cls.partitions)),
+            "latency_slo_ms": env.get("DRIFTLINE_LATENCY_SLO_MS", cls.latency_slo_ms),
+            "low_confidence": env.get("DRIFTLINE_LOW_CONFIDENCE", cls.low_confidence),
         }
         values.update(overrides)
+        values["latency_slo_ms"] = _number("DRIFTLINE_LATENCY_SLO_MS", values["latency_slo_ms"])
+        values["low_confidence"] = _number("DRIFTLINE_LOW_CONFIDENCE", values["low_confidence"])
+        if values["low_confidence"] >= 1:
+            raise ValueError(
+                f"DRIFTLINE_LOW_CONFIDENCE must be below 1, got {values['low_confidence']}"
+            )
         return cls(**values)  # type: ignore[arg-type]
+
+
+def _number(name: str, raw: object) -> float:
+    try:
+        value = float(raw)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        value = -1.0
+    if not value > 0:
+        raise ValueError(f"{name} must be a positive number, got {raw!r}")
+    return value

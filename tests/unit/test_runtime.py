@@ -148,3 +148,14 @@ async def test_an_unusable_checkpoint_is_discarded_not_fatal():
     await runtime.handle_inference(event.to_json(), Source("t.inferences", 0, 0))
     assert runtime.counts["checkpoints.discarded"] == 1
     assert runtime.counts["inferences.processed"] == 1
+
+
+async def test_operators_set_the_latency_slo_and_low_confidence_in_the_environment(monkeypatch):
+    monkeypatch.setenv("DRIFTLINE_LATENCY_SLO_MS", "80")
+    monkeypatch.setenv("DRIFTLINE_LOW_CONFIDENCE", "0.7")
+    settings = Settings.from_env()
+    runtime = MonitorRuntime(settings, ListPublisher(), ListSink())
+    monitor = await runtime.monitor("m")
+    assert monitor.slo.detectors["latency_slo"].slo_ms == 80.0
+    assert monitor.config.low_confidence == 0.7
+    assert Settings.from_env(**{}).to_env()["DRIFTLINE_LATENCY_SLO_MS"] == "80.0"

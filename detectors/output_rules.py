@@ -1,7 +1,8 @@
 """User rules on model outputs (a score within [0, 1], probabilities that sum to 1, ...).
 
 A rule is declared as plain data (so it can live in configuration) and checked against the
-fields of one inference event.  Each rule's violations form a 0/1 stream: the stream workers
+fields of one inference event: in the stream worker ``score``, ``probabilities``,
+``prediction``, ``latency_ms`` and ``features.<name>``.  Each rule's violations form a 0/1 stream: the stream workers
 count them (the violation rate) and watch each with a :class:`~detectors.CUSUM`, so a rule
 that starts failing more often raises an alarm.
 
@@ -13,12 +14,17 @@ Kinds:
 - ``present``: ``field`` is given and not null;
 - ``one_of``: ``field`` is one of ``values``.
 
+Except for ``present``, a rule about a field the event does not carry is not broken: a model
+that sends no ``probabilities`` does not fail ``sum_to_one``.
+
 >>> rules = parse_rules([
 ...     {"name": "score_is_probability", "kind": "range", "field": "score", "low": 0, "high": 1},
 ...     {"name": "probabilities_sum_to_one", "kind": "sum_to_one", "field": "probabilities"},
 ... ])
 >>> [rule.violated({"score": 1.2, "probabilities": [0.3, 0.7]}) for rule in rules]
 [True, False]
+>>> [rule.violated({"score": 0.5}) for rule in rules]  # no probabilities: nothing to check
+[False, False]
 >>> parse_rules([{"name": "x", "kind": "between", "field": "score"}])
 Traceback (most recent call last):
 ...
@@ -46,10 +52,13 @@ class OutputRule:
     values: tuple[Any, ...] = field(default_factory=tuple)
 
     def violated(self, fields: Mapping[str, Any]) -> bool:
-        """Whether the event's ``fields`` break this rule (a missing field breaks most)."""
+        """Whether the event's ``fields`` break this rule (a missing field breaks only
+        ``present``)."""
         value = fields.get(self.field)
         if self.kind == "present":
             return value is None
+        if value is None:
+            return False
         if self.kind == "one_of":
             return value not in self.values
         if self.kind == "range":

@@ -248,14 +248,26 @@ class ModelMonitor:
                 for signal in self._model_signals():
                     signal.reset()
             self.model_version = event.model_version
-        t = event.event_time
         for window in self.windows.values():
-            window.add_inference(t, event.latency_ms)
+            window.add_inference(event.event_time, event.latency_ms)
+        self._observe_system(event, out)
+        self._observe_inputs(event, out)
+        self._observe_outputs(event, out)
+        joined = self.join.add_prediction(event)
+        if joined is not None:
+            self._observe_outcome(joined, out)
+        return out
+
+    def _observe_system(self, event: InferenceEvent, out: MonitorOutput) -> None:
+        t = event.event_time
         self._feed(self.throughput, t, t, out, "warning")
         if event.latency_ms is not None:
             self._feed(self.slo, event.latency_ms, t, out, "critical")
             if event.latency_ms > 0:
                 self._feed(self.latency, math.log(event.latency_ms), t, out, "warning")
+
+    def _observe_inputs(self, event: InferenceEvent, out: MonitorOutput) -> None:
+        t = event.event_time
         if not self.feature_order:
             self.feature_order = sorted(event.features)[: self.config.max_features]
         if self.feature_order and all(name in event.features for name in self.feature_order):
@@ -270,7 +282,10 @@ class ModelMonitor:
                     continue
                 detectors = self.config.build(self.config.feature_detectors)
                 signal = self.features[name] = _Signal("feature", name, detectors)
-            self._feed(signal, value, event.event_time, out, "warning")
+            self._feed(signal, value, t, out, "warning")
+
+    def _observe_outputs(self, event: InferenceEvent, out: MonitorOutput) -> None:
+        t = event.event_time
         confidence = event.confidence
         if confidence is not None:
             self._feed(self.score, confidence, t, out, "warning")
@@ -279,25 +294,21 @@ class ModelMonitor:
             if self._cbpe_calibrated():  # afterwards, no labels needed
                 self._feed(self.performance, (confidence, None), t, out, "warning")
         self._feed(self.classes, normalise_label(event.prediction), t, out, "warning")
-        if self.rules:
-            fields = {
-                "score": event.score,
-                "probabilities": event.probabilities,
-                "prediction": event.prediction,
-                "latency_ms": event.latency_ms,
-                **{f"features.{k}": v for k, v in event.features.items()},
-            }
-            for rule in self.rules:
-                broken = rule.violated(fields)
-                if broken:
-                    self.counts[f"rule_violations.{rule.name}"] = (
-                        self.counts.get(f"rule_violations.{rule.name}", 0) + 1
-                    )
-                self._feed(self.rule_signals[rule.name], float(broken), t, out, "warning")
-        joined = self.join.add_prediction(event)
-        if joined is not None:
-            self._observe_outcome(joined, out)
-        return out
+        if not self.rules:
+            return
+        fields = {
+            "score": event.score,
+            "probabilities": event.probabilities,
+            "prediction": event.prediction,
+            "latency_ms": event.latency_ms,
+            **{f"features.{k}": v for k, v in event.features.items()},
+        }
+        for rule in self.rules:
+            broken = rule.violated(fields)
+            if broken:
+                key = f"rule_violations.{rule.name}"
+                self.counts[key] = self.counts.get(key, 0) + 1
+            self._feed(self.rule_signals[rule.name], float(broken), t, out, "warning")
 
     def observe_label(self, label: LabelEvent) -> MonitorOutput:
         out = MonitorOutput()

@@ -93,10 +93,30 @@ class DriftDetector(abc.ABC):
 
         Equivalent to calling :meth:`update` on each value in order.
         """
+        if type(self)._accept is DriftDetector._accept:  # plain numbers: a tighter loop
+            return self._update_numbers(np.asarray(values, dtype=np.float64).ravel())
         alarms = []
         for i, x in enumerate(self._batch(values)):
             self.update(x)
             if self._drift_detected:
+                alarms.append(i)
+        return np.asarray(alarms, dtype=np.int64)
+
+    def _update_numbers(self, values: np.ndarray) -> np.ndarray:
+        """``update`` on each number, with the finiteness test done once by numpy and the
+        values as Python floats (cheaper to compute with than numpy scalars)."""
+        alarms = []
+        update = self._update
+        finite = np.isfinite(values).tolist()
+        for i, (x, ok) in enumerate(zip(values.tolist(), finite, strict=True)):
+            if not ok:
+                self.n_rejected += 1
+                self._drift_detected = False
+                continue
+            self.n_seen += 1
+            self._drift_detected = detected = bool(update(x))
+            if detected:
+                self.n_detections += 1
                 alarms.append(i)
         return np.asarray(alarms, dtype=np.int64)
 

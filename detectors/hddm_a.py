@@ -53,6 +53,9 @@ class HDDM_A(WarningLevel, DriftDetector):
         self.drift_confidence = drift_confidence
         self.warning_confidence = warning_confidence
         self.two_sided_test = two_sided_test
+        # Constant factors of the bounds, computed once (the same values river computes).
+        self._log_drift = math.log(1.0 / drift_confidence)
+        self._log2 = {c: math.log(2.0 / c) for c in (drift_confidence, warning_confidence)}
         super().__init__()
 
     @property
@@ -74,7 +77,7 @@ class HDDM_A(WarningLevel, DriftDetector):
         self._restart_pending = False
 
     def _bound(self, n: int) -> float:
-        return math.sqrt(1.0 / (2 * n) * math.log(1.0 / self.drift_confidence))
+        return math.sqrt(1.0 / (2 * n) * self._log_drift)
 
     def _test(self, cut: list, confidence: float, sign: float) -> tuple[bool, float]:
         """Whether ``sign * (mean - cut mean)`` reaches its Hoeffding bound, and their ratio."""
@@ -82,7 +85,7 @@ class HDDM_A(WarningLevel, DriftDetector):
         if n_cut == n:
             return False, 0.0
         m = (n - n_cut) / n_cut * (1.0 / n)
-        eps = math.sqrt(m / 2 * math.log(2.0 / confidence))
+        eps = math.sqrt(m / 2 * self._log2[confidence])
         diff = sign * (self._z[1] - cut[1])
         return diff >= eps, diff / eps
 

@@ -71,6 +71,8 @@ class HDDM_W(WarningLevel, DriftDetector):
         self.warning_confidence = warning_confidence
         self.lambda_val = lambda_val
         self.two_sided_test = two_sided_test
+        # Constant factor of the bounds, computed once (the same values river computes).
+        self._log = {c: math.log(1 / c) for c in (drift_confidence, warning_confidence)}
         super().__init__()
 
     @property
@@ -98,9 +100,8 @@ class HDDM_W(WarningLevel, DriftDetector):
         sample[0] += 1
         sample[2] = lam * lam + (1 - lam) ** 2 * sample[2]
 
-    @staticmethod
-    def _bound(ibc: float, confidence: float) -> float:
-        return math.sqrt(ibc * math.log(1 / confidence) / 2)
+    def _bound(self, ibc: float, confidence: float) -> float:
+        return math.sqrt(ibc * self._log[confidence] / 2)
 
     def _changed(self, low: list, high: list, confidence: float) -> tuple[bool, float]:
         """Whether ``high``'s mean exceeds ``low``'s by more than the bound, and their ratio."""

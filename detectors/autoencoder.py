@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import math
 from typing import Any
 
@@ -48,7 +47,7 @@ class AutoencoderDrift(VectorInput, DriftDetector):
     """
 
     name = "autoencoder"
-    _state_fields = ("_width", "_rows", "_mean", "_std", "_w1", "_b1", "_w2", "_b2", "_error_cusum")
+    _state_fields = ("_width", "_rows", "_mean", "_std", "_w1", "_b1", "_w2", "_b2", "_cusum")
 
     def __init__(
         self,
@@ -76,14 +75,6 @@ class AutoencoderDrift(VectorInput, DriftDetector):
     @property
     def threshold(self) -> float:
         return self._cusum.threshold
-
-    @property
-    def _error_cusum(self) -> dict[str, Any]:
-        return json.loads(self._cusum.get_state())
-
-    @_error_cusum.setter
-    def _error_cusum(self, state: dict[str, Any]) -> None:
-        self._cusum = CUSUM.from_state(json.dumps(state))
 
     def _reset(self) -> None:
         self._width = None

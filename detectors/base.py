@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import abc
 import inspect
+import json
 import math
 from collections.abc import Iterable
 from typing import Any, ClassVar, Self
@@ -200,16 +201,27 @@ class DriftDetector(abc.ABC):
 
     def _get_state(self) -> dict[str, Any]:
         """JSON-ready changing state: by default the attributes named in ``_state_fields``,
-        with float arrays and lists of float rows packed (exact, and compact)."""
+        with float arrays and lists of float rows packed (exact, and compact), and a detector
+        held inside as its own checkpoint."""
         if not self._state_fields:
             raise NotImplementedError(f"{type(self).__name__} must define its checkpoint")
-        return {f.lstrip("_"): encode_value(getattr(self, f)) for f in self._state_fields}
+        state = {}
+        for f in self._state_fields:
+            value = getattr(self, f)
+            if isinstance(value, DriftDetector):  # a detector inside: its own checkpoint
+                value = json.loads(value.get_state())
+            state[f.lstrip("_")] = encode_value(value)
+        return state
 
     def _set_state(self, state: dict[str, Any]) -> None:
-        """Inverse of :meth:`_get_state` (an attribute that is an array after reset is read
-        back as an array of the same dtype)."""
+        """Inverse of :meth:`_get_state` (an attribute that is an array, or a detector, after
+        reset is read back as one of the same kind)."""
         for f in self._state_fields:
-            setattr(self, f, decode_value(state[f.lstrip("_")], getattr(self, f, None)))
+            current, value = getattr(self, f, None), state[f.lstrip("_")]
+            if isinstance(current, DriftDetector):
+                setattr(self, f, type(current).from_state(json.dumps(value)))
+            else:
+                setattr(self, f, decode_value(value, current))
 
     @classmethod
     def _unit_test_params(cls) -> dict[str, Any]:

@@ -7,7 +7,7 @@ from typing import Any
 import numpy as np
 from scipy import stats
 
-from detectors.tests_math import log10_pvalue_score, psi
+from detectors.stat_tools import log10_pvalue_score, psi
 from detectors.windowed import WindowedTest
 
 OTHER = "__other__"

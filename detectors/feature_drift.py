@@ -6,7 +6,7 @@ from typing import Any
 
 import numpy as np
 
-from detectors.tests_math import (
+from detectors.stat_tools import (
     benjamini_hochberg,
     kolmogorov_pvalue,
     lag1_inflation,

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 import numpy as np
@@ -10,6 +9,7 @@ from scipy import stats
 
 from detectors.base import DriftDetector
 from detectors.cusum import CUSUM
+from detectors.stat_tools import welford_add
 from detectors.windowed import VectorInput
 
 
@@ -51,7 +51,7 @@ class InputOutlierRate(VectorInput, DriftDetector):
         "_cutoff",
         "last_score",
         "last_flagged",
-        "_rate_state",
+        "_rate",
     )
 
     def __init__(
@@ -72,14 +72,6 @@ class InputOutlierRate(VectorInput, DriftDetector):
     def threshold(self) -> float:
         return self._rate.threshold
 
-    @property
-    def _rate_state(self) -> dict[str, Any]:
-        return json.loads(self._rate.get_state())
-
-    @_rate_state.setter
-    def _rate_state(self, state: dict[str, Any]) -> None:
-        self._rate = CUSUM.from_state(json.dumps(state))
-
     def _reset(self) -> None:
         self._width = None
         self._ref_n = 0
@@ -98,13 +90,10 @@ class InputOutlierRate(VectorInput, DriftDetector):
 
     def _update(self, x: np.ndarray) -> bool:
         if self._ref_n < self.reference_size:
-            if not self._ref_n:
-                self._ref_mean = np.zeros(len(x))
-                self._ref_scatter = np.zeros((len(x), len(x)))
             self._ref_n += 1
-            delta = x - self._ref_mean
-            self._ref_mean = self._ref_mean + delta / self._ref_n
-            self._ref_scatter = self._ref_scatter + np.outer(delta, x - self._ref_mean)
+            self._ref_mean, self._ref_scatter = welford_add(
+                self._ref_n, self._ref_mean, self._ref_scatter, x
+            )
             if self._ref_n == self.reference_size:
                 cov = self._ref_scatter / (self._ref_n - 1)
                 cov += np.eye(len(cov)) * 1e-9 * max(float(np.trace(cov)), 1e-12)

@@ -7,6 +7,7 @@ from typing import Any
 import numpy as np
 from scipy import stats
 
+from detectors.stat_tools import welford_add
 from detectors.windowed import VectorInput, WindowedTest
 
 
@@ -80,17 +81,12 @@ class MahalanobisDrift(VectorInput, WindowedTest):
         self._precision = np.zeros(0)
 
     def _add_reference(self, x: np.ndarray) -> None:
-        if not self._ref_n:
-            self._ref_mean = np.zeros(len(x))
-            self._ref_scatter = np.zeros((len(x), len(x)))
-            self._ref_lag = np.zeros(len(x))
-        else:
-            self._ref_lag = self._ref_lag + x * self._ref_prev
+        self._ref_lag = self._ref_lag + x * self._ref_prev if self._ref_n else np.zeros(len(x))
         self._ref_prev = x
         self._ref_n += 1
-        delta = x - self._ref_mean
-        self._ref_mean = self._ref_mean + delta / self._ref_n
-        self._ref_scatter = self._ref_scatter + np.outer(delta, x - self._ref_mean)
+        self._ref_mean, self._ref_scatter = welford_add(
+            self._ref_n, self._ref_mean, self._ref_scatter, x
+        )
 
     def _fit_reference(self) -> None:
         n = self._ref_n

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import math
 from typing import Any
 
@@ -42,7 +41,7 @@ class ThroughputDrop(DriftDetector):
 
     name = "throughput_drop"
     input_kind = "event_time"
-    _state_fields = ("_bucket", "_count", "_counts_state")
+    _state_fields = ("_bucket", "_count", "_counter")
 
     def __init__(
         self,
@@ -76,14 +75,6 @@ class ThroughputDrop(DriftDetector):
     @property
     def threshold(self) -> float:
         return self._counter.threshold
-
-    @property
-    def _counts_state(self) -> dict[str, Any]:
-        return json.loads(self._counter.get_state())
-
-    @_counts_state.setter
-    def _counts_state(self, state: dict[str, Any]) -> None:
-        self._counter = CUSUM.from_state(json.dumps(state))
 
     def _reset(self) -> None:
         self._bucket: int | None = None

@@ -1,4 +1,4 @@
-"""Small statistical helpers shared by the window tests (pure numpy, no scipy needed)."""
+"""Small statistical helpers shared by the detectors (pure numpy, no scipy needed)."""
 
 from __future__ import annotations
 
@@ -71,3 +71,22 @@ def lag1_inflation(rows: np.ndarray, cap: float = 0.95) -> np.ndarray:
     rho = np.divide((x[1:] * x[:-1]).sum(axis=0), denom, out=np.zeros(x.shape[1]), where=denom > 0)
     rho = np.clip(rho, 0.0, cap)
     return (1 + rho) / (1 - rho)
+
+
+def welford_add(
+    n: int, mean: np.ndarray, scatter: np.ndarray, row: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Running mean and scatter matrix (Welford) after adding ``row`` as the ``n``-th row.
+
+    >>> rows = np.array([[1.0, 2.0], [3.0, 0.0], [5.0, 4.0]])
+    >>> mean, scatter = np.zeros(0), np.zeros(0)
+    >>> for n, row in enumerate(rows, start=1):
+    ...     mean, scatter = welford_add(n, mean, scatter, row)
+    >>> np.allclose(scatter / 2, np.cov(rows.T)), mean.tolist()
+    (True, [3.0, 2.0])
+    """
+    if n == 1:
+        mean, scatter = np.zeros(len(row)), np.zeros((len(row), len(row)))
+    delta = row - mean
+    mean = mean + delta / n
+    return mean, scatter + np.outer(delta, row - mean)

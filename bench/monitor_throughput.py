@@ -13,7 +13,7 @@ import argparse
 import random
 import time
 
-from streams.events import InferenceEvent, decode_inference
+from contracts.events import InferenceEvent, decode_inference
 from streams.monitor import ModelMonitor, MonitorConfig
 
 

@@ -16,9 +16,9 @@ from dataclasses import dataclass
 
 from redis import asyncio as aioredis
 
+from contracts.redis_keys import RedisKeys
 from learners.model import LinearModel
 from streams.monitor import normalise_label
-from streams.redis_keys import RedisKeys
 
 
 @dataclass(frozen=True)

@@ -20,12 +20,12 @@ from dataclasses import dataclass
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from redis import asyncio as aioredis
 
+from contracts.alarms import Alarm, InvalidAlarm, decode_alarm
+from contracts.redis_keys import RedisKeys
+from contracts.settings import Settings
 from learners.gate import GateVerdict, champion_vs_challenger
 from learners.registry import ModelRegistry, recent_samples
 from learners.updates import ModelUpdate
-from streams.alarms import Alarm, InvalidAlarm, decode_alarm
-from streams.redis_keys import RedisKeys
-from streams.settings import Settings
 
 log = logging.getLogger(__name__)
 

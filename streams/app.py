@@ -1,6 +1,6 @@
 """The one Faust app: topics, agents and the metrics timer, built from :class:`Settings`.
 
-Run it with ``driftline worker`` (see :mod:`streams.cli`).  Faust is imported here and in
+Run it with ``driftline worker`` (see :mod:`driftline.cli`).  Faust is imported here and in
 :mod:`streams.agents` only.
 """
 
@@ -10,10 +10,10 @@ from collections.abc import Mapping
 
 import faust
 
+from contracts.redis_keys import RedisKeys
+from contracts.settings import Settings
 from streams import agents
-from streams.redis_keys import RedisKeys
 from streams.runtime import MonitorRuntime
-from streams.settings import Settings
 from streams.store import RedisStore
 
 

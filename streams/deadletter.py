@@ -5,7 +5,7 @@ failed, and these headers (all UTF-8):
 
 | header                        | content                                                 |
 |-------------------------------|---------------------------------------------------------|
-| ``driftline.reason``          | a code from ``streams.events.REASONS`` or ``processing_error`` |
+| ``driftline.reason``          | a code from ``contracts.events.REASONS`` or ``processing_error`` |
 | ``driftline.detail``          | a human-readable sentence                               |
 | ``driftline.source.topic``    | topic the message came from                             |
 | ``driftline.source.partition``| its partition                                           |

@@ -36,7 +36,7 @@ caller recorded in ``positions``) as JSON; :meth:`ModelMonitor.restore` resumes 
 restarted worker continues its detectors instead of relearning their references.
 
 >>> import random
->>> from streams.events import InferenceEvent, LabelEvent
+>>> from contracts.events import InferenceEvent, LabelEvent
 >>> monitor = ModelMonitor("churn")
 >>> rng = random.Random(7)
 >>> alarms = []
@@ -61,13 +61,13 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
+from contracts.alarms import Alarm
+from contracts.events import InferenceEvent, LabelEvent, normalise_label
+from contracts.settings import Settings
 from detectors import REGISTRY, DriftDetector, StateError, detector_from_state
 from detectors.output_rules import OutputRule, parse_rules
-from streams.alarms import Alarm
-from streams.events import InferenceEvent, LabelEvent
 from streams.join import JoinedOutcome, LabelJoin
 from streams.rolling import WindowedMetrics
-from streams.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -107,7 +107,7 @@ class MonitorConfig:
 
     @classmethod
     def from_settings(cls, settings: Settings) -> MonitorConfig:
-        """The defaults, with what operators set in the environment (see :mod:`streams.settings`)."""
+        """The defaults, with what operators set in the environment (see :mod:`contracts.settings`)."""
         return cls(
             slo_detectors=(("latency_slo", {"slo_ms": settings.latency_slo_ms}),),
             low_confidence=settings.low_confidence,
@@ -148,15 +148,6 @@ class LabelledSample:
 class MonitorOutput:
     alarms: list[Alarm] = field(default_factory=list)
     labelled: list[LabelledSample] = field(default_factory=list)
-
-
-def normalise_label(value: Any) -> str:
-    """Compare predictions and labels by value: True == 1 == 1.0 == "1"."""
-    if isinstance(value, bool):
-        return str(int(value))
-    if isinstance(value, float) and value.is_integer():
-        return str(int(value))
-    return str(value)
 
 
 class _Signal:

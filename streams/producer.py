@@ -12,8 +12,8 @@ from __future__ import annotations
 
 from aiokafka import AIOKafkaProducer
 
-from streams.events import InferenceEvent, LabelEvent
-from streams.settings import Settings
+from contracts.events import InferenceEvent, LabelEvent
+from contracts.settings import Settings
 
 
 class EventProducer:

@@ -25,12 +25,12 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from contracts.alarms import Alarm, encode_alarm
+from contracts.events import InvalidEvent, decode_inference, decode_label
+from contracts.settings import Settings
 from detectors import StateError
-from streams.alarms import Alarm, encode_alarm
 from streams.deadletter import PROCESSING_ERROR, deadletter_headers
-from streams.events import InvalidEvent, decode_inference, decode_label
 from streams.monitor import ModelMonitor, MonitorConfig
-from streams.settings import Settings
 
 log = logging.getLogger(__name__)
 

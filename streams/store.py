@@ -18,7 +18,7 @@ from typing import Any
 from redis import asyncio as aioredis
 from redis.exceptions import RedisError
 
-from streams.redis_keys import RedisKeys
+from contracts.redis_keys import RedisKeys
 
 log = logging.getLogger(__name__)
 

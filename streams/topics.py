@@ -14,7 +14,7 @@ import logging
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
 
-from streams.settings import Settings
+from contracts.settings import Settings
 
 log = logging.getLogger(__name__)
 

@@ -19,7 +19,7 @@ import pytest
 import redis
 from aiokafka import AIOKafkaConsumer
 
-from streams.settings import Settings
+from contracts.settings import Settings
 from streams.topics import ensure_topics
 
 REPO = Path(__file__).resolve().parents[2]
@@ -84,7 +84,7 @@ def start_worker(settings: Settings, log_path: Path) -> subprocess.Popen:
     env = {**os.environ, **settings.to_env()}
     with log_path.open("wb") as log:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "streams.cli", "worker"],
+            [sys.executable, "-m", "driftline.cli", "worker"],
             stdout=log,
             stderr=subprocess.STDOUT,
             env=env,

@@ -9,9 +9,9 @@ import time
 
 import redis
 
-from streams.events import InferenceEvent
+from contracts.events import InferenceEvent
+from contracts.redis_keys import RedisKeys
 from streams.producer import EventProducer
-from streams.redis_keys import RedisKeys
 from tests.integration.conftest import start_worker, stop_worker, wait_until
 
 MODEL = "ckpt-model"

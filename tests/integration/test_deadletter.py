@@ -7,10 +7,10 @@ import time
 
 import redis
 
+from contracts.events import InferenceEvent, LabelEvent
+from contracts.redis_keys import RedisKeys
 from streams.deadletter import read_headers
-from streams.events import InferenceEvent, LabelEvent
 from streams.producer import EventProducer
-from streams.redis_keys import RedisKeys
 from tests.integration.conftest import read_topic, wait_until
 from tests.unit.test_events import MALFORMED
 

@@ -10,13 +10,13 @@ import pytest
 import redis
 from redis import asyncio as aioredis
 
+from contracts.events import InferenceEvent, LabelEvent
+from contracts.redis_keys import RedisKeys
+from driftline.simulation import DriftingScenario
 from learners.handle import ModelHandle
 from learners.registry import ModelRegistry
 from learners.worker import LearnerWorker
-from streams.events import InferenceEvent, LabelEvent
 from streams.producer import EventProducer
-from streams.redis_keys import RedisKeys
-from streams.simulation import DriftingScenario
 from tests.integration.conftest import read_topic, wait_until
 
 MODEL = "loop-model"

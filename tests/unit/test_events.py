@@ -6,7 +6,13 @@ import json
 
 import pytest
 
-from streams.events import InferenceEvent, InvalidEvent, LabelEvent, decode_inference, decode_label
+from contracts.events import (
+    InferenceEvent,
+    InvalidEvent,
+    LabelEvent,
+    decode_inference,
+    decode_label,
+)
 
 GOOD = {
     "schema_version": 1,

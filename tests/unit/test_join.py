@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from streams.events import InferenceEvent, LabelEvent
+from contracts.events import InferenceEvent, LabelEvent
 from streams.join import LabelJoin
 
 

@@ -12,7 +12,7 @@ def test_detectors_and_learners_never_import_faust():
         "for pkg in (detectors, learners):\n"
         "    for m in pkgutil.walk_packages(pkg.__path__, pkg.__name__ + '.'):\n"
         "        importlib.import_module(m.name)\n"
-        "import streams.events, streams.alarms, streams.monitor, streams.runtime, streams.producer\n"
+        "import contracts.events, contracts.alarms, streams.monitor, streams.runtime, streams.producer\n"
         "bad = sorted(m for m in sys.modules if m == 'faust' or m.startswith('faust.'))\n"
         "print(','.join(bad))\n"
     )

@@ -5,11 +5,11 @@ import time
 
 import pytest
 
+from driftline.simulation import DriftingScenario
 from learners.gate import champion_vs_challenger
 from learners.handle import ModelHandle
 from learners.model import InvalidModel, LinearModel
 from learners.updates import ModelUpdate, decode_update
-from streams.simulation import DriftingScenario
 
 
 def test_gate_keeps_the_champion_when_nothing_changed():

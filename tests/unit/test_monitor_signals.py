@@ -7,7 +7,7 @@ import random
 
 import pytest
 
-from streams.events import InferenceEvent, LabelEvent
+from contracts.events import InferenceEvent, LabelEvent
 from streams.monitor import ModelMonitor
 
 

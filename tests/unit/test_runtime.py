@@ -5,10 +5,10 @@ from __future__ import annotations
 import json
 from collections import Counter
 
+from contracts.events import InferenceEvent, LabelEvent
+from contracts.settings import Settings
 from streams.deadletter import read_headers
-from streams.events import InferenceEvent, LabelEvent
 from streams.runtime import MonitorRuntime, Source
-from streams.settings import Settings
 
 
 class ListPublisher:

@@ -5,7 +5,7 @@
     driftline demo       the whole loop on simulated traffic, with a live readout
     driftline metrics M  print model M's rolling metrics from Redis
 
-Connection settings come from the environment (see :mod:`streams.settings`).
+Connection settings come from the environment (see :mod:`contracts.settings`).
 """
 
 from __future__ import annotations
@@ -20,8 +20,8 @@ import sys
 def _worker(args: argparse.Namespace) -> int:
     from faust.worker import Worker
 
+    from contracts.settings import Settings
     from streams.app import create_app
-    from streams.settings import Settings
     from streams.topics import ensure_topics
 
     asyncio.run(ensure_topics(Settings.from_env()))
@@ -31,8 +31,8 @@ def _worker(args: argparse.Namespace) -> int:
 
 
 def _learner(args: argparse.Namespace) -> int:
+    from contracts.settings import Settings
     from learners.worker import LearnerWorker
-    from streams.settings import Settings
 
     logging.basicConfig(
         level=args.loglevel.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
@@ -50,7 +50,7 @@ def _learner(args: argparse.Namespace) -> int:
 
 
 def _demo(args: argparse.Namespace) -> int:
-    from streams.demo import run_demo
+    from driftline.demo import run_demo
 
     return asyncio.run(run_demo(events=args.events, rate=args.rate, seed=args.seed))
 
@@ -58,8 +58,8 @@ def _demo(args: argparse.Namespace) -> int:
 def _metrics(args: argparse.Namespace) -> int:
     import redis
 
-    from streams.redis_keys import RedisKeys
-    from streams.settings import Settings
+    from contracts.redis_keys import RedisKeys
+    from contracts.settings import Settings
 
     settings = Settings.from_env()
     keys = RedisKeys(settings.key_prefix)

@@ -18,7 +18,7 @@ True
 >>> decode_inference(b'{"schema_version": 1}')
 Traceback (most recent call last):
 ...
-streams.events.InvalidEvent: missing_field: 'model_id' is required
+contracts.events.InvalidEvent: missing_field: 'model_id' is required
 """
 
 from __future__ import annotations
@@ -229,3 +229,12 @@ def decode_label(raw: bytes | str) -> LabelEvent:
         event_time=event_time,
         schema_version=version,
     )
+
+
+def normalise_label(value: Any) -> str:
+    """Compare predictions and labels by value: True == 1 == 1.0 == "1"."""
+    if isinstance(value, bool):
+        return str(int(value))
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)

@@ -21,16 +21,16 @@ from pathlib import Path
 from aiokafka import AIOKafkaConsumer
 from redis import asyncio as aioredis
 
+from contracts.alarms import decode_alarm
+from contracts.events import InferenceEvent, LabelEvent
+from contracts.redis_keys import RedisKeys
+from contracts.settings import Settings
+from driftline.simulation import DriftingScenario
 from learners.handle import ModelHandle
 from learners.registry import ModelRegistry
 from learners.updates import ModelUpdate
 from learners.worker import LearnerDecision, LearnerWorker
-from streams.alarms import decode_alarm
-from streams.events import InferenceEvent, LabelEvent
 from streams.producer import EventProducer
-from streams.redis_keys import RedisKeys
-from streams.settings import Settings
-from streams.simulation import DriftingScenario
 from streams.topics import ensure_topics
 
 LABEL_DELAY_S = 1.0  # ground truth arrives a second after the prediction
@@ -95,7 +95,7 @@ def _start_worker(settings: Settings, log_path: Path) -> subprocess.Popen:
     log_path.parent.mkdir(parents=True, exist_ok=True)
     with log_path.open("wb") as log:
         return subprocess.Popen(
-            [sys.executable, "-m", "streams.cli", "worker", "--loglevel", "info"],
+            [sys.executable, "-m", "driftline.cli", "worker", "--loglevel", "info"],
             stdout=log,
             stderr=subprocess.STDOUT,
             env=env,

@@ -26,7 +26,18 @@ from datetime import UTC, datetime
 from typing import Any
 
 ALARM_TYPE = "io.driftline.alarm.drift.v1"
-SIGNAL_KINDS = ("feature", "score", "error")
+SIGNAL_KINDS = (
+    "feature",
+    "score",
+    "error",
+    "system",
+    "data",
+    "security",
+    "output",
+    "performance",
+    "rule",
+    "rollout",  # raised by the learner: a promotion rolled back in its bake window
+)
 SEVERITIES = ("info", "warning", "critical")
 
 
@@ -37,7 +48,7 @@ class Alarm:
     model_id: str
     model_version: str
     signal_kind: str  # one of SIGNAL_KINDS
-    signal_name: str  # feature name, "score" or "error"
+    signal_name: str  # feature name, "score", "error", ... ("bake_window" for rollout)
     detector: str
     statistic: float
     threshold: float

@@ -11,7 +11,18 @@ live in one Redis Cluster slot and can be written in one pipeline or transaction
 | ``<p>:{<model>}:counters``           | hash | inferences, labels, joined, alarms             |
 | ``<p>:{<model>}:checkpoint``         | str  | JSON: every detector's state, the last offset  |
 |                                      |      | applied per topic-partition, counts            |
+| ``<p>:{<model>}:versions``           | hash | model registry: digest -> version metadata JSON|
+| ``<p>:{<model>}:version-names``      | hash | ``v<n>`` -> digest, and digest -> ``v<n>``     |
+| ``<p>:{<model>}:aliases``            | hash | champion, previous, candidate -> digest;       |
+|                                      |      | generation (bumped by every champion move)     |
+| ``<p>:{<model>}:registry-log``       | list | newest-first registry events (capped)          |
+| ``<p>:{<model>}:rejections``         | list | newest-first refused candidates (capped)       |
+| ``<p>:{<model>}:reference``          | str  | JSON: digest and blob URI of the reference     |
+|                                      |      | sample (gate holdout + replay data)            |
+| ``<p>:{<model>}:decisions``          | list | newest-first learner decisions (capped)        |
 | ``<p>:models``                       | set  | model ids seen                                 |
+| ``<p>:registered-models``            | set  | model ids with a registry entry                |
+| ``<p>:blobs:<digest>``               | str  | model blob (Redis blob store only)             |
 | ``<p>:counters``                     | hash | inferences.processed, labels.processed,        |
 |                                      |      | deadletter.total, deadletter.<reason>          |
 
@@ -48,3 +59,11 @@ class RedisKeys:
 
     def counters(self) -> str:
         return f"{self.prefix}:counters"
+
+    def registry(self, model_id: str, part: str) -> str:
+        """``versions``, ``version-names``, ``aliases``, ``registry-log``, ``rejections``,
+        ``reference`` or ``decisions``."""
+        return f"{self.prefix}:{{{model_id}}}:{part}"
+
+    def registered_models(self) -> str:
+        return f"{self.prefix}:registered-models"

@@ -11,6 +11,11 @@
 | ``DRIFTLINE_LATENCY_SLO_MS``| ``250``                    | p99 latency objective (SLO alarm)       |
 | ``DRIFTLINE_LOW_CONFIDENCE``| ``0.6``                    | confidence below which a prediction     |
 |                            |                             | counts as uncertain                     |
+| ``DRIFTLINE_BLOB_STORE``   | ``~/.local/share/driftline/``| where model blobs live: a directory    |
+|                            | ``blobs``                   | (``file:///...``) or ``redis``          |
+| ``DRIFTLINE_POLICY``       | (none: built-in defaults)   | TOML update policy for the learner      |
+| ``DRIFTLINE_MODEL_FACTORIES``| (none)                    | module prefixes allowed to build torch  |
+|                            |                             | models (besides ``learners.zoo``)       |
 
 >>> s = Settings(topic_prefix="t1")
 >>> s.topics.inferences, s.topics.deadletter
@@ -66,6 +71,8 @@ class Settings:
     labelled_keep: int = 5000  # labelled samples kept per model for the learners
     latency_slo_ms: float = 250.0
     low_confidence: float = 0.6
+    blob_store: str = "~/.local/share/driftline/blobs"  # a directory, file:///dir, or "redis"
+    policy_file: str = ""  # TOML update policy for the learner (empty: the defaults)
     worker_name: str = field(default_factory=lambda: f"{os.uname().nodename}-{os.getpid()}")
 
     @property
@@ -87,6 +94,8 @@ class Settings:
             "DRIFTLINE_PARTITIONS": str(self.partitions),
             "DRIFTLINE_LATENCY_SLO_MS": repr(self.latency_slo_ms),
             "DRIFTLINE_LOW_CONFIDENCE": repr(self.low_confidence),
+            "DRIFTLINE_BLOB_STORE": self.blob_store,
+            "DRIFTLINE_POLICY": self.policy_file,
         }
 
     @classmethod
@@ -101,6 +110,8 @@ class Settings:
             "partitions": int(env.get("DRIFTLINE_PARTITIONS", cls.partitions)),
             "latency_slo_ms": env.get("DRIFTLINE_LATENCY_SLO_MS", cls.latency_slo_ms),
             "low_confidence": env.get("DRIFTLINE_LOW_CONFIDENCE", cls.low_confidence),
+            "blob_store": env.get("DRIFTLINE_BLOB_STORE", cls.blob_store),
+            "policy_file": env.get("DRIFTLINE_POLICY", cls.policy_file),
         }
         values.update(overrides)
         values["latency_slo_ms"] = _number("DRIFTLINE_LATENCY_SLO_MS", values["latency_slo_ms"])

@@ -1,109 +1,410 @@
-"""The ``driftline`` command.
+"""The ``driftline`` command (typer + rich).
 
-    driftline worker     run the Faust monitoring worker (consumes inferences and labels)
-    driftline learner    run the learner worker (consumes alarms, publishes model updates)
-    driftline demo       the whole loop on simulated traffic, with a live readout
-    driftline metrics M  print model M's rolling metrics from Redis
+    driftline worker                    the Faust monitoring worker (inferences + labels in)
+    driftline learner                   the learner worker (alarms in, gated model updates out)
+    driftline demo                      the whole loop on simulated traffic, narrated
+    driftline metrics MODEL             a model's rolling metrics from Redis
+    driftline models list|show|register|promote|rollback|reference ...
 
-Connection settings come from the environment (see :mod:`contracts.settings`).
+Connection settings come from the environment (see :mod:`contracts.settings`).  Exit codes: 0
+done, 1 the thing asked about does not exist or was refused, 2 bad usage.
 """
 
 from __future__ import annotations
 
-import argparse
 import asyncio
+import json
 import logging
 import signal
 import sys
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+app = typer.Typer(
+    help="driftline: streaming drift monitoring that closes the loop to model updates.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+models_app = typer.Typer(
+    help="The model registry: versions, champion, rollbacks.", no_args_is_help=True
+)
+app.add_typer(models_app, name="models")
+console = Console()
+errors = Console(stderr=True)
+
+LogLevel = Annotated[str, typer.Option("--loglevel", help="debug, info, warning or error")]
 
 
-def _worker(args: argparse.Namespace) -> int:
+def _fail(message: str, code: int = 1) -> None:
+    errors.print(f"[red]error:[/red] {message}")
+    raise typer.Exit(code)
+
+
+def _settings():
+    from contracts.settings import Settings
+
+    try:
+        return Settings.from_env()
+    except ValueError as exc:
+        _fail(str(exc), 2)
+
+
+def _registry():
+    from learners.registry import ModelRegistry
+
+    return ModelRegistry.from_settings(_settings())
+
+
+# -- processes ----------------------------------------------------------------------------------
+@app.command()
+def worker(loglevel: LogLevel = "info") -> None:
+    """Run the Faust monitoring worker (consumes inferences and labels, publishes alarms)."""
     from faust.worker import Worker
 
-    from contracts.settings import Settings
     from streams.app import create_app
     from streams.topics import ensure_topics
 
-    asyncio.run(ensure_topics(Settings.from_env()))
-    app, _ = create_app()
-    Worker(app, loglevel=args.loglevel).execute_from_commandline()
-    return 0
+    asyncio.run(ensure_topics(_settings()))
+    faust_app, _ = create_app()
+    sys.argv = [sys.argv[0]]  # Faust's Worker reads argv; it must not see ours
+    Worker(faust_app, loglevel=loglevel).execute_from_commandline()
 
 
-def _learner(args: argparse.Namespace) -> int:
-    from contracts.settings import Settings
+@app.command()
+def learner(loglevel: LogLevel = "info") -> None:
+    """Run the learner worker: alarms in, gated model updates out (policy: DRIFTLINE_POLICY)."""
+    from learners.policy import PolicySet
     from learners.worker import LearnerWorker
 
     logging.basicConfig(
-        level=args.loglevel.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+        level=loglevel.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    settings = _settings()
+    try:
+        policies = PolicySet.from_file(settings.policy_file)
+    except ValueError as exc:
+        _fail(str(exc), 2)
+    registry = _registry()
+    if not registry.models():
+        errors.print(
+            "[yellow]no model is registered yet[/yellow]: alarms will be skipped until one is. "
+            "Register a champion with `driftline models register <model> <file> --adapter <kind>`."
+        )
 
     async def main() -> None:
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
-        await LearnerWorker(Settings.from_env()).run(stop)
+        await LearnerWorker(settings, policies, registry).run(stop)
 
     asyncio.run(main())
-    return 0
 
 
-def _demo(args: argparse.Namespace) -> int:
+@app.command()
+def demo(
+    events: Annotated[int, typer.Option(help="inference events per scene")] = 12_000,
+    rate: Annotated[float, typer.Option(help="events per second")] = 500.0,
+    seed: int = 7,
+) -> None:
+    """Run the whole loop on simulated traffic: drift, alarm, fine-tune, gate, hot swap."""
     from driftline.demo import run_demo
 
-    return asyncio.run(run_demo(events=args.events, rate=args.rate, seed=args.seed))
+    raise typer.Exit(asyncio.run(run_demo(events=events, rate=rate, seed=seed)))
 
 
-def _metrics(args: argparse.Namespace) -> int:
+@app.command()
+def metrics(model: str, as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+    """Print a model's rolling metrics from Redis."""
     import redis
 
     from contracts.redis_keys import RedisKeys
-    from contracts.settings import Settings
 
-    settings = Settings.from_env()
+    settings = _settings()
     keys = RedisKeys(settings.key_prefix)
     client = redis.Redis.from_url(settings.redis_url, decode_responses=True)
-    found = False
-    for window in ("1m", "1h"):
-        row = client.hgetall(keys.metrics(args.model, window))
-        if row:
-            found = True
-            print(f"[{window}]")
-            for k in sorted(row):
-                print(f"  {k:20s} {row[k]}")
+    found = {w: client.hgetall(keys.metrics(model, w)) for w in ("1m", "1h")}
+    found = {w: row for w, row in found.items() if row}
     if not found:
-        print(
-            f"no metrics for model {args.model!r} under {keys.metrics(args.model, '*')}",
-            file=sys.stderr,
+        _fail(f"no metrics for model {model!r} under {keys.metrics(model, '*')}")
+    if as_json:
+        console.print_json(json.dumps(found))
+        return
+    for window, row in found.items():
+        table = Table(title=f"{model} [{window}]")
+        table.add_column("metric")
+        table.add_column("value", justify="right")
+        for k in sorted(row):
+            table.add_row(k, row[k])
+        console.print(table)
+
+
+# -- models -------------------------------------------------------------------------------------
+def _when(ts: float) -> str:
+    return datetime.fromtimestamp(ts, tz=UTC).strftime("%Y-%m-%d %H:%M:%S")
+
+
+@models_app.command("list")
+def models_list() -> None:
+    """Every registered model with its champion."""
+    registry = _registry()
+    names = registry.models()
+    if not names:
+        _fail("no model is registered: `driftline models register <model> <file> --adapter <kind>`")
+    table = Table(title="registered models")
+    for column in ("model", "champion", "previous", "versions", "generation", "adapter"):
+        table.add_column(column)
+    for name in names:
+        aliases = registry.aliases(name)
+        versions = registry.versions(name)
+        by_digest = {v.digest: v for v in versions}
+        champion = by_digest.get(aliases.get("champion", ""))
+        previous = by_digest.get(aliases.get("previous", ""))
+        table.add_row(
+            name,
+            champion.version if champion else "-",
+            previous.version if previous else "-",
+            str(len(versions)),
+            aliases.get("generation", "0"),
+            champion.adapter if champion else "-",
         )
-        return 1
-    return 0
+    console.print(table)
+
+
+@models_app.command("show")
+def models_show(
+    model: str,
+    as_json: Annotated[bool, typer.Option("--json", help="machine-readable output")] = False,
+) -> None:
+    """A model's versions, aliases, registry history, refused candidates and learner decisions."""
+    registry = _registry()
+    versions = registry.versions(model)
+    if not versions:
+        _fail(f"model {model!r} is not registered (see `driftline models list`)")
+    aliases = registry.aliases(model)
+    raw = registry.client.lrange(registry.keys.registry(model, "decisions"), 0, 9)
+    decisions = [json.loads(d) for d in raw]
+    if as_json:
+        doc = {
+            "aliases": aliases,
+            "versions": [v.to_dict() for v in versions],
+            "history": registry.history(model),
+            "rejections": registry.rejections(model),
+            "decisions": decisions,
+        }
+        console.print_json(json.dumps(doc, default=str))
+        return
+    marks = {v: k for k, v in aliases.items() if k != "generation"}
+    table = Table(title=f"{model}: versions (generation {aliases.get('generation', '0')})")
+    for column in (
+        "version",
+        "alias",
+        "strategy",
+        "adapter",
+        "parameters",
+        "size",
+        "created",
+        "digest",
+    ):
+        table.add_column(column)
+    by_digest = {v.digest: v.version for v in versions}
+    for v in versions:
+        table.add_row(
+            v.version,
+            marks.get(v.digest, ""),
+            v.strategy + (f" from {by_digest.get(v.parent, v.parent[:15])}" if v.parent else ""),
+            v.adapter,
+            str(v.description.get("n_parameters", "")),
+            f"{v.size_bytes / 1024:.1f} KiB",
+            _when(v.created_at),
+            v.digest[7:19],
+        )
+    console.print(table)
+    history = Table(title="registry history (newest first)")
+    for column in ("time", "action", "version", "generation", "reason"):
+        history.add_column(column)
+    for entry in registry.history(model, 10):
+        version = entry.get("version") or by_digest.get(entry.get("digest", ""), "")
+        history.add_row(
+            _when(entry["at"]),
+            entry["action"],
+            str(version),
+            str(entry.get("generation", "")),
+            str(entry.get("reason", ""))[:80],
+        )
+    console.print(history)
+    rejections = registry.rejections(model, 5)
+    if rejections:
+        table = Table(title="refused candidates (newest first)")
+        table.add_column("time")
+        table.add_column("strategy")
+        table.add_column("reason")
+        for r in rejections:
+            table.add_row(_when(r["at"]), str(r.get("strategy", "")), str(r.get("reason", "")))
+        console.print(table)
+    if decisions:
+        table = Table(title="learner decisions (newest first)")
+        for column in ("time", "trigger", "outcome", "detail"):
+            table.add_column(column)
+        for d in decisions:
+            table.add_row(_when(d["at"]), d["trigger"], d["outcome"], d["detail"][:100])
+        console.print(table)
+
+
+@models_app.command("register")
+def models_register(
+    model: str,
+    blob: Annotated[Path, typer.Argument(help="model file as the adapter writes it (to_bytes)")],
+    adapter: Annotated[str, typer.Option(help="linear, torch, river or ensemble")] = "torch",
+    champion: Annotated[
+        bool, typer.Option("--champion/--no-champion", help="promote it at once")
+    ] = True,
+) -> None:
+    """Register a model file as a new version (checked by loading it first)."""
+    from learners.adapters.base import InvalidModel, adapter_from_bytes
+
+    try:
+        loaded = adapter_from_bytes(adapter, blob.read_bytes())
+    except OSError as exc:
+        _fail(f"cannot read {blob}: {exc}", 2)
+    except InvalidModel as exc:
+        _fail(f"{blob} is not a loadable {adapter} model: {exc}")
+    registry = _registry()
+    version = registry.register(model, loaded, strategy="manual")
+    console.print(
+        f"registered {model} {version.version} ({version.digest[:19]}, "
+        f"{loaded.describe().task}, {loaded.n_parameters()} parameters)"
+    )
+    if champion:
+        _promote(registry, model, version.digest, "registered by hand")
+
+
+def _promote(registry, model: str, ref: str, reason: str) -> None:
+    from learners.registry import RegistryError
+
+    try:
+        move = registry.promote(model, ref, reason=reason)
+    except RegistryError as exc:
+        _fail(str(exc))
+    _announce(registry, model, move)
+
+
+def _announce(registry, model: str, move) -> None:
+    """Tell serving handles (one update message), and the operator."""
+    from aiokafka import AIOKafkaProducer
+
+    from contracts.updates import ModelUpdate
+
+    settings = _settings()
+    version = registry.get(model, move.champion)
+    update = ModelUpdate(
+        model,
+        version.version,
+        version.digest,
+        version.uri,
+        version.adapter,
+        move.generation,
+        action=move.action,
+        reason="operator",
+    )
+
+    async def send() -> None:
+        producer = AIOKafkaProducer(bootstrap_servers=settings.bootstrap_list, acks="all")
+        await producer.start()
+        try:
+            await producer.send_and_wait(
+                settings.topics.model_updates, update.to_json(), key=model.encode()
+            )
+        finally:
+            await producer.stop()
+
+    try:
+        asyncio.run(asyncio.wait_for(send(), 15))
+        told = f"announced on {settings.topics.model_updates}"
+    except Exception as exc:  # the registry moved; handles also read it when they start
+        told = f"[yellow]not announced on Kafka ({type(exc).__name__}); handles pick it up on start[/yellow]"
+    console.print(
+        f"{model}: champion is now {version.version} (generation {move.generation}); {told}"
+    )
+
+
+@models_app.command("promote")
+def models_promote(
+    model: str, version: Annotated[str, typer.Argument(help="v<n>, a digest, or candidate")]
+) -> None:
+    """Make a version the champion (the current one becomes `previous`)."""
+    _promote(_registry(), model, version, "promoted by hand")
+
+
+@models_app.command("rollback")
+def models_rollback(model: str) -> None:
+    """Bring the previous champion back."""
+    from learners.registry import RegistryError
+
+    registry = _registry()
+    try:
+        move = registry.rollback(model, reason="rolled back by hand")
+    except RegistryError as exc:
+        _fail(str(exc))
+    _announce(registry, model, move)
+
+
+@models_app.command("reference")
+def models_reference(
+    model: str,
+    csv_file: Annotated[Path, typer.Argument(help="CSV with feature columns and the target")],
+    target: Annotated[str, typer.Option(help="the target column")] = "label",
+    regression: bool = False,
+    rows: Annotated[int, typer.Option(help="keep at most this many rows")] = 2000,
+) -> None:
+    """Store a reference sample: the gate's fixed holdout and the learner's replay data."""
+    import csv
+
+    from learners.data import Dataset
+
+    try:
+        with csv_file.open(newline="") as f:
+            records = list(csv.DictReader(f))
+    except OSError as exc:
+        _fail(f"cannot read {csv_file}: {exc}", 2)
+    if not records or target not in records[0]:
+        _fail(f"{csv_file} has no column {target!r}", 2)
+    features = [c for c in records[0] if c != target]
+    try:
+        rows_ = [{c: float(r[c]) for c in features} for r in records]
+    except ValueError as exc:
+        _fail(f"feature columns must be numbers: {exc}", 2)
+    data = Dataset.from_records(
+        rows_, [r[target] for r in records], feature_names=features, regression=regression
+    ).sample(rows)
+    registry = _registry()
+    registry.set_reference(model, data)
+    console.print(f"{model}: reference sample of {len(data)} rows, features {features}")
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="driftline", description=__doc__.split("\n")[0])
-    sub = parser.add_subparsers(dest="command", required=True)
-    w = sub.add_parser("worker", help="run the Faust monitoring worker")
-    w.add_argument("--loglevel", default="info")
-    w.set_defaults(func=_worker)
-    le = sub.add_parser("learner", help="run the learner worker")
-    le.add_argument("--loglevel", default="info")
-    le.set_defaults(func=_learner)
-    d = sub.add_parser("demo", help="run the whole loop on simulated traffic")
-    d.add_argument(
-        "--events", type=int, default=12_000, help="inference events to send (default 12000)"
-    )
-    d.add_argument("--rate", type=float, default=500.0, help="events per second (default 500)")
-    d.add_argument("--seed", type=int, default=7)
-    d.set_defaults(func=_demo)
-    m = sub.add_parser("metrics", help="print a model's rolling metrics from Redis")
-    m.add_argument("model")
-    m.set_defaults(func=_metrics)
-    args = parser.parse_args(argv)
-    if args.command == "worker":
-        sys.argv = [sys.argv[0]]  # Faust's Worker reads argv; it must not see ours
-    return args.func(args)
+    try:
+        app(args=argv, standalone_mode=False)
+    except typer.Exit as exc:
+        return exc.exit_code
+    except SystemExit as exc:
+        return int(exc.code or 0)
+    except Exception as exc:  # click usage errors and the like
+        import click
+
+        if isinstance(exc, click.ClickException):
+            exc.show()
+            return exc.exit_code
+        if isinstance(exc, click.exceptions.Abort):
+            return 130
+        raise
+    return 0
 
 
 if __name__ == "__main__":

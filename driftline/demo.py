@@ -19,6 +19,7 @@ from collections import Counter, deque
 from pathlib import Path
 
 from aiokafka import AIOKafkaConsumer
+from learners.updates import ModelUpdate
 from redis import asyncio as aioredis
 
 from contracts.alarms import decode_alarm
@@ -28,7 +29,6 @@ from contracts.settings import Settings
 from driftline.simulation import DriftingScenario
 from learners.handle import ModelHandle
 from learners.registry import ModelRegistry
-from learners.updates import ModelUpdate
 from learners.worker import LearnerDecision, LearnerWorker
 from streams.producer import EventProducer
 from streams.topics import ensure_topics

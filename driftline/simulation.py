@@ -1,46 +1,85 @@
-"""A simulated model and its traffic, with a drift injected on cue (used by the demo and tests).
+"""A simulated model and its traffic, with scenes switched on cue (used by the demo and tests).
 
-Before the drift the label follows ``2*x1 - x2 + 0.5*x3``; from ``drift_at`` on it follows
-``-1.5*x1 + 2*x4`` (concept drift) and ``x3`` moves up by 1.5 (covariate shift).  The champion is
-a logistic regression trained at start-up on the first regime, so no model is downloaded.
+The concept never changes: the label is ``x2 > 1.5 * sin(2 * x1)`` (plus noise).  The champion,
+a small torch network trained at start-up (nothing is downloaded), only ever saw traffic with
+``x1`` near 0, where the boundary is nearly the line ``x2 = 3 * x1``.  Scenes:
 
->>> scenario = DriftingScenario(seed=1, drift_at=100)
->>> champion = scenario.train_champion(n=2000)
->>> before = [scenario.sample(i) for i in range(100)]
->>> after = [scenario.sample(i) for i in range(100, 600)]
->>> acc = lambda rows: sum(champion.predict(x) == y for x, y in rows) / len(rows)
->>> acc(before) > 0.85, acc(after) < 0.7
+- ``normal``: ``x1 ~ N(0, 0.5)``, the training regime;
+- ``shifted``: traffic moves to ``x1 ~ N(2.2, 0.3)`` (a new market, a new device): the network
+  extrapolates its line and is wrong about half the time.  Fine-tuning on the new region, with
+  the old one replayed, fixes it without forgetting;
+- ``noisy_labels``: the shifted traffic, but an upstream labelling bug flips half the labels:
+  no model can learn that, and the gate must refuse to try.
+
+``x3`` and ``x4`` are noise features the model also sees.
+
+>>> scenario = DriftingScenario(seed=1)
+>>> champion = scenario.train_champion(n=3000)
+>>> accuracy = lambda scene: scenario.accuracy(champion, scene, 1000)
+>>> accuracy("normal") > 0.85, accuracy("shifted") < 0.7
 (True, True)
 """
 
 from __future__ import annotations
 
+import math
 import random
 
-from learners.gate import train_challenger
-from learners.model import LinearModel
+import numpy as np
+
+from learners.adapters.base import ModelAdapter
+from learners.data import Dataset
 
 FEATURES = ("x1", "x2", "x3", "x4")
+SCENES = ("normal", "shifted", "noisy_labels")
+FACTORY = "learners.zoo:mlp"
 
 
 class DriftingScenario:
-    def __init__(self, seed: int = 7, drift_at: int = 6000) -> None:
+    def __init__(self, seed: int = 7) -> None:
         self.rng = random.Random(seed)
-        self.drift_at = drift_at
 
-    def sample(self, i: int) -> tuple[dict[str, float], int]:
+    def sample(self, scene: str = "normal") -> tuple[dict[str, float], str]:
         g = self.rng.gauss
-        x = {name: g(0.0, 1.0) for name in FEATURES}
-        if i < self.drift_at:
-            z = 2.0 * x["x1"] - x["x2"] + 0.5 * x["x3"]
+        if scene == "normal":
+            x1 = g(0.0, 0.35)
+            x2 = g(0.0, 1.2)
+        elif scene in ("shifted", "noisy_labels"):
+            x1 = g(1.6, 0.25)
+            x2 = g(0.0, 1.2)
         else:
-            x["x3"] += 1.5
-            z = -1.5 * x["x1"] + 2.0 * x["x4"]
-        return x, int(z + g(0.0, 0.5) > 0)
+            raise ValueError(f"unknown scene {scene!r}; choose one of {SCENES}")
+        x = {"x1": x1, "x2": x2, "x3": g(0.0, 1.0), "x4": g(0.0, 1.0)}
+        label = x2 + g(0.0, 0.25) > 1.5 * math.sin(2.0 * x1)
+        if scene == "noisy_labels" and self.rng.random() < 0.5:
+            label = not label
+        return x, "1" if label else "0"
 
-    def latency_ms(self, i: int) -> float:
+    def latency_ms(self) -> float:
         return self.rng.lognormvariate(2.3, 0.35)  # median ~10 ms
 
-    def train_champion(self, n: int = 3000) -> LinearModel:
-        rows = [self.sample(-1) for _ in range(n)]  # index < drift_at: first regime
-        return train_challenger(LinearModel(), rows, epochs=2)
+    def dataset(self, scene: str, n: int) -> Dataset:
+        rows = [self.sample(scene) for _ in range(n)]
+        return Dataset.from_records(
+            [r for r, _ in rows], [y for _, y in rows], feature_names=FEATURES
+        )
+
+    def train_champion(self, n: int = 4000, hidden: tuple[int, ...] = (32, 16)):
+        """A torch MLP (normaliser inside) trained on the normal scene."""
+        from learners.adapters.torch_module import TorchAdapter
+        from learners.torch_training import TrainConfig
+
+        model = TorchAdapter.build(
+            FACTORY,
+            {"n_features": len(FEATURES), "n_outputs": 2, "hidden": list(hidden)},
+            task="binary",
+            classes=["0", "1"],
+            feature_names=FEATURES,
+        )
+        model.train_config = TrainConfig(epochs=25, lr=5e-3, bf16="off")
+        model.fit(self.dataset("normal", n))
+        return model
+
+    def accuracy(self, model: ModelAdapter, scene: str, n: int = 1000) -> float:
+        data = self.dataset(scene, n)
+        return float(np.mean(model.predict(model.prepare(data)) == data.y))

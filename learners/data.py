@@ -17,6 +17,7 @@ mean).
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
@@ -43,6 +44,8 @@ class Dataset:
     event_times: np.ndarray  # (n,) float64, oldest first
 
     def __post_init__(self) -> None:
+        if self.X.dtype != np.float32:
+            object.__setattr__(self, "X", np.asarray(self.X, dtype=np.float32))
         if self.X.ndim != 2 or self.X.shape[1] != len(self.feature_names):
             raise ValueError(
                 f"X must be (n, {len(self.feature_names)}) for features {self.feature_names}, "
@@ -112,6 +115,41 @@ class Dataset:
             return self
         rng = np.random.default_rng(seed)
         return self.take(np.sort(rng.choice(len(self), size=n, replace=False)))
+
+    def to_bytes(self) -> bytes:
+        """JSON (no pickle): how reference samples are stored in the blob store."""
+        doc = {
+            "format": "driftline.dataset.v1",
+            "feature_names": list(self.feature_names),
+            "X": [[None if v != v else float(v) for v in row] for row in self.X.tolist()],
+            "y": self.y.tolist(),
+            "regression": self.is_regression,
+            "event_times": self.event_times.tolist(),
+        }
+        return json.dumps(doc, separators=(",", ":")).encode()
+
+    @classmethod
+    def from_bytes(cls, blob: bytes) -> Dataset:
+        try:
+            doc = json.loads(blob)
+            if doc.get("format") != "driftline.dataset.v1":
+                raise ValueError("not a driftline.dataset.v1 document")
+            names = tuple(doc["feature_names"])
+            X = np.array(
+                [[np.nan if v is None else v for v in row] for row in doc["X"]], dtype=np.float32
+            ).reshape(-1, len(names))
+            y = (
+                np.asarray(doc["y"], dtype=np.float64)
+                if doc["regression"]
+                else np.array([str(v) for v in doc["y"]], dtype=object)
+            )
+            return cls(X, y, names, np.asarray(doc["event_times"], dtype=np.float64))
+        except (ValueError, KeyError, TypeError) as exc:
+            raise ValueError(f"not a stored dataset: {exc}") from None
+
+    def halves(self) -> tuple[Dataset, Dataset]:
+        """(even rows, odd rows): two interleaved samples covering the same time span."""
+        return self.take(slice(0, len(self), 2)), self.take(slice(1, len(self), 2))
 
     def classes(self) -> tuple[str, ...]:
         return tuple(sorted(set(self.y.tolist()))) if not self.is_regression else ()

@@ -1,20 +1,38 @@
-"""``ModelHandle``: what a model server predicts through, hot-swapped on model updates.
+"""``ModelHandle``: what a model server predicts through, hot-swapped as the champion moves.
 
 The served model is one immutable :class:`ServedModel` behind a single attribute.  A prediction
 reads that attribute once and uses that object to the end, so a swap (one assignment, atomic in
-Python) never stops or breaks a prediction in flight: predictions that began before it finish on
-the old model, later ones use the new.  An update is validated (model id, digest, finite weights,
-a finite probe prediction) before the swap; a bad one is counted and ignored.
+Python) never stops or breaks a prediction in flight.  All the slow work of an update (fetching
+the blob, checking its SHA-256, building the model, a probe prediction) happens *before* the swap
+and, in :meth:`follow`, in a worker thread: serving threads never wait for it.
 
->>> from learners.model import LinearModel
->>> from learners.updates import ModelUpdate
->>> handle = ModelHandle("churn", LinearModel({"x": 1.0}), version="v1")
->>> handle.predict({"x": 2.0})[0]
-'v1'
->>> handle.apply(ModelUpdate.for_model("churn", "v2", LinearModel({"x": -1.0})))
+Versions only move forward: an update is applied only if its ``generation`` (raised by every
+champion move in the registry, rollbacks included) is above the one served.  :meth:`follow`
+starts from the registry's champion, so a restarted server serves what the registry says, not
+whatever it was built with.
+
+Shadow: :meth:`set_shadow` gives the handle a candidate that scores the same requests beside the
+champion in a background thread (bounded queue: under overload shadow scoring is skipped and
+counted, never the serving).  :meth:`shadow_report` gives agreement and, for requests whose
+labels were passed to :meth:`observe_label`, both models' accuracy.
+
+>>> import tempfile
+>>> from learners.adapters.linear import LinearAdapter
+>>> from learners.blobstore import LocalBlobStore
+>>> from contracts.updates import ModelUpdate
+>>> store = LocalBlobStore(tempfile.mkdtemp())
+>>> def publish(model, generation):
+...     blob = model.to_bytes()
+...     return ModelUpdate("churn", f"v{generation}", model.digest(), store.put(blob), "linear", generation)
+>>> handle = ModelHandle("churn", store)
+>>> handle.apply(publish(LinearAdapter(["x"], [1.0]), 1))
 True
->>> handle.predict({"x": 2.0})[0], handle.swaps
-('v2', 1)
+>>> handle.predict({"x": 2.0})[:2]
+('v1', '1')
+>>> handle.apply(publish(LinearAdapter(["x"], [-1.0]), 2)), handle.predict({"x": 2.0})[:2]
+(True, ('v2', '0'))
+>>> handle.apply(publish(LinearAdapter(["x"], [5.0]), 1))    # an older generation: ignored
+False
 """
 
 from __future__ import annotations
@@ -22,81 +40,170 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
+import queue
+import threading
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
-from aiokafka import AIOKafkaConsumer
+import numpy as np
 
-from learners.model import InvalidModel, LinearModel
-from learners.updates import ModelUpdate, decode_update
+from contracts.updates import InvalidUpdate, ModelUpdate, decode_update
+from learners.adapters.base import InvalidModel, ModelAdapter, adapter_from_bytes
+from learners.blobstore import BlobStore, fetch_verified
 
 log = logging.getLogger(__name__)
+
+
+class NoModelServing(RuntimeError):
+    """predict() before any model was loaded (no champion registered yet)."""
 
 
 @dataclass(frozen=True)
 class ServedModel:
     version: str
     digest: str
-    model: LinearModel
+    generation: int
+    model: ModelAdapter
 
 
 class ModelHandle:
-    def __init__(self, model_id: str, model: LinearModel, version: str = "v1") -> None:
+    def __init__(self, model_id: str, blobs: BlobStore, served: ServedModel | None = None) -> None:
         self.model_id = model_id
-        self._served = ServedModel(version, model.digest(), model)
+        self.blobs = blobs
+        self._served = served
+        self._lock = threading.Lock()  # serialises appliers (not predictions)
         self.swaps = 0
         self.rejected = 0
-        self.history: list[str] = [version]
+        self.history: list[str] = [served.version] if served else []
         self.ready = asyncio.Event()
+        self._shadow: _Shadow | None = None
 
+    # -- serving ------------------------------------------------------------------------------
     @property
     def served(self) -> ServedModel:
-        return self._served
+        served = self._served
+        if served is None:
+            raise NoModelServing(
+                f"no model loaded for {self.model_id!r}: register a champion "
+                f"(driftline models register {self.model_id} ...)"
+            )
+        return served
 
     @property
     def version(self) -> str:
-        return self._served.version
+        return self.served.version
 
-    def predict(self, features: dict[str, float]) -> tuple[str, float]:
-        """(version that answered, probability of the positive class)."""
-        served = self._served  # read once: the whole prediction uses this model
-        return served.version, served.model.predict_proba(features)
+    @property
+    def generation(self) -> int:
+        return self._served.generation if self._served else 0
 
-    def apply(self, update: ModelUpdate) -> bool:
-        """Swap to ``update`` if it is valid for this handle; return whether it swapped."""
-        reason = self._refuse(update)
-        if reason:
-            self.rejected += 1
-            log.warning(
-                "model update %s for %s refused: %s", update.version, update.model_id, reason
-            )
-            return False
-        self._served = ServedModel(update.version, update.digest, update.model)
-        self.swaps += 1
-        self.history.append(update.version)
-        log.info("model %s now serving %s (%s)", self.model_id, update.version, update.digest[:19])
+    def predict(
+        self, features: dict[str, float], request_id: str = ""
+    ) -> tuple[str, Any, float | None]:
+        """(version that answered, prediction, confidence or None for regression)."""
+        served = self.served  # read once: the whole prediction uses this model
+        prediction, confidence = served.model.predict_one(features)
+        shadow = self._shadow
+        if shadow is not None:
+            shadow.offer(request_id, features, prediction)
+        return served.version, prediction, confidence
+
+    # -- updates ------------------------------------------------------------------------------
+    def load(self, update: ModelUpdate) -> ServedModel:
+        """Fetch, verify and probe the model an update names (slow: not on a serving thread)."""
+        if update.model_id != self.model_id:
+            raise InvalidModel(f"it is for model {update.model_id!r}")
+        blob = fetch_verified(self.blobs, update.uri, update.digest)
+        model = adapter_from_bytes(update.adapter, blob)
+        probe = np.zeros((1, len(model.feature_names)), dtype=np.float32)
+        out = model.predict_proba(probe) if model.task != "regression" else model.predict(probe)
+        if not np.all(np.isfinite(np.asarray(out, dtype=np.float64))):
+            raise InvalidModel("probe prediction is not finite")
+        return ServedModel(update.version, update.digest, update.generation, model)
+
+    def swap(self, served: ServedModel) -> bool:
+        """Serve ``served`` if it is newer than what serves now (one reference assignment)."""
+        with self._lock:
+            if served.generation <= self.generation:
+                return False
+            self._served = served
+            self.swaps += 1
+            self.history.append(served.version)
+        log.info(
+            "model %s now serving %s (generation %d, %s)",
+            self.model_id,
+            served.version,
+            served.generation,
+            served.digest[:19],
+        )
         return True
 
-    def _refuse(self, update: ModelUpdate) -> str:
-        if update.model_id != self.model_id:
-            return f"it is for model {update.model_id!r}"
-        if update.digest == self._served.digest:
-            return "already serving this content"
-        if update.model.digest() != update.digest:
-            return "digest does not match content"
-        probe = {name: 1.0 for name in update.model.weights}
-        if not math.isfinite(update.model.predict_proba(probe)):
-            return "probe prediction is not finite"
-        return ""
+    def apply(self, update: ModelUpdate) -> bool:
+        """Load and swap in this thread; return whether it swapped (refusals are logged)."""
+        if update.generation <= self.generation or update.action == "shadow":
+            return False
+        try:
+            served = self.load(update)
+        except InvalidModel as exc:
+            self.rejected += 1
+            log.warning("model update %s for %s refused: %s", update.version, self.model_id, exc)
+            return False
+        return self.swap(served)
+
+    async def apply_async(self, update: ModelUpdate) -> bool:
+        """:meth:`apply` with the loading in a worker thread; the swap itself is instant."""
+        if update.action == "shadow":
+            return await self._start_shadow(update)
+        if update.model_id != self.model_id or update.generation <= self.generation:
+            return False
+        try:
+            served = await asyncio.to_thread(self.load, update)
+        except InvalidModel as exc:
+            self.rejected += 1
+            log.warning("model update %s for %s refused: %s", update.version, self.model_id, exc)
+            return False
+        if self._shadow is not None and self._shadow.served.digest == served.digest:
+            self.clear_shadow()
+        return self.swap(served)
+
+    def start_from(self, registry) -> bool:
+        """Serve the registry's champion (blocking: call it in a thread from async code)."""
+        champion = registry.champion(self.model_id)
+        if champion is None:
+            log.warning(
+                "no champion registered for %s: register one with "
+                "`driftline models register %s <blob>`",
+                self.model_id,
+                self.model_id,
+            )
+            return False
+        generation = registry.generation(self.model_id)
+        update = ModelUpdate(
+            self.model_id,
+            champion.version,
+            champion.digest,
+            champion.uri,
+            champion.adapter,
+            generation,
+        )
+        return self.apply(update)
 
     async def follow(
         self,
         bootstrap_servers: list[str] | str,
         topic: str,
         stop: asyncio.Event,
+        registry=None,
         on_swap: Callable[[ModelUpdate], None] | None = None,
     ) -> None:
-        """Apply every update published to ``topic`` from now on, until ``stop`` is set."""
+        """Serve the registry's champion, then apply every update on ``topic`` until ``stop``.
+
+        The consumer's position is pinned *before* the registry is read, so an update published
+        in between is seen on the topic (and ignored if the registry read already had it)."""
+        from aiokafka import AIOKafkaConsumer
+
         consumer = AIOKafkaConsumer(
             topic, bootstrap_servers=bootstrap_servers, auto_offset_reset="latest"
         )
@@ -105,24 +212,138 @@ class ModelHandle:
             while not consumer.assignment():
                 await consumer.getmany(timeout_ms=100)
             for tp in consumer.assignment():
-                await consumer.position(tp)  # pin "latest" now, before saying ready
+                await consumer.position(tp)
+            if registry is not None:
+                await asyncio.to_thread(self.start_from, registry)
             self.ready.set()
             while not stop.is_set():
                 batches = await consumer.getmany(timeout_ms=200)
                 for records in batches.values():
                     for record in records:
-                        self._on_message(record.key, record.value, on_swap)
+                        await self._on_message(record.key, record.value, on_swap)
         finally:
             await consumer.stop()
+            self.clear_shadow()
 
-    def _on_message(self, key: bytes | None, value: bytes, on_swap) -> None:
+    async def _on_message(self, key: bytes | None, value: bytes | None, on_swap) -> None:
         if key is not None and key.decode(errors="replace") != self.model_id:
             return
         try:
-            update = decode_update(value)
-        except InvalidModel as exc:
+            update = decode_update(value or b"")
+        except InvalidUpdate as exc:
             self.rejected += 1
             log.warning("unreadable model update on %s: %s", self.model_id, exc)
             return
-        if self.apply(update) and on_swap is not None:
+        if update.model_id != self.model_id:
+            return
+        if await self.apply_async(update) and on_swap is not None and update.action != "shadow":
             on_swap(update)
+
+    # -- shadow -------------------------------------------------------------------------------
+    async def _start_shadow(self, update: ModelUpdate) -> bool:
+        try:
+            served = await asyncio.to_thread(self.load, update)
+        except InvalidModel as exc:
+            log.warning("shadow candidate %s refused: %s", update.version, exc)
+            return False
+        self.set_shadow(served)
+        return True
+
+    def set_shadow(self, served: ServedModel) -> None:
+        self.clear_shadow()
+        self._shadow = _Shadow(served)
+        log.info("model %s: %s scores in shadow", self.model_id, served.version)
+
+    def clear_shadow(self) -> None:
+        shadow, self._shadow = self._shadow, None
+        if shadow is not None:
+            shadow.stop()
+
+    def observe_label(self, request_id: str, label: Any) -> None:
+        shadow = self._shadow
+        if shadow is not None:
+            shadow.label(request_id, label)
+
+    def shadow_report(self) -> dict[str, Any] | None:
+        shadow = self._shadow
+        return None if shadow is None else shadow.report()
+
+
+class _Shadow:
+    """A candidate scoring copies of live requests in its own thread."""
+
+    def __init__(self, served: ServedModel, queue_size: int = 10_000, keep: int = 50_000) -> None:
+        self.served = served
+        self._queue: queue.Queue = queue.Queue(maxsize=queue_size)
+        self._pending: OrderedDict[str, tuple[Any, Any]] = OrderedDict()
+        self._keep = keep
+        self._lock = threading.Lock()
+        self.scored = self.agreed = self.skipped = 0
+        self.labelled = self.champion_correct = self.candidate_correct = 0
+        self._stopped = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="shadow", daemon=True)
+        self._thread.start()
+
+    def offer(self, request_id: str, features: dict[str, float], served_prediction: Any) -> None:
+        try:
+            self._queue.put_nowait((request_id, features, served_prediction))
+        except queue.Full:
+            self.skipped += 1
+
+    def _run(self) -> None:
+        while not self._stopped.is_set():
+            try:
+                item = self._queue.get(timeout=0.5)
+            except queue.Empty:
+                continue
+            if item is None:
+                return
+            request_id, features, served_prediction = item
+            try:
+                prediction, _ = self.served.model.predict_one(features)
+            except Exception:  # a bad request must not kill the shadow thread
+                self.skipped += 1
+                continue
+            with self._lock:
+                self.scored += 1
+                self.agreed += _same(prediction, served_prediction)
+                if request_id:
+                    self._pending[request_id] = (served_prediction, prediction)
+                    while len(self._pending) > self._keep:
+                        self._pending.popitem(last=False)
+
+    def label(self, request_id: str, label: Any) -> None:
+        with self._lock:
+            pair = self._pending.pop(request_id, None)
+            if pair is None:
+                return
+            self.labelled += 1
+            self.champion_correct += _same(pair[0], label)
+            self.candidate_correct += _same(pair[1], label)
+
+    def report(self) -> dict[str, Any]:
+        with self._lock:
+            return {
+                "version": self.served.version,
+                "scored": self.scored,
+                "skipped": self.skipped,
+                "agreement": self.agreed / self.scored if self.scored else None,
+                "labelled": self.labelled,
+                "champion_accuracy": self.champion_correct / self.labelled
+                if self.labelled
+                else None,
+                "candidate_accuracy": self.candidate_correct / self.labelled
+                if self.labelled
+                else None,
+            }
+
+    def stop(self) -> None:
+        self._stopped.set()
+
+
+def _same(a: Any, b: Any) -> bool:
+    from contracts.events import normalise_label
+
+    if isinstance(a, float) and isinstance(b, float):
+        return math.isclose(a, b, rel_tol=1e-6)
+    return normalise_label(a) == normalise_label(b)

@@ -1,95 +1,333 @@
-"""Content-addressed model registry in Redis, and the labelled samples the monitor keeps there.
+"""The model registry: immutable content-addressed versions, atomic aliases, an event log.
 
-| key                                   | type   | content                                   |
-|---------------------------------------|--------|-------------------------------------------|
-| ``<p>:{<model>}:registry:<digest>``   | string | canonical model JSON (content-addressed)  |
-| ``<p>:{<model>}:champion``            | hash   | version, digest, sequence, updated_at     |
+A version is the SHA-256 of its blob.  Registering the same bytes twice gives the same version;
+a version's metadata (parent, strategy, data window, metrics, probes, adapter, description,
+time) is written once and never changed.  Versions are named ``v1``, ``v2``, ... in the order
+they were first registered.
 
-Samples are read from ``<p>:{<model>}:labelled`` (written by the stream worker, newest first).
+Aliases (``champion``, ``previous``, ``candidate``) and the model's *generation* live in one
+hash and move in one Lua script each, so two learners can never both promote from the same
+champion (the second gets :class:`RegistryConflict`), and every champion move, rollbacks
+included, raises the generation: serving handles apply only moves with a higher generation, so
+versions only move forward.  Blobs live in a :mod:`~learners.blobstore`; Redis holds metadata.
+
+The keys are in :mod:`contracts.redis_keys`.  The client is redis-py's synchronous one: the CLI
+uses it directly, async workers through ``asyncio.to_thread``.
 """
 
 from __future__ import annotations
 
 import json
 import time
-from dataclasses import dataclass
-
-from redis import asyncio as aioredis
+from dataclasses import asdict, dataclass, field
+from typing import Any
 
 from contracts.redis_keys import RedisKeys
-from learners.model import LinearModel
-from streams.monitor import normalise_label
+from contracts.settings import Settings
+from learners.adapters.base import InvalidModel, ModelAdapter, adapter_from_bytes
+from learners.blobstore import BlobStore, blob_store_from_url, digest_of, fetch_verified
+from learners.data import Dataset
+
+ALIASES = ("champion", "previous", "candidate")
+LOG_KEEP = 1000
+
+# KEYS: versions, names, aliases, log, registered ; ARGV: digest, metadata, model_id, entry
+_REGISTER = """
+local name = redis.call('HGET', KEYS[2], ARGV[1])
+if name then return {name, 0} end
+local n = redis.call('HINCRBY', KEYS[3], 'sequence', 1)
+name = 'v' .. n
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+redis.call('HSET', KEYS[2], name, ARGV[1], ARGV[1], name)
+redis.call('SADD', KEYS[5], ARGV[3])
+redis.call('LPUSH', KEYS[4], (string.gsub(ARGV[4], '@VERSION@', name)))
+redis.call('LTRIM', KEYS[4], 0, tonumber(ARGV[5]) - 1)
+return {name, 1}
+"""
+
+# KEYS: aliases, log, versions ; ARGV: digest, expected champion ('*' = any), entry, keep
+_PROMOTE = """
+if redis.call('HEXISTS', KEYS[3], ARGV[1]) == 0 then return {err='unknown version'} end
+local current = redis.call('HGET', KEYS[1], 'champion') or ''
+if ARGV[2] ~= '*' and ARGV[2] ~= current then
+  return {err='conflict: champion is ' .. current .. ', expected ' .. ARGV[2]}
+end
+if current == ARGV[1] then return {err='already champion'} end
+if current ~= '' then redis.call('HSET', KEYS[1], 'previous', current) end
+redis.call('HSET', KEYS[1], 'champion', ARGV[1])
+if redis.call('HGET', KEYS[1], 'candidate') == ARGV[1] then redis.call('HDEL', KEYS[1], 'candidate') end
+local g = redis.call('HINCRBY', KEYS[1], 'generation', 1)
+redis.call('LPUSH', KEYS[2], (string.gsub(ARGV[3], '"@GENERATION@"', g)))
+redis.call('LTRIM', KEYS[2], 0, tonumber(ARGV[4]) - 1)
+return {g, current}
+"""
+
+# KEYS: aliases, log ; ARGV: expected champion ('*' = any), entry, keep
+_ROLLBACK = """
+local current = redis.call('HGET', KEYS[1], 'champion')
+local previous = redis.call('HGET', KEYS[1], 'previous')
+if not previous then return {err='no previous champion to roll back to'} end
+if ARGV[1] ~= '*' and ARGV[1] ~= current then
+  return {err='conflict: champion is ' .. tostring(current) .. ', expected ' .. ARGV[1]}
+end
+redis.call('HSET', KEYS[1], 'champion', previous, 'previous', current)
+local g = redis.call('HINCRBY', KEYS[1], 'generation', 1)
+redis.call('LPUSH', KEYS[2], (string.gsub(ARGV[2], '"@GENERATION@"', g)))
+redis.call('LTRIM', KEYS[2], 0, tonumber(ARGV[3]) - 1)
+return {g, previous, current}
+"""
+
+
+class RegistryError(LookupError):
+    """A version or alias that does not exist, or a move that is not allowed."""
+
+
+class RegistryConflict(RegistryError):
+    """The champion moved since the caller read it (another learner or an operator)."""
 
 
 @dataclass(frozen=True)
-class Champion:
+class ModelVersion:
+    model_id: str
     version: str
     digest: str
-    sequence: int
-    model: LinearModel
+    adapter: str
+    uri: str
+    created_at: float
+    parent: str = ""
+    strategy: str = "manual"
+    data_window: dict[str, Any] = field(default_factory=dict)
+    metrics: dict[str, Any] = field(default_factory=dict)
+    probes: dict[str, Any] = field(default_factory=dict)
+    description: dict[str, Any] = field(default_factory=dict)
+    size_bytes: int = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class AliasMove:
+    model_id: str
+    action: str  # "promote" or "rollback"
+    champion: str  # digest now serving
+    replaced: str  # digest it replaced ("" if none)
+    generation: int
 
 
 class ModelRegistry:
-    def __init__(self, client: aioredis.Redis, keys: RedisKeys) -> None:
-        self.client = client
-        self.keys = keys
+    def __init__(self, client, keys: RedisKeys, blobs: BlobStore) -> None:
+        self.client, self.keys, self.blobs = client, keys, blobs
+        self._register = client.register_script(_REGISTER)
+        self._promote = client.register_script(_PROMOTE)
+        self._rollback = client.register_script(_ROLLBACK)
 
-    def _blob_key(self, model_id: str, digest: str) -> str:
-        return f"{self.keys.prefix}:{{{model_id}}}:registry:{digest}"
+    @classmethod
+    def from_settings(cls, settings: Settings) -> ModelRegistry:
+        """The registry the settings name: their Redis, their blob store."""
+        import redis
 
-    def _champion_key(self, model_id: str) -> str:
-        return f"{self.keys.prefix}:{{{model_id}}}:champion"
+        client = redis.Redis.from_url(settings.redis_url)
+        blobs = blob_store_from_url(settings.blob_store, client, settings.key_prefix)
+        return cls(client, RedisKeys(settings.key_prefix), blobs)
 
-    async def put(self, model_id: str, model: LinearModel) -> str:
-        digest = model.digest()
-        await self.client.set(self._blob_key(model_id, digest), model.canonical_json())
-        return digest
+    def close(self) -> None:
+        self.client.close()
 
-    async def get(self, model_id: str, digest: str) -> LinearModel | None:
-        blob = await self.client.get(self._blob_key(model_id, digest))
-        return None if blob is None else LinearModel.from_dict(json.loads(blob))
+    def _k(self, model_id: str, part: str) -> str:
+        return self.keys.registry(model_id, part)
 
-    async def set_champion(
-        self, model_id: str, version: str, model: LinearModel, sequence: int
-    ) -> str:
-        digest = await self.put(model_id, model)
-        await self.client.hset(
-            self._champion_key(model_id),
-            mapping={
-                "version": version,
-                "digest": digest,
-                "sequence": sequence,
-                "updated_at": time.time(),
-            },
+    @staticmethod
+    def _entry(action: str, **fields: Any) -> str:
+        return json.dumps({"action": action, "at": time.time(), **fields}, separators=(",", ":"))
+
+    # -- versions -----------------------------------------------------------------------------
+    def register(
+        self,
+        model_id: str,
+        adapter: ModelAdapter,
+        parent: str = "",
+        strategy: str = "manual",
+        data_window: dict[str, Any] | None = None,
+        metrics: dict[str, Any] | None = None,
+        probes: dict[str, Any] | None = None,
+    ) -> ModelVersion:
+        """Store the blob and its metadata; the same bytes give back the existing version."""
+        blob = adapter.to_bytes()
+        digest = digest_of(blob)
+        uri = self.blobs.put(blob)
+        meta = {
+            "adapter": adapter.kind,
+            "uri": uri,
+            "created_at": time.time(),
+            "parent": parent,
+            "strategy": strategy,
+            "data_window": data_window or {},
+            "metrics": metrics or {},
+            "probes": probes or {},
+            "description": adapter.describe().to_dict(),
+            "size_bytes": len(blob),
+        }
+        entry = self._entry("registered", digest=digest, version="@VERSION@", strategy=strategy)
+        self._register(
+            keys=[
+                self._k(model_id, "versions"),
+                self._k(model_id, "version-names"),
+                self._k(model_id, "aliases"),
+                self._k(model_id, "registry-log"),
+                self.keys.registered_models(),
+            ],
+            args=[digest, json.dumps(meta, separators=(",", ":")), model_id, entry, LOG_KEEP],
         )
-        return digest
+        return self.get(model_id, digest)
 
-    async def champion(self, model_id: str) -> Champion | None:
-        row = await self.client.hgetall(self._champion_key(model_id))
-        if not row:
+    def get(self, model_id: str, ref: str) -> ModelVersion:
+        """A version by digest, name (``v3``) or alias (``champion``, ``previous``, ...)."""
+        digest = self.resolve(model_id, ref)
+        raw = self.client.hget(self._k(model_id, "versions"), digest)
+        name = self.client.hget(self._k(model_id, "version-names"), digest)
+        if raw is None or name is None:
+            raise RegistryError(f"model {model_id!r} has no version {ref!r}")
+        meta = json.loads(raw)
+        return ModelVersion(model_id=model_id, version=name.decode(), digest=digest, **meta)
+
+    def resolve(self, model_id: str, ref: str) -> str:
+        if ref.startswith("sha256:"):
+            return ref
+        if ref in ALIASES:
+            digest = self.client.hget(self._k(model_id, "aliases"), ref)
+        else:
+            digest = self.client.hget(self._k(model_id, "version-names"), ref)
+        if digest is None:
+            raise RegistryError(
+                f"model {model_id!r} has no {'alias' if ref in ALIASES else 'version'} {ref!r}"
+            )
+        return digest.decode()
+
+    def versions(self, model_id: str) -> list[ModelVersion]:
+        digests = self.client.hkeys(self._k(model_id, "versions"))
+        found = [self.get(model_id, d.decode()) for d in digests]
+        return sorted(found, key=lambda v: int(v.version[1:]))
+
+    def load(self, version: ModelVersion) -> ModelAdapter:
+        """The model, fetched from the blob store and checked against its digest."""
+        return adapter_from_bytes(
+            version.adapter, fetch_verified(self.blobs, version.uri, version.digest)
+        )
+
+    def models(self) -> list[str]:
+        return sorted(m.decode() for m in self.client.smembers(self.keys.registered_models()))
+
+    # -- aliases ------------------------------------------------------------------------------
+    def aliases(self, model_id: str) -> dict[str, str]:
+        row = self.client.hgetall(self._k(model_id, "aliases"))
+        return {k.decode(): v.decode() for k, v in row.items()}
+
+    def generation(self, model_id: str) -> int:
+        return int(self.aliases(model_id).get("generation", 0))
+
+    def champion(self, model_id: str) -> ModelVersion | None:
+        try:
+            return self.get(model_id, "champion")
+        except RegistryError:
             return None
-        row = {k.decode(): v.decode() for k, v in row.items()}
-        model = await self.get(model_id, row["digest"])
-        if model is None:
+
+    def set_candidate(self, model_id: str, ref: str) -> ModelVersion:
+        version = self.get(model_id, ref)
+        self.client.hset(self._k(model_id, "aliases"), "candidate", version.digest)
+        return version
+
+    def promote(
+        self, model_id: str, ref: str, expected_champion: str | None = None, reason: str = ""
+    ) -> AliasMove:
+        """Make ``ref`` champion (the old one becomes ``previous``).  With
+        ``expected_champion`` (a digest, "" for none) the move fails with
+        :class:`RegistryConflict` if the champion is no longer that one."""
+        version = self.get(model_id, ref)
+        entry = self._entry(
+            "promoted",
+            digest=version.digest,
+            version=version.version,
+            reason=reason,
+            generation="@GENERATION@",
+        )
+        try:
+            generation, replaced = self._promote(
+                keys=[
+                    self._k(model_id, "aliases"),
+                    self._k(model_id, "registry-log"),
+                    self._k(model_id, "versions"),
+                ],
+                args=[
+                    version.digest,
+                    "*" if expected_champion is None else expected_champion,
+                    entry,
+                    LOG_KEEP,
+                ],
+            )
+        except Exception as exc:  # redis raises ResponseError with the script's message
+            raise _registry_error(exc) from None
+        return AliasMove(model_id, "promote", version.digest, replaced.decode(), int(generation))
+
+    def rollback(
+        self, model_id: str, reason: str = "", expected_champion: str | None = None
+    ) -> AliasMove:
+        """Bring ``previous`` back as champion (the current one becomes ``previous``)."""
+        entry = self._entry("rolled_back", reason=reason, generation="@GENERATION@")
+        try:
+            generation, restored, replaced = self._rollback(
+                keys=[self._k(model_id, "aliases"), self._k(model_id, "registry-log")],
+                args=["*" if expected_champion is None else expected_champion, entry, LOG_KEEP],
+            )
+        except Exception as exc:
+            raise _registry_error(exc) from None
+        return AliasMove(
+            model_id, "rollback", restored.decode(), replaced.decode(), int(generation)
+        )
+
+    # -- reference sample ---------------------------------------------------------------------
+    def set_reference(self, model_id: str, data: Dataset) -> str:
+        """Store a fixed sample of known-good labelled data (e.g. the training data's holdout).
+
+        The learner replays half of it against forgetting and the gate scores on the other
+        half (:meth:`~learners.data.Dataset.halves`)."""
+        blob = data.to_bytes()
+        uri = self.blobs.put(blob)
+        doc = {"digest": digest_of(blob), "uri": uri, "rows": len(data), "at": time.time()}
+        self.client.set(self._k(model_id, "reference"), json.dumps(doc))
+        return uri
+
+    def reference(self, model_id: str) -> Dataset | None:
+        raw = self.client.get(self._k(model_id, "reference"))
+        if raw is None:
             return None
-        return Champion(row["version"], row["digest"], int(row["sequence"]), model)
-
-
-async def recent_samples(
-    client: aioredis.Redis,
-    keys: RedisKeys,
-    model_id: str,
-    limit: int,
-    since: float = 0.0,
-    positive_label: str = "1",
-) -> list[tuple[dict[str, float], int]]:
-    """Up to ``limit`` newest labelled samples of a model whose prediction came at or after
-    ``since`` (event time), oldest first, as (features, 0/1)."""
-    rows = await client.lrange(keys.labelled(model_id), 0, limit - 1)
-    samples = []
-    for raw in reversed(rows):
         doc = json.loads(raw)
-        if doc["event_time"] < since:
-            continue
-        samples.append((doc["features"], int(normalise_label(doc["label"]) == positive_label)))
-    return samples
+        return Dataset.from_bytes(fetch_verified(self.blobs, doc["uri"], doc["digest"]))
+
+    # -- records ------------------------------------------------------------------------------
+    def record_rejection(self, model_id: str, record: dict[str, Any]) -> None:
+        key = self._k(model_id, "rejections")
+        pipe = self.client.pipeline(transaction=True)
+        pipe.lpush(
+            key, json.dumps({"at": time.time(), **record}, separators=(",", ":"), default=str)
+        )
+        pipe.ltrim(key, 0, LOG_KEEP - 1)
+        pipe.execute()
+
+    def rejections(self, model_id: str, limit: int = 20) -> list[dict[str, Any]]:
+        return [
+            json.loads(r) for r in self.client.lrange(self._k(model_id, "rejections"), 0, limit - 1)
+        ]
+
+    def history(self, model_id: str, limit: int = 50) -> list[dict[str, Any]]:
+        rows = self.client.lrange(self._k(model_id, "registry-log"), 0, limit - 1)
+        return [json.loads(r) for r in rows]
+
+
+def _registry_error(exc: Exception) -> RegistryError:
+    text = str(exc)
+    if "conflict" in text:
+        return RegistryConflict(text)
+    if isinstance(exc, RegistryError | InvalidModel):
+        return exc  # type: ignore[return-value]
+    return RegistryError(text)

@@ -1,166 +1,207 @@
 """The learner worker: alarms in, gated model updates out (aiokafka; never Faust).
 
-For each drift alarm it starts one retrain task for that model: wait until enough labelled
-samples *from after the alarm* have arrived in Redis (the new regime is what the challenger must
-learn; the data before the change is what made the champion), train a challenger from the
-current champion in a worker thread (never on the event loop), and, only if the challenger wins
-on held-out recent data, register it and publish a :class:`~learners.updates.ModelUpdate`.
-Alarms for a model that arrive while it is being retrained, or within ``cooldown_s`` of its last
-attempt, are acknowledged and skipped: one drift usually fires several detectors.
+For each alarm the model's :class:`~learners.policy.UpdatePolicy` decides what happens:
+
+- alarm kinds with no strategy (latency, rules, security, rollouts, and by default feature
+  drift) are acknowledged and recorded as ``skipped``;
+- while an update of the model is in flight, or within ``cooldown_s`` after a promotion or
+  rollback, further alarms are ``skipped`` (one drift usually fires several detectors);
+- otherwise an :class:`~learners.job.UpdateJob` runs (collect, propose, gate, promote, bake).
+
+The alarm's offset is committed only when its job is decided, so a learner that crashes
+mid-update redoes it after a restart.  Models whose policy sets ``periodic_retrain_s`` are also
+updated on that schedule.  The last ``keep_decisions`` decisions stay in memory
+(:attr:`decisions`) and in Redis (``<p>:{<model>}:decisions``, read by ``driftline models show``).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import json
 import logging
 import time
+from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
-from redis import asyncio as aioredis
-
-from contracts.alarms import Alarm, InvalidAlarm, decode_alarm
-from contracts.redis_keys import RedisKeys
+from contracts.alarms import Alarm, InvalidAlarm, decode_alarm, encode_alarm
 from contracts.settings import Settings
-from learners.gate import GateVerdict, champion_vs_challenger
-from learners.registry import ModelRegistry, recent_samples
-from learners.updates import ModelUpdate
+from contracts.updates import ModelUpdate
+from learners.job import Decision, Trigger, UpdateJob
+from learners.offsets import OffsetTracker
+from learners.policy import PolicySet
+from learners.registry import ModelRegistry
 
 log = logging.getLogger(__name__)
 
-
-@dataclass(frozen=True)
-class LearnerDecision:
-    alarm: Alarm
-    verdict: GateVerdict | None
-    update: ModelUpdate | None
-    skipped: str = ""
+DECISIONS_KEPT = 200
 
 
 class LearnerWorker:
     def __init__(
         self,
         settings: Settings,
-        samples_limit: int = 2000,
-        min_samples: int = 300,
-        max_wait_s: float = 60.0,
-        cooldown_s: float = 5.0,
-        on_decision: Callable[[LearnerDecision], None] | None = None,
+        policies: PolicySet | None = None,
+        registry: ModelRegistry | None = None,
+        on_decision: Callable[[Decision], None] | None = None,
+        poll_s: float = 0.5,
+        keep_decisions: int = 1000,
     ) -> None:
         self.settings = settings
-        self.keys = RedisKeys(settings.key_prefix)
-        self.samples_limit = samples_limit
-        self.min_samples = min_samples
-        self.max_wait_s = max_wait_s
-        self._tasks: dict[str, asyncio.Task] = {}
-        self.cooldown_s = cooldown_s
+        self.policies = policies or PolicySet.from_file(settings.policy_file)
+        self.registry = registry or ModelRegistry.from_settings(settings)
         self.on_decision = on_decision
-        self.decisions: list[LearnerDecision] = []
-        self._last_attempt: dict[str, float] = {}
+        self.poll_s = poll_s
+        self.decisions: deque[Decision] = deque(maxlen=keep_decisions)
+        self.offsets = OffsetTracker()
+        self._jobs: dict[str, asyncio.Task] = {}
+        self._last_move: dict[str, float] = {}  # model -> monotonic time of promotion/rollback
+        self._last_periodic: dict[str, float] = {}
+        self._producer = None
         self.ready = asyncio.Event()
 
+    # -- main loop ----------------------------------------------------------------------------
     async def run(self, stop: asyncio.Event) -> None:
-        topics = self.settings.topics
-        redis = aioredis.Redis.from_url(self.settings.redis_url)
-        registry = ModelRegistry(redis, self.keys)
+        from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+
         consumer = AIOKafkaConsumer(
-            topics.alarms,
+            self.settings.topics.alarms,
             bootstrap_servers=self.settings.bootstrap_list,
             group_id=f"{self.settings.app_id}-learner",
             auto_offset_reset="earliest",
             enable_auto_commit=False,
         )
-        producer = AIOKafkaProducer(bootstrap_servers=self.settings.bootstrap_list, acks="all")
-        await producer.start()
+        self._producer = AIOKafkaProducer(
+            bootstrap_servers=self.settings.bootstrap_list, acks="all"
+        )
+        await self._producer.start()
         await consumer.start()
+        self._stop = stop
         try:
             self.ready.set()
             while not stop.is_set():
-                batches = await consumer.getmany(timeout_ms=500, max_records=100)
-                for records in batches.values():
+                batches = await consumer.getmany(
+                    timeout_ms=int(self.poll_s * 1000), max_records=100
+                )
+                for tp, records in batches.items():
                     for record in records:
-                        await self._handle(record.value, registry, redis, producer)
-                if batches:
-                    await consumer.commit()
+                        self._on_alarm(record.value, tp.topic, tp.partition, record.offset)
+                self._periodic()
+                commit = self.offsets.to_commit()
+                if commit:
+                    await consumer.commit({TopicPartition(t, p): o for (t, p), o in commit.items()})
         finally:
-            for task in self._tasks.values():
+            for task in self._jobs.values():
                 task.cancel()
-            await asyncio.gather(*self._tasks.values(), return_exceptions=True)
+            await asyncio.gather(*self._jobs.values(), return_exceptions=True)
             await consumer.stop()
-            await producer.stop()
-            await redis.aclose()
+            await self._producer.stop()
+            await asyncio.to_thread(self.registry.close)
 
-    async def _handle(self, raw: bytes, registry: ModelRegistry, redis, producer) -> None:
+    def _on_alarm(self, raw: bytes | None, topic: str, partition: int, offset: int) -> None:
         try:
-            alarm = decode_alarm(raw)
+            alarm = decode_alarm(raw or b"")
         except InvalidAlarm as exc:
-            log.warning("ignoring a message on %s: %s", self.settings.topics.alarms, exc)
+            log.warning("ignoring message %s[%d]@%d: %s", topic, partition, offset, exc)
+            self.offsets.seen(topic, partition, offset)
             return
-        running = self._tasks.get(alarm.model_id)
-        if running is not None and not running.done():
-            self._decide(LearnerDecision(alarm, None, None, skipped="retrain already in progress"))
+        policy = self.policies.for_model(alarm.model_id)
+        spec = policy.strategy_for(alarm.signal_kind)
+        skip = ""
+        if spec is None:
+            skip = f"policy: {alarm.signal_kind} alarms trigger no update"
+        elif self._busy(alarm.model_id):
+            skip = "an update of this model is already in flight"
+        elif self._cooling(alarm.model_id, policy.cooldown_s):
+            skip = f"cooldown: the champion moved less than {policy.cooldown_s:g}s ago"
+        if skip:
+            self.offsets.seen(topic, partition, offset)
+            self._decide(Decision(alarm.model_id, alarm.dedup_key, "skipped", skip))
             return
-        last = self._last_attempt.get(alarm.model_id)
-        if last is not None and time.monotonic() - last < self.cooldown_s:
-            self._decide(LearnerDecision(alarm, None, None, skipped="cooldown"))
-            return
-        self._tasks[alarm.model_id] = asyncio.create_task(
-            self._retrain(alarm, registry, redis, producer)
+        self.offsets.start(topic, partition, offset)
+        trigger = Trigger(alarm.model_id, alarm.dedup_key, alarm.event_time, spec, alarm)
+        self._start(trigger, on_done=lambda: self.offsets.finish(topic, partition, offset))
+
+    def _periodic(self) -> None:
+        now = time.monotonic()
+        for model_id in [*list(self.policies.models), "*"]:
+            policy = self.policies.models.get(model_id, self.policies.default)
+            if policy.periodic_retrain_s <= 0:
+                continue
+            targets = self._registered() if model_id == "*" else [model_id]
+            for target in targets:
+                if model_id == "*" and target in self.policies.models:
+                    continue
+                last = self._last_periodic.setdefault(target, now)
+                if now - last < policy.periodic_retrain_s or self._busy(target):
+                    continue
+                self._last_periodic[target] = now
+                spec = policy.periodic_strategy
+                spec = {"name": spec} if isinstance(spec, str) else dict(spec)
+                self._start(Trigger(target, "schedule", float("-inf"), spec), on_done=lambda: None)
+
+    def _registered(self) -> list[str]:
+        cached = getattr(self, "_registered_cache", None)
+        now = time.monotonic()
+        if cached is None or now - cached[0] > 30:
+            self._registered_cache = (now, self.registry.models())
+        return self._registered_cache[1]
+
+    # -- jobs ---------------------------------------------------------------------------------
+    def _busy(self, model_id: str) -> bool:
+        job = self._jobs.get(model_id)
+        return job is not None and not job.done()
+
+    def _cooling(self, model_id: str, cooldown_s: float) -> bool:
+        moved = self._last_move.get(model_id)
+        return moved is not None and time.monotonic() - moved < cooldown_s
+
+    def _start(self, trigger: Trigger, on_done: Callable[[], None]) -> None:
+        job = UpdateJob(
+            trigger,
+            self.policies.for_model(trigger.model_id),
+            self.registry,
+            self._publish_update,
+            self._publish_alarm,
+            self._stop,
+            self.poll_s,
         )
 
-    async def _retrain(self, alarm: Alarm, registry: ModelRegistry, redis, producer) -> None:
-        try:
-            await self._retrain_once(alarm, registry, redis, producer)
-        except Exception:
-            log.exception("retrain for %s failed", alarm.dedup_key)
-        finally:
-            self._last_attempt[alarm.model_id] = time.monotonic()
+        async def run() -> None:
+            decision = await job.run()
+            if decision.outcome in ("promoted", "rolled_back"):
+                self._last_move[trigger.model_id] = time.monotonic()
+            self._decide(decision)
+            on_done()  # only now may the alarm's offset be committed
 
-    async def _retrain_once(self, alarm: Alarm, registry: ModelRegistry, redis, producer) -> None:
-        champion = await registry.champion(alarm.model_id)
-        if champion is None:
-            self._decide(LearnerDecision(alarm, None, None, skipped="no champion registered"))
-            return
-        log.info(
-            "alarm %s: collecting %d labelled samples from after the alarm",
-            alarm.dedup_key,
-            self.min_samples,
-        )
-        deadline = time.monotonic() + self.max_wait_s
-        while True:
-            samples = await recent_samples(
-                redis, self.keys, alarm.model_id, self.samples_limit, since=alarm.event_time
-            )
-            if len(samples) >= self.min_samples or time.monotonic() >= deadline:
-                break
-            await asyncio.sleep(0.5)
-        challenger, verdict = await asyncio.to_thread(
-            champion_vs_challenger, champion.model, samples
-        )
-        update = None
-        if verdict.promote and challenger is not None:
-            version = f"v{champion.sequence + 1}"
-            update = ModelUpdate.for_model(
-                alarm.model_id,
-                version,
-                challenger,
-                parent_version=champion.version,
-                reason=alarm.dedup_key,
-                evaluation=verdict.to_dict(),
-            )
-            await registry.set_champion(alarm.model_id, version, challenger, champion.sequence + 1)
-            await producer.send_and_wait(
-                self.settings.topics.model_updates, update.to_json(), key=alarm.model_id.encode()
-            )
-        self._decide(LearnerDecision(alarm, verdict, update))
+        self._jobs[trigger.model_id] = asyncio.create_task(run(), name=f"update-{trigger.model_id}")
 
-    def _decide(self, decision: LearnerDecision) -> None:
+    async def _publish_update(self, update: ModelUpdate) -> None:
+        await self._producer.send_and_wait(
+            self.settings.topics.model_updates, update.to_json(), key=update.model_id.encode()
+        )
+
+    async def _publish_alarm(self, alarm: Alarm) -> None:
+        source = f"/driftline/learners/{self.settings.worker_name}"
+        await self._producer.send_and_wait(
+            self.settings.topics.alarms, encode_alarm(alarm, source), key=alarm.model_id.encode()
+        )
+
+    def _decide(self, decision: Decision) -> None:
         self.decisions.append(decision)
-        alarm = decision.alarm
-        if decision.skipped:
-            log.info("alarm %s: skipped (%s)", alarm.dedup_key, decision.skipped)
-        elif decision.verdict is not None:
-            log.info("alarm %s: %s", alarm.dedup_key, decision.verdict.reason)
+        log.info(
+            "%s [%s]: %s: %s",
+            decision.model_id,
+            decision.trigger,
+            decision.outcome,
+            decision.detail,
+        )
+        key = self.registry.keys.registry(decision.model_id, "decisions")
+        doc = json.dumps(decision.to_dict(), separators=(",", ":"), default=str)
+        with contextlib.suppress(Exception):  # a record, not a reason to stop
+            pipe = self.registry.client.pipeline()
+            pipe.lpush(key, doc)
+            pipe.ltrim(key, 0, DECISIONS_KEPT - 1)
+            pipe.execute()
         if self.on_decision is not None:
             self.on_decision(decision)

@@ -131,6 +131,7 @@ class LabelledSample:
     features: dict[str, float]
     prediction: Any
     label: Any
+    label_time: float = 0.0  # the label event's time (labels often arrive long after)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -141,6 +142,7 @@ class LabelledSample:
             "features": self.features,
             "prediction": self.prediction,
             "label": self.label,
+            "label_time": self.label_time,
         }
 
 
@@ -377,6 +379,7 @@ class ModelMonitor:
                 prediction.features,
                 prediction.prediction,
                 label.label,
+                label.event_time,
             )
         )
         # Outcomes of an older model version say nothing about the one now serving.

@@ -115,7 +115,9 @@ class EnsembleAdapter(ModelAdapter):
         """Dynamic: select the best member on ``data``.  Stacking: fit the meta-model on
         ``data``.  Average: nothing to learn (members are trained by the strategies)."""
         if self.mode == "dynamic":
-            scores = [_score(m, data) for m in self.members]
+            from learners.scoring import score
+
+            scores = [score(m, data) for m in self.members]
             self.weights = np.eye(len(self.members))[int(np.argmax(scores))]
         elif self.mode == "stacking":
             F = self._stack_features(self._member_outputs(data.reorder(self.feature_names).X))
@@ -163,14 +165,6 @@ class EnsembleAdapter(ModelAdapter):
             raise
         except (ValueError, KeyError, TypeError) as exc:
             raise InvalidModel(f"not an ensemble blob: {exc!r}") from None
-
-
-def _score(model: ModelAdapter, data: Dataset) -> float:
-    """Higher is better: accuracy, or negative mean absolute error for regression."""
-    pred = model.predict(model.prepare(data))
-    if model.task == "regression":
-        return -float(np.mean(np.abs(pred - data.y.astype(np.float64))))
-    return float(np.mean(pred == data.y))
 
 
 def _softmax_regression(F: np.ndarray, y: np.ndarray, k: int, steps: int = 300) -> np.ndarray:

@@ -47,7 +47,7 @@ class LinearAdapter(ModelAdapter):
         scale: Sequence[float] | None = None,
         classes: Sequence[str] = ("0", "1"),
         epochs: int = 5,
-        learning_rate: float = 0.05,
+        learning_rate: float = 0.5,
     ) -> None:
         self.feature_names = tuple(feature_names)
         d = len(self.feature_names)
@@ -92,8 +92,9 @@ class LinearAdapter(ModelAdapter):
         Z = np.nan_to_num((X - self.center) / self.scale, nan=0.0)
         rng = np.random.default_rng(len(data))
         for _ in range(self.epochs):
+            order = rng.permutation(len(Z))
             for start in range(0, len(Z), 32):
-                idx = rng.permutation(len(Z))[start : start + 32]
+                idx = order[start : start + 32]
                 p = 1.0 / (
                     1.0 + np.exp(-np.clip(Z[idx] @ self.weights + self.intercept, -500, 500))
                 )

@@ -87,6 +87,33 @@ def safe_loads(data: bytes):
         raise InvalidModel(f"river blob does not load: {exc!r}") from None
 
 
+def _canonical_pickle(model) -> bytes:
+    """Pickle bytes that are the same for equal models: the first pickling of a freshly
+    trained river model memoises shared objects differently from a loaded copy, so the blob is
+    the pickle of one (restricted) round trip, which is stable from then on."""
+    return pickle.dumps(safe_loads(pickle.dumps(model, protocol=5)), protocol=5)
+
+
+def _count_weights(obj, depth: int) -> int:
+    if depth < 0:
+        return 0
+    weights = getattr(obj, "weights", None)
+    if weights is not None and hasattr(weights, "__len__"):
+        return len(weights) + 1
+    children = []
+    for attr in ("steps", "classifiers", "regressors", "models"):
+        value = getattr(obj, attr, None)
+        if isinstance(value, dict):
+            children += list(value.values())
+        elif isinstance(value, list | tuple):
+            children += list(value)
+    for name in ("classifier", "regressor", "model"):
+        value = getattr(obj, name, None)
+        if value is not None:
+            children.append(value)
+    return sum(_count_weights(child, depth - 1) for child in children)
+
+
 @register_adapter
 class RiverAdapter(ModelAdapter):
     kind = "river"
@@ -139,10 +166,8 @@ class RiverAdapter(ModelAdapter):
             self.model.learn_one(record, target)
 
     def n_parameters(self) -> int:
-        weights = getattr(self.model, "weights", None)
-        if weights is None and hasattr(self.model, "steps"):
-            weights = getattr(list(self.model.steps.values())[-1], "weights", None)
-        return len(weights) + 1 if weights is not None else 0
+        """Learned weights (plus intercepts) found anywhere in the estimator graph."""
+        return _count_weights(self.model, depth=4)
 
     def to_bytes(self) -> bytes:
         header = {
@@ -155,7 +180,7 @@ class RiverAdapter(ModelAdapter):
             FORMAT
             + json.dumps(header, sort_keys=True).encode()
             + b"\n"
-            + pickle.dumps(self.model, protocol=5)
+            + _canonical_pickle(self.model)
         )
 
     @classmethod

@@ -103,7 +103,7 @@ class TorchAdapter(ModelAdapter):
         self.classes = tuple(classes) if task != "regression" else ()
         self.feature_names = tuple(feature_names)
         self.transforms = [dict(t) for t in transforms]
-        self.train_config = train_config or TrainConfig(epochs=10)
+        self.train_config = train_config or TrainConfig(epochs=40)
         self.check()
 
     @classmethod

@@ -81,7 +81,7 @@ def _quantized_linears(module: nn.Module) -> dict[str, nn.Module]:
     return {
         name: m
         for name, m in module.named_modules()
-        if hasattr(m, "_packed_params") and hasattr(m, "set_weight_bias")
+        if isinstance(m, torch.ao.nn.quantized.dynamic.Linear)
     }
 
 
@@ -96,7 +96,7 @@ def export_state(module: nn.Module) -> dict[str, torch.Tensor]:
         and not any(key.startswith(name + ".") for name in quantized)
     }
     for name, layer in quantized.items():
-        weight, bias = layer._packed_params._weight_bias()
+        weight, bias = layer.weight(), layer.bias()
         state[f"{name}.qweight"] = weight.int_repr().contiguous()
         state[f"{name}.qscale"] = torch.tensor([weight.q_scale()], dtype=torch.float64)
         state[f"{name}.qzero"] = torch.tensor([weight.q_zero_point()], dtype=torch.int64)
@@ -125,4 +125,10 @@ def import_state(module: nn.Module, state: dict[str, torch.Tensor]) -> None:
     if set(state) != expected:
         missing, extra = sorted(expected - set(state)), sorted(set(state) - expected)
         raise ValueError(f"weights do not fit the architecture: missing {missing}, extra {extra}")
-    module.load_state_dict(state, strict=False)
+    with torch.no_grad():  # plain tensors onto plain layers (quantised ones were set above)
+        for key, value in state.items():
+            owner_name, _, attr = key.rpartition(".")
+            current = getattr(module.get_submodule(owner_name) if owner_name else module, attr)
+            if current.shape != value.shape:
+                raise ValueError(f"{key} has shape {tuple(value.shape)}, expected {tuple(current.shape)}")
+            current.copy_(value)

@@ -1,0 +1,113 @@
+"""Labelled rows from Redis as a :class:`~learners.data.Dataset`, and which of them are "new".
+
+The stream worker keeps each model's newest labelled predictions in a capped Redis list
+(:meth:`contracts.redis_keys.RedisKeys.labelled`, newest first, JSON with the prediction's
+``event_time`` and the label's ``label_time``).
+
+A row belongs to the regime after an alarm if its prediction *or* its label came at or after the
+alarm's event time (:func:`after`).  Comparing prediction times alone misses every row whose label
+was slow: an error alarm fires at a label's time, so predictions from just before it, labelled
+just after it, are exactly the new regime's first evidence.  Counting is by rows, with a deadline
+in *event time* (the stream's clock), so a slow stream (one label a day) still collects its rows.
+
+>>> rows = [{"event_time": 5.0, "label_time": 9.0, "features": {"x": 1.0}, "label": 1},
+...         {"event_time": 1.0, "label_time": 2.0, "features": {"x": 0.0}, "label": 0}]
+>>> labelled = rows_to_labelled(rows, ("x",))
+>>> len(labelled.data), len(after(labelled, since=8.0).data), labelled.newest_time
+(2, 1, 9.0)
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from contracts.redis_keys import RedisKeys
+from learners.data import Dataset
+
+
+@dataclass(frozen=True)
+class Labelled:
+    data: Dataset  # oldest first, event_times = prediction times
+    label_times: np.ndarray
+    unusable: int = 0  # rows whose label does not fit the task (e.g. text for a regressor)
+    versions: np.ndarray | None = None  # the model version that made each prediction
+
+    def take(self, index: np.ndarray) -> Labelled:
+        versions = None if self.versions is None else self.versions[index]
+        return Labelled(self.data.take(index), self.label_times[index], self.unusable, versions)
+
+    def served_by(self, version: str) -> Labelled:
+        """Rows whose prediction came from model version ``version``."""
+        if self.versions is None:
+            return self
+        return self.take(np.nonzero(self.versions == version)[0])
+
+    @property
+    def newest_time(self) -> float:
+        """The stream's event-time clock as the labelled rows see it."""
+        if not len(self.data):
+            return float("-inf")
+        return float(max(self.data.event_times.max(), self.label_times.max()))
+
+
+def rows_to_labelled(
+    rows: Iterable[dict[str, Any]], feature_names: Sequence[str], regression: bool = False
+) -> Labelled:
+    """Decoded labelled-sample dicts (any order) -> :class:`Labelled`, oldest prediction first."""
+    kept, unusable = [], 0
+    for row in rows:
+        if regression:
+            try:
+                target = float(row["label"])
+            except (TypeError, ValueError):
+                unusable += 1
+                continue
+            if not np.isfinite(target):
+                unusable += 1
+                continue
+            row = {**row, "label": target}
+        kept.append(row)
+    kept.sort(key=lambda r: float(r["event_time"]))
+    data = Dataset.from_records(
+        [r["features"] for r in kept],
+        [r["label"] for r in kept],
+        event_times=[float(r["event_time"]) for r in kept],
+        feature_names=feature_names,
+        regression=regression,
+    )
+    label_times = np.array(
+        [float(r.get("label_time") or r["event_time"]) for r in kept], dtype=np.float64
+    )
+    versions = np.array([str(r.get("model_version", "")) for r in kept], dtype=object)
+    return Labelled(data, label_times, unusable, versions)
+
+
+def after(labelled: Labelled, since: float) -> Labelled:
+    """Rows whose prediction or label came at or after ``since`` (event time)."""
+    newest = np.maximum(labelled.data.event_times, labelled.label_times)
+    index = np.nonzero(newest >= since)[0]
+    return labelled.take(index)
+
+
+def read_labelled(
+    client,
+    keys: RedisKeys,
+    model_id: str,
+    feature_names: Sequence[str],
+    regression: bool = False,
+    limit: int = 5000,
+) -> Labelled:
+    """The newest ``limit`` labelled rows of ``model_id`` (synchronous redis-py client)."""
+    raw = client.lrange(keys.labelled(model_id), 0, limit - 1)
+    rows = []
+    for item in raw:
+        try:
+            rows.append(json.loads(item))
+        except ValueError:
+            continue  # the worker writes these; a corrupt one is skipped, not fatal
+    return rows_to_labelled(rows, feature_names, regression)

@@ -1,0 +1,53 @@
+"""Update policies: triggers per alarm kind, limits, clear errors for bad files."""
+
+from __future__ import annotations
+
+import pytest
+
+from learners.policy import NEVER_TRIGGER, PolicySet, UpdatePolicy
+
+
+def test_latency_rule_and_security_alarms_never_trigger_an_update():
+    policy = UpdatePolicy(triggers={kind: "retrain" for kind in NEVER_TRIGGER | {"error"}})
+    for kind in NEVER_TRIGGER:
+        assert policy.strategy_for(kind) is None
+    assert policy.strategy_for("error") == {"name": "retrain"}
+
+
+def test_feature_drift_alone_does_not_retrain_by_default():
+    assert UpdatePolicy().strategy_for("feature") is None
+    assert UpdatePolicy().strategy_for("error")["name"] == "fine_tune"
+
+
+def test_per_model_tables_override_the_default_key_by_key(tmp_path):
+    path = tmp_path / "policy.toml"
+    path.write_text(
+        "[default]\nmin_labelled = 400\ncooldown_s = 30\n[default.gate]\nmin_gain = 0.05\n"
+        "[models.fraud]\nshadow_samples = 100\n[models.fraud.triggers]\nfeature = 'online'\n"
+    )
+    policies = PolicySet.from_file(path)
+    fraud = policies.for_model("fraud")
+    assert fraud.min_labelled == 400 and fraud.cooldown_s == 30 and fraud.shadow_samples == 100
+    assert fraud.gate.min_gain == 0.05
+    assert fraud.strategy_for("feature") == {"name": "online"}
+    assert fraud.strategy_for("error")["name"] == "fine_tune"  # inherited trigger
+    assert policies.for_model("churn").shadow_samples == 0
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("[default]\nmin_labeled = 3\n", "unknown policy keys"),
+        ("[default.triggers]\nerror = 'warp'\n", "unknown strategy 'warp'"),
+        ("[defaults]\n", "unknown policy tables"),
+        ("[default]\nmin_labelled = 5\n", "at least 20"),
+        ("[default.gate]\nalpha_ = 1\n", "unknown gate settings"),
+        ("[default\n", "policy file"),
+    ],
+)
+def test_bad_policy_files_say_what_is_wrong(tmp_path, text, message):
+    path = tmp_path / "policy.toml"
+    path.write_text(text)
+    with pytest.raises(ValueError, match=message) as info:
+        PolicySet.from_file(path)
+    assert str(path) in str(info.value)

@@ -135,6 +135,8 @@ class LearnerWorker:
                 last = self._last_periodic.setdefault(target, now)
                 if now - last < policy.periodic_retrain_s or self._busy(target):
                     continue
+                if self._cooling(target, policy.cooldown_s):
+                    continue
                 self._last_periodic[target] = now
                 spec = policy.periodic_strategy
                 spec = {"name": spec} if isinstance(spec, str) else dict(spec)

@@ -28,8 +28,12 @@ The default detector everywhere is the calibrated :class:`~detectors.CUSUM`: it 
 signal's level, scale, autocorrelation and shape from the signal's own first values, so one
 setting suits features of any unit, and it recognises the 0/1 error stream by itself.
 
-A new model version resets the score and error detectors (a new model is a new baseline) but not
-the feature detectors (inputs do not depend on the model).
+Model versions: the output signals (score, error, predicted class, low confidence, estimated
+accuracy) are kept per model version (:class:`~streams.signals.VersionSignals`, the newest
+``versions_kept``), and each event or outcome feeds the signals of the version that made the
+prediction, so canary traffic never resets them.  A new version starts from its predecessor's
+healthy baseline: it is judged against the old model at its best, not against itself.  Feature
+detectors are shared (inputs do not depend on the model).
 
 :meth:`ModelMonitor.checkpoint` captures every detector's state (and the stream positions the
 caller recorded in ``positions``) as JSON; :meth:`ModelMonitor.restore` resumes from it, so a
@@ -55,24 +59,25 @@ restarted worker continues its detectors instead of relearning their references.
 
 from __future__ import annotations
 
-import json
 import logging
 import math
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any
 
 from contracts.alarms import Alarm
 from contracts.events import InferenceEvent, LabelEvent, normalise_label
 from contracts.settings import Settings
-from detectors import REGISTRY, DriftDetector, StateError, detector_from_state
+from detectors import REGISTRY, DriftDetector, StateError
 from detectors.output_rules import OutputRule, parse_rules
 from streams.join import JoinedOutcome, LabelJoin
 from streams.rolling import WindowedMetrics
+from streams.signals import Signal, VersionSignals
 
 log = logging.getLogger(__name__)
 
 DetectorSpec = tuple[str, dict[str, Any]]  # (registry name, constructor params)
-CHECKPOINT_VERSION = 1
+CHECKPOINT_VERSION = 2
 
 
 @dataclass(frozen=True)
@@ -101,6 +106,7 @@ class MonitorConfig:
     windows: tuple[tuple[str, float, float], ...] = (("1m", 60.0, 1.0), ("1h", 3600.0, 60.0))
     positive_label: str = "1"
     alarm_cooldown: int = 500  # updates of one signal during which a repeat alarm is held back
+    versions_kept: int = 3  # model versions whose output signals are kept (canaries, rollbacks)
     max_features: int = 1000
     join_ttl_s: float = 3600.0
     join_max_pending: int = 100_000
@@ -152,48 +158,6 @@ class MonitorOutput:
     labelled: list[LabelledSample] = field(default_factory=list)
 
 
-class _Signal:
-    """The detectors on one number stream, with alarm cooldown."""
-
-    __slots__ = ("cooldown_left", "detectors", "kind", "name")
-
-    def __init__(self, kind: str, name: str, detectors: dict[str, DriftDetector]) -> None:
-        self.kind, self.name, self.detectors = kind, name, detectors
-        self.cooldown_left = 0
-
-    @property
-    def key(self) -> str:
-        return f"{self.kind}:{self.name}"
-
-    def reset(self) -> None:
-        for d in self.detectors.values():
-            d.reset()
-        self.cooldown_left = 0
-
-    def checkpoint(self) -> dict[str, Any]:
-        return {
-            "cooldown_left": self.cooldown_left,
-            "detectors": {name: json.loads(d.get_state()) for name, d in self.detectors.items()},
-        }
-
-    def restore(self, saved: dict[str, Any]) -> None:
-        """Resume each detector whose checkpoint was written with the same parameters."""
-        self.cooldown_left = int(saved.get("cooldown_left", 0))
-        for name, state in saved.get("detectors", {}).items():
-            current = self.detectors.get(name)
-            if current is None:
-                continue
-            try:
-                restored = detector_from_state(json.dumps(state))
-            except StateError as exc:
-                log.warning("discarding checkpoint of %s/%s: %s", self.key, name, exc)
-                continue
-            if restored.params != current.params:
-                log.warning("discarding checkpoint of %s/%s: parameters changed", self.key, name)
-                continue
-            self.detectors[name] = restored
-
-
 class ModelMonitor:
     """Detectors, label join and rolling metrics for one model id."""
 
@@ -201,23 +165,17 @@ class ModelMonitor:
         self.model_id = model_id
         self.config = config or MonitorConfig()
         self.model_version = ""
-        self.features: dict[str, _Signal] = {}
+        self.features: dict[str, Signal] = {}
         build = self.config.build
-        self.score = _Signal("score", "score", build(self.config.feature_detectors))
-        self.error = _Signal("error", "error", build(self.config.error_detectors))
-        self.latency = _Signal("system", "log_latency_ms", build(self.config.latency_detectors))
-        self.slo = _Signal("system", "latency_ms", build(self.config.slo_detectors))
-        self.throughput = _Signal("system", "throughput", build(self.config.throughput_detectors))
-        self.data = _Signal("data", "features", build(self.config.vector_detectors))
-        self.outliers = _Signal("security", "input_outliers", build(self.config.security_detectors))
-        self.classes = _Signal("output", "predicted_class", build(self.config.class_detectors))
-        self.uncertain = _Signal("output", "low_confidence", build(self.config.rate_detectors))
-        self.performance = _Signal(
-            "performance", "estimated_accuracy", build(self.config.performance_detectors)
-        )
+        self.versions: OrderedDict[str, VersionSignals] = OrderedDict()  # oldest first
+        self.latency = Signal("system", "log_latency_ms", build(self.config.latency_detectors))
+        self.slo = Signal("system", "latency_ms", build(self.config.slo_detectors))
+        self.throughput = Signal("system", "throughput", build(self.config.throughput_detectors))
+        self.data = Signal("data", "features", build(self.config.vector_detectors))
+        self.outliers = Signal("security", "input_outliers", build(self.config.security_detectors))
         self.rules = self.config.rules()
         self.rule_signals = {
-            rule.name: _Signal("rule", rule.name, build(self.config.rate_detectors))
+            rule.name: Signal("rule", rule.name, build(self.config.rate_detectors))
             for rule in self.rules
         }
         self.feature_order: list[str] = []  # the data signal's row layout, from the first event
@@ -236,11 +194,7 @@ class ModelMonitor:
     def observe_inference(self, event: InferenceEvent) -> MonitorOutput:
         out = MonitorOutput()
         self.counts["inferences"] += 1
-        if event.model_version != self.model_version:
-            if self.model_version:  # a new model: new baseline for its outputs
-                for signal in self._model_signals():
-                    signal.reset()
-            self.model_version = event.model_version
+        self.model_version = event.model_version
         for window in self.windows.values():
             window.add_inference(event.event_time, event.latency_ms)
         self._observe_system(event, out)
@@ -274,19 +228,21 @@ class ModelMonitor:
                     self.counts["features_dropped"] += 1
                     continue
                 detectors = self.config.build(self.config.feature_detectors)
-                signal = self.features[name] = _Signal("feature", name, detectors)
+                signal = self.features[name] = Signal("feature", name, detectors)
             self._feed(signal, value, t, out, "warning")
 
     def _observe_outputs(self, event: InferenceEvent, out: MonitorOutput) -> None:
         t = event.event_time
+        v = self.version_signals(event.model_version)
         confidence = event.confidence
         if confidence is not None:
-            self._feed(self.score, confidence, t, out, "warning")
+            self._feed(v.score, confidence, t, out, "warning", v.version)
             uncertain = 1.0 if confidence < self.config.low_confidence else 0.0
-            self._feed(self.uncertain, uncertain, t, out, "warning")
-            if self._cbpe_calibrated():  # afterwards, no labels needed
-                self._feed(self.performance, (confidence, None), t, out, "warning")
-        self._feed(self.classes, normalise_label(event.prediction), t, out, "warning")
+            self._feed(v.uncertain, uncertain, t, out, "warning", v.version)
+            if v.performance.calibrated:  # afterwards, no labels needed
+                self._feed(v.performance, (confidence, None), t, out, "warning", v.version)
+        self._feed(v.classes, normalise_label(event.prediction), t, out, "warning", v.version)
+        v.capture_baselines()
         if not self.rules:
             return
         fields = {
@@ -316,16 +272,59 @@ class ModelMonitor:
         return {name: window.snapshot() for name, window in self.windows.items()}
 
     # -- checkpoints -------------------------------------------------------------------------
-    def _model_signals(self) -> list[_Signal]:
-        """Signals about the model's outputs: a new model version is a new baseline for them."""
-        return [self.score, self.error, self.classes, self.uncertain, self.performance]
+    # -- model versions ----------------------------------------------------------------------
+    def version_signals(self, version: str) -> VersionSignals:
+        """The output signals of ``version``, created from its predecessor's baseline."""
+        found = self.versions.get(version)
+        if found is not None:
+            return found
+        predecessor = next(reversed(self.versions.values()), None)
+        build = self.config.build
+        config = self.config
+        found = VersionSignals(
+            version,
+            score=lambda: build(config.feature_detectors),
+            error=lambda: build(config.error_detectors),
+            classes=lambda: build(config.class_detectors),
+            rates=lambda: build(config.rate_detectors),
+            performance=lambda: build(config.performance_detectors),
+            predecessor=predecessor,
+        )
+        self.versions[version] = found
+        while len(self.versions) > self.config.versions_kept:
+            self.versions.popitem(last=False)
+        return found
 
-    def _fixed_signals(self) -> list[_Signal]:
+    def _current(self) -> VersionSignals:
+        return self.version_signals(self.model_version)
+
+    @property
+    def score(self) -> Signal:
+        return self._current().score
+
+    @property
+    def error(self) -> Signal:
+        return self._current().error
+
+    @property
+    def classes(self) -> Signal:
+        return self._current().classes
+
+    @property
+    def uncertain(self) -> Signal:
+        return self._current().uncertain
+
+    @property
+    def performance(self) -> Signal:
+        return self._current().performance
+
+    def _fixed_signals(self) -> list[Signal]:
         system = [self.latency, self.slo, self.throughput, self.data, self.outliers]
-        return [*self._model_signals(), *system, *self.rule_signals.values()]
+        return [*system, *self.rule_signals.values()]
 
-    def signals(self) -> list[_Signal]:
-        return [*self._fixed_signals(), *self.features.values()]
+    def signals(self) -> list[Signal]:
+        versioned = [s for v in self.versions.values() for s in v.signals()]
+        return [*versioned, *self._fixed_signals(), *self.features.values()]
 
     def checkpoint(self) -> dict[str, Any]:
         """Detector states, positions and counts as JSON-ready data."""
@@ -336,7 +335,11 @@ class ModelMonitor:
             "positions": dict(self.positions),
             "feature_order": list(self.feature_order),
             "counts": dict(self.counts),
-            "signals": {signal.key: signal.checkpoint() for signal in self.signals()},
+            "signals": {
+                signal.key: signal.checkpoint()
+                for signal in [*self._fixed_signals(), *self.features.values()]
+            },
+            "versions": {v: signals.checkpoint() for v, signals in self.versions.items()},
         }
 
     def restore(self, saved: dict[str, Any]) -> None:
@@ -349,6 +352,9 @@ class ModelMonitor:
         self.positions = {str(k): int(v) for k, v in saved.get("positions", {}).items()}
         self.feature_order = [str(name) for name in saved.get("feature_order", [])]
         self.counts.update({k: int(v) for k, v in saved.get("counts", {}).items()})
+        self.versions.clear()
+        for version, saved_signals in saved.get("versions", {}).items():
+            self.version_signals(str(version)).restore(saved_signals)
         fixed = {signal.key: signal for signal in self._fixed_signals()}
         for key, state in saved.get("signals", {}).items():
             signal = fixed.get(key)
@@ -357,7 +363,7 @@ class ModelMonitor:
                 if len(self.features) >= self.config.max_features:
                     continue
                 detectors = self.config.build(self.config.feature_detectors)
-                signal = self.features[name] = _Signal("feature", name, detectors)
+                signal = self.features[name] = Signal("feature", name, detectors)
             if signal is not None:
                 signal.restore(state)
 
@@ -382,15 +388,15 @@ class ModelMonitor:
                 label.event_time,
             )
         )
-        # Outcomes of an older model version say nothing about the one now serving.
-        if prediction.model_version == self.model_version:
-            self._feed(self.error, 0.0 if correct else 1.0, label.event_time, out, "critical")
-            confidence = prediction.confidence
-            if confidence is not None and not self._cbpe_calibrated():
-                # Labelled predictions calibrate the label-free accuracy estimate.
-                self._feed(
-                    self.performance, (confidence, correct), label.event_time, out, "warning"
-                )
+        # Each outcome counts for the version that made the prediction.
+        v = self.version_signals(prediction.model_version)
+        t = label.event_time
+        self._feed(v.error, 0.0 if correct else 1.0, t, out, "critical", v.version)
+        confidence = prediction.confidence
+        if confidence is not None and not v.performance.calibrated:
+            # Labelled predictions calibrate the label-free accuracy estimate.
+            self._feed(v.performance, (confidence, correct), t, out, "warning", v.version)
+        v.capture_baselines()
 
     def _window_of(self, detector: DriftDetector) -> dict[str, Any]:
         """What the alarm's reader needs to see what moved."""
@@ -418,11 +424,14 @@ class ModelMonitor:
             window["reference_accuracy"] = detector.reference_accuracy
         return window
 
-    def _cbpe_calibrated(self) -> bool:
-        return all(getattr(d, "calibrated", True) for d in self.performance.detectors.values())
-
     def _feed(
-        self, signal: _Signal, value: Any, event_time: float, out: MonitorOutput, severity: str
+        self,
+        signal: Signal,
+        value: Any,
+        event_time: float,
+        out: MonitorOutput,
+        severity: str,
+        version: str | None = None,
     ) -> None:
         if signal.cooldown_left:
             signal.cooldown_left -= 1
@@ -437,7 +446,7 @@ class ModelMonitor:
             out.alarms.append(
                 Alarm(
                     model_id=self.model_id,
-                    model_version=self.model_version,
+                    model_version=self.model_version if version is None else version,
                     signal_kind=signal.kind,
                     signal_name=signal.name,
                     detector=result.detector,

@@ -130,5 +130,7 @@ def import_state(module: nn.Module, state: dict[str, torch.Tensor]) -> None:
             owner_name, _, attr = key.rpartition(".")
             current = getattr(module.get_submodule(owner_name) if owner_name else module, attr)
             if current.shape != value.shape:
-                raise ValueError(f"{key} has shape {tuple(value.shape)}, expected {tuple(current.shape)}")
+                raise ValueError(
+                    f"{key} has shape {tuple(value.shape)}, expected {tuple(current.shape)}"
+                )
             current.copy_(value)

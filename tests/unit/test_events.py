@@ -93,3 +93,11 @@ def test_label_events_decode_and_reject():
     assert decode_label(label.to_json()) == label
     with pytest.raises(InvalidEvent, match="missing_field"):
         decode_label(b'{"schema_version": 1, "model_id": "m", "request_id": "r", "event_time": 1}')
+
+
+def test_rollout_alarms_from_the_learner_round_trip():
+    from contracts.alarms import Alarm, decode_alarm, encode_alarm
+
+    alarm = Alarm("m", "v2", "rollout", "bake_window", "bake", 0.5, 0.1, {}, "critical", 1.0, 200)
+    assert decode_alarm(encode_alarm(alarm, "/learner")) == alarm
+    assert alarm.dedup_key == "m/rollout:bake_window/bake"

@@ -144,5 +144,62 @@ def test_checkpoint_covers_every_signal():
     saved = json.loads(json.dumps(monitor.checkpoint()))
     resumed = ModelMonitor("m")
     resumed.restore(saved)
-    assert set(saved["signals"]) == {s.key for s in monitor.signals()}
+    versioned = {key for signals in saved["versions"].values() for key in signals}
+    assert set(saved["signals"]) | versioned == {s.key for s in monitor.signals()}
+    assert versioned == {
+        "score:score",
+        "error:error",
+        "output:predicted_class",
+        "output:low_confidence",
+        "performance:estimated_accuracy",
+    }
     assert resumed.checkpoint() == monitor.checkpoint()
+
+
+def _labelled_events(monitor, version, n, start, error_rate, rng):
+    """n predictions by ``version`` with labels; wrong with probability ``error_rate``."""
+    alarms = []
+    for i in range(start, start + n):
+        event = InferenceEvent(
+            "m", version, f"r{i}", float(i), {"x": rng.gauss(0, 1)}, 1, score=0.9
+        )
+        alarms += monitor.observe_inference(event).alarms
+        truth = 0 if rng.random() < error_rate else 1
+        alarms += monitor.observe_label(LabelEvent("m", f"r{i}", truth, float(i))).alarms
+    return [a for a in alarms if a.signal_kind == "error"]
+
+
+def test_canary_traffic_alternating_versions_never_resets_the_error_detector():
+    """Regression test: every version change reset the output detectors, so canaries that
+    alternate versions kept them from ever calibrating."""
+    rng = random.Random(1)
+    monitor = ModelMonitor("m")
+    for i in range(5000):
+        version = "v1" if i % 2 else "v2"
+        event = InferenceEvent(
+            "m", version, f"r{i}", float(i), {"x": rng.gauss(0, 1)}, 1, score=0.9
+        )
+        monitor.observe_inference(event)
+        monitor.observe_label(LabelEvent("m", f"r{i}", 1 if rng.random() > 0.1 else 0, float(i)))
+    assert set(monitor.versions) == {"v1", "v2"}
+    for version in ("v1", "v2"):
+        cusum = monitor.versions[version].error.detectors["cusum"]
+        assert cusum.calibrated and cusum.n_seen == 2500
+
+
+def test_a_worse_new_version_is_compared_with_its_predecessor_not_itself():
+    """Regression test: after a swap the error detector relearned its reference from the new
+    model, so a worse model quietly became the baseline."""
+    rng = random.Random(2)
+    monitor = ModelMonitor("m")
+    assert _labelled_events(monitor, "v1", 2500, 0, 0.05, rng) == []
+    alarms = _labelled_events(monitor, "v2", 1500, 2500, 0.25, rng)  # v2 is much worse
+    assert alarms, "a worse v2 went unnoticed"
+    assert alarms[0].model_version == "v2" and alarms[0].index < 2600  # no 2,000-value warm-up
+
+
+def test_an_equally_good_new_version_raises_nothing():
+    rng = random.Random(3)
+    monitor = ModelMonitor("m")
+    assert _labelled_events(monitor, "v1", 2500, 0, 0.05, rng) == []
+    assert _labelled_events(monitor, "v2", 5000, 2500, 0.05, rng) == []

@@ -1,0 +1,135 @@
+"""Signals: the detectors on one number stream; and the model-output signals of each version.
+
+:class:`Signal` holds the detectors on one stream (a feature, the error rate, ...) with the
+alarm cooldown.  :class:`VersionSignals` holds the signals that describe a *model's* outputs
+(score, error, predicted class, low confidence, estimated accuracy) for one model version.
+
+Version-aware baselines: every version gets its own :class:`VersionSignals`, so canary or
+staggered traffic that alternates versions never resets anything.  A version seen for the first
+time starts from its predecessor's *baseline*: the detector state captured when the predecessor
+finished learning its reference on healthy traffic.  A new version is therefore judged against
+the old one at its best; a worse model raises an alarm instead of quietly becoming the baseline.
+
+>>> from detectors import CUSUM
+>>> old = VersionSignals("v1", lambda: {"cusum": CUSUM(reference_size=64)})
+>>> for i in range(70):
+...     old.error.detectors["cusum"].update(float(i % 7 == 0))
+>>> old.capture_baselines()
+>>> new = VersionSignals("v2", lambda: {"cusum": CUSUM(reference_size=64)}, predecessor=old)
+>>> new.error.detectors["cusum"].calibrated        # no warm-up: it starts from v1's reference
+True
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from detectors import DriftDetector, StateError, detector_from_state
+
+log = logging.getLogger(__name__)
+
+
+class Signal:
+    """The detectors on one number stream, with alarm cooldown."""
+
+    __slots__ = ("baseline", "cooldown_left", "detectors", "kind", "name")
+
+    def __init__(self, kind: str, name: str, detectors: dict[str, DriftDetector]) -> None:
+        self.kind, self.name, self.detectors = kind, name, detectors
+        self.cooldown_left = 0
+        self.baseline: dict[str, Any] | None = None  # state when first calibrated (see above)
+
+    @property
+    def key(self) -> str:
+        return f"{self.kind}:{self.name}"
+
+    @property
+    def calibrated(self) -> bool:
+        return all(getattr(d, "calibrated", True) for d in self.detectors.values())
+
+    def reset(self) -> None:
+        for d in self.detectors.values():
+            d.reset()
+        self.cooldown_left = 0
+
+    def checkpoint(self) -> dict[str, Any]:
+        doc: dict[str, Any] = {
+            "cooldown_left": self.cooldown_left,
+            "detectors": {name: json.loads(d.get_state()) for name, d in self.detectors.items()},
+        }
+        if self.baseline is not None:
+            doc["baseline"] = self.baseline
+        return doc
+
+    def restore(self, saved: dict[str, Any]) -> None:
+        """Resume each detector whose checkpoint was written with the same parameters."""
+        self.cooldown_left = int(saved.get("cooldown_left", 0))
+        self.baseline = saved.get("baseline")
+        for name, state in saved.get("detectors", {}).items():
+            current = self.detectors.get(name)
+            if current is None:
+                continue
+            try:
+                restored = detector_from_state(json.dumps(state))
+            except StateError as exc:
+                log.warning("discarding checkpoint of %s/%s: %s", self.key, name, exc)
+                continue
+            if restored.params != current.params:
+                log.warning("discarding checkpoint of %s/%s: parameters changed", self.key, name)
+                continue
+            self.detectors[name] = restored
+
+
+Build = Callable[[], dict[str, DriftDetector]]
+
+
+class VersionSignals:
+    """The model-output signals of one model version."""
+
+    __slots__ = ("classes", "error", "performance", "score", "uncertain", "version")
+
+    def __init__(
+        self,
+        version: str,
+        score: Build,
+        error: Build | None = None,
+        classes: Build | None = None,
+        rates: Build | None = None,
+        performance: Build | None = None,
+        predecessor: VersionSignals | None = None,
+    ) -> None:
+        self.version = version
+        self.score = Signal("score", "score", score())
+        self.error = Signal("error", "error", (error or score)())
+        self.classes = Signal("output", "predicted_class", (classes or score)())
+        self.uncertain = Signal("output", "low_confidence", (rates or score)())
+        self.performance = Signal("performance", "estimated_accuracy", (performance or score)())
+        if predecessor is not None:
+            self.inherit(predecessor)
+
+    def signals(self) -> list[Signal]:
+        return [self.score, self.error, self.classes, self.uncertain, self.performance]
+
+    def inherit(self, predecessor: VersionSignals) -> None:
+        """Start each signal from the predecessor's baseline (where it has one)."""
+        for mine, theirs in zip(self.signals(), predecessor.signals(), strict=True):
+            if theirs.baseline is not None:
+                mine.restore({"detectors": theirs.baseline})
+                mine.baseline = theirs.baseline
+
+    def capture_baselines(self) -> None:
+        """Remember each signal's state the first time all its detectors are calibrated."""
+        for signal in self.signals():
+            if signal.baseline is None and signal.calibrated:
+                signal.baseline = signal.checkpoint()["detectors"]
+
+    def checkpoint(self) -> dict[str, Any]:
+        return {signal.key: signal.checkpoint() for signal in self.signals()}
+
+    def restore(self, saved: dict[str, Any]) -> None:
+        for signal in self.signals():
+            if signal.key in saved:
+                signal.restore(saved[signal.key])

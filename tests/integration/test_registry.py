@@ -1,0 +1,123 @@
+"""The model registry on the real Redis: content addressing, atomic alias moves, blob stores."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+import redis
+
+from contracts.redis_keys import RedisKeys
+from learners.adapters import InvalidModel, LinearAdapter
+from learners.blobstore import LocalBlobStore, RedisBlobStore
+from learners.registry import ModelRegistry, RegistryConflict, RegistryError
+from tests.unit.learner_fixtures import classification, torch_model
+
+
+@pytest.fixture()
+def registry(settings, tmp_path):
+    client = redis.Redis.from_url(settings.redis_url)
+    return ModelRegistry(client, RedisKeys(settings.key_prefix), LocalBlobStore(tmp_path))
+
+
+def test_versions_are_content_addressed_and_immutable(registry):
+    model = torch_model()
+    first = registry.register("reg-a", model, strategy="manual", metrics={"accuracy": 0.9})
+    again = registry.register("reg-a", model.clone(), strategy="other", metrics={"accuracy": 0.1})
+    assert first.digest == again.digest == model.digest()
+    assert again.version == "v1" and again.strategy == "manual"  # the first record stands
+    assert again.metrics == {"accuracy": 0.9}
+    other = registry.register(
+        "reg-a", torch_model(seed=3), parent=first.digest, strategy="fine_tune"
+    )
+    assert other.version == "v2" and other.parent == first.digest
+    assert other.description["extra"]["factory"] == "learners.zoo:mlp"
+    loaded = registry.load(registry.get("reg-a", "v2"))
+    assert loaded.digest() == other.digest
+    assert "reg-a" in registry.models()
+
+
+def test_promote_and_rollback_move_aliases_and_generation(registry):
+    a, b = LinearAdapter(["x"], [1.0]), LinearAdapter(["x"], [2.0])
+    va, vb = registry.register("reg-b", a), registry.register("reg-b", b)
+    first = registry.promote("reg-b", va.version)
+    assert (first.generation, first.replaced) == (1, "")
+    second = registry.promote("reg-b", vb.version, expected_champion=va.digest)
+    assert second.generation == 2 and second.replaced == va.digest
+    assert registry.aliases("reg-b")["previous"] == va.digest
+    back = registry.rollback("reg-b", reason="test")
+    assert back.generation == 3 and back.champion == va.digest
+    assert registry.champion("reg-b").digest == va.digest
+    actions = [e["action"] for e in registry.history("reg-b")]
+    assert actions[:3] == ["rolled_back", "promoted", "promoted"]
+    with pytest.raises(RegistryError, match=r"unknown version|no version"):
+        registry.promote("reg-b", "v9")
+
+
+def test_two_learners_promoting_from_the_same_champion_cannot_both_win(registry):
+    """Regression test: set_champion was two writes after an unguarded read."""
+    base = registry.register("reg-c", LinearAdapter(["x"], [1.0]))
+    registry.promote("reg-c", base.version)
+    candidates = [
+        registry.register("reg-c", LinearAdapter(["x"], [float(k)])) for k in range(2, 10)
+    ]
+    outcomes: list[str] = []
+    barrier = threading.Barrier(len(candidates))
+
+    def learner(version):
+        barrier.wait()
+        try:
+            registry.promote("reg-c", version.digest, expected_champion=base.digest)
+            outcomes.append("promoted")
+        except RegistryConflict:
+            outcomes.append("conflict")
+
+    threads = [threading.Thread(target=learner, args=(c,)) for c in candidates]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(outcomes) == ["conflict"] * (len(candidates) - 1) + ["promoted"]
+    assert registry.generation("reg-c") == 2
+    names = [v.version for v in registry.versions("reg-c")]
+    assert names == [f"v{k}" for k in range(1, len(candidates) + 2)]  # no name given twice
+
+
+def test_concurrent_registrations_never_share_a_version_name(registry):
+    models = [LinearAdapter(["x"], [float(k)]) for k in range(20)]
+    threads = [threading.Thread(target=registry.register, args=("reg-d", m)) for m in models]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    versions = registry.versions("reg-d")
+    assert len({v.version for v in versions}) == 20 and len({v.digest for v in versions}) == 20
+
+
+def test_the_redis_blob_store_holds_small_models_and_refuses_big_ones(settings):
+    client = redis.Redis.from_url(settings.redis_url)
+    store = RedisBlobStore(client, settings.key_prefix)
+    registry = ModelRegistry(client, RedisKeys(settings.key_prefix), store)
+    version = registry.register("reg-e", torch_model())
+    assert version.uri.startswith("redis://")
+    assert registry.load(version).digest() == version.digest
+    client.set(version.uri.removeprefix("redis://"), b"tampered")
+    with pytest.raises(InvalidModel, match="digest"):
+        registry.load(version)
+    store.max_bytes = 100
+    with pytest.raises(ValueError, match="too large for the Redis blob store"):
+        store.put(b"x" * 101)
+
+
+def test_reference_samples_round_trip(registry):
+    data = classification(300, seed=1)
+    registry.set_reference("reg-f", data)
+    back = registry.reference("reg-f")
+    assert back.feature_names == data.feature_names and list(back.y) == list(data.y)
+    assert (back.X == data.X).all()
+    assert registry.reference("reg-none") is None
+
+
+def test_rejections_are_recorded_with_their_reasons(registry):
+    registry.record_rejection("reg-g", {"reason": "recent: gain +0.001", "strategy": "fine_tune"})
+    assert registry.rejections("reg-g")[0]["reason"] == "recent: gain +0.001"

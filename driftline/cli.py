@@ -389,21 +389,14 @@ def models_reference(
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Entry point; returns the exit status (0 done, 1 refused or not found, 2 usage)."""
     try:
-        app(args=argv, standalone_mode=False)
-    except typer.Exit as exc:
-        return exc.exit_code
+        app(args=argv, prog_name="driftline")
     except SystemExit as exc:
-        return int(exc.code or 0)
-    except Exception as exc:  # click usage errors and the like
-        import click
-
-        if isinstance(exc, click.ClickException):
-            exc.show()
-            return exc.exit_code
-        if isinstance(exc, click.exceptions.Abort):
-            return 130
-        raise
+        if exc.code is None or isinstance(exc.code, int):
+            return exc.code or 0
+        errors.print(str(exc.code))
+        return 1
     return 0
 
 

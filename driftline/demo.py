@@ -1,35 +1,46 @@
 """``driftline demo``: the whole loop on simulated traffic, narrated for a first-time reader.
 
-It starts the Faust monitoring worker as a subprocess (log under ``$DRIFTLINE_CACHE/run``),
-runs the learner and a model server (a :class:`~learners.handle.ModelHandle`) in this process,
-streams inference events and late labels to Kafka, injects a drift halfway, and prints live
-metrics (read back from Redis), the alarms (read from the alarms topic), the learner's decision
-and the hot swap, then a summary.  Exit status 0 means the loop closed: alarm, promotion, swap,
-and better accuracy after the swap than before it.
+It trains a small torch classifier at start-up (nothing is downloaded), registers it as the
+champion, starts the Faust monitoring worker as a subprocess (log under ``$DRIFTLINE_CACHE/run``),
+runs the learner and a model server (a :class:`~learners.handle.ModelHandle`) in this process, and
+plays three scenes (:mod:`driftline.simulation`):
+
+1. **drift**: traffic moves where the champion extrapolates badly -> error alarm -> fine-tuning
+   with the first layer frozen -> gate -> promotion -> hot swap -> accuracy recovers -> the bake
+   window keeps the new champion;
+2. **broken labels**: an upstream bug flips half the labels -> error alarm -> the candidate learnt
+   from noise is refused by the gate (and the refusal recorded);
+3. **bad rollout**: a second model whose policy switched the gate off gets a heavily pruned
+   candidate -> the bake window sees it do worse live than its predecessor -> automatic rollback
+   with a ``rollout`` alarm.
+
+Exit status 0 means each scene ended as it should.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import subprocess
 import sys
 import time
-from collections import Counter, deque
+from collections import Counter
 from pathlib import Path
 
 from aiokafka import AIOKafkaConsumer
-from learners.updates import ModelUpdate
-from redis import asyncio as aioredis
 
 from contracts.alarms import decode_alarm
-from contracts.events import InferenceEvent, LabelEvent
-from contracts.redis_keys import RedisKeys
 from contracts.settings import Settings
+from contracts.updates import ModelUpdate
 from driftline.simulation import DriftingScenario
+from driftline.traffic import Traffic
+from learners.gate import GateConfig
 from learners.handle import ModelHandle
+from learners.job import Decision
+from learners.policy import PolicySet, UpdatePolicy
 from learners.registry import ModelRegistry
-from learners.worker import LearnerDecision, LearnerWorker
+from learners.worker import LearnerWorker
 from streams.producer import EventProducer
 from streams.topics import ensure_topics
 
@@ -40,19 +51,13 @@ def say(text: str = "") -> None:
     print(text, flush=True)
 
 
-def _fmt(value: bytes | None, spec: str = ".3f") -> str:
-    if value in (None, b""):
-        return "  -  "
-    return format(float(value), spec)
-
-
 class Narrator:
     """Collects what happened, prints it as it happens."""
 
-    def __init__(self, model_id: str, t0: float) -> None:
-        self.model_id, self.t0 = model_id, t0
+    def __init__(self, models: set[str], t0: float) -> None:
+        self.models, self.t0 = models, t0
         self.alarms: Counter[str] = Counter()
-        self.decisions: list[LearnerDecision] = []
+        self.decisions: list[Decision] = []
         self.swaps: list[ModelUpdate] = []
 
     def stamp(self) -> str:
@@ -60,34 +65,44 @@ class Narrator:
 
     def alarm(self, raw: bytes) -> None:
         alarm = decode_alarm(raw)
-        if alarm.model_id != self.model_id:
+        if alarm.model_id not in self.models:
             return
         self.alarms[alarm.dedup_key] += 1
+        if self.alarms[alarm.dedup_key] > 1 and alarm.signal_kind != "rollout":
+            return  # the first of each kind is news; repeats are counted in the summary
         say(
-            f"{self.stamp()} !! ALARM {alarm.dedup_key}  severity={alarm.severity}  "
-            f"statistic={alarm.statistic:.3f} > threshold={alarm.threshold:.3f}  (value #{alarm.index})"
+            f"{self.stamp()} !! ALARM {alarm.dedup_key} ({alarm.model_version}) "
+            f"severity={alarm.severity} statistic={alarm.statistic:.3f} > {alarm.threshold:.3f}"
         )
 
-    def decision(self, decision: LearnerDecision) -> None:
-        if decision.alarm.model_id != self.model_id:
+    def decision(self, decision: Decision) -> None:
+        if decision.model_id not in self.models:
             return
         self.decisions.append(decision)
-        if decision.skipped:
+        if decision.outcome == "skipped":
+            say(f"{self.stamp()} .. LEARNER {decision.trigger}: skipped ({decision.detail})")
             return
-        verdict = decision.verdict
-        outcome = f"published {decision.update.version}" if decision.update else "no update"
-        say(
-            f"{self.stamp()} .. LEARNER challenger acc {verdict.challenger_accuracy:.3f} vs champion "
-            f"{verdict.champion_accuracy:.3f} on {verdict.n_holdout} held-out samples "
-            f"(trained on {verdict.n_train}) -> {outcome}"
-        )
+        say(f"{self.stamp()} .. LEARNER {decision.model_id}: {decision.outcome.upper()}")
+        if decision.verdict:
+            for name, check in decision.verdict["checks"].items():
+                mark = "ok " if check["passed"] else "NO "
+                say(f"               {mark} {name:10s} {check['summary']}")
+        if decision.bake:
+            say(f"               bake window: {decision.bake['reason']}")
+        if decision.outcome not in ("promoted", "rejected", "rolled_back"):
+            say(f"               {decision.detail}")
 
     def swap(self, update: ModelUpdate) -> None:
         self.swaps.append(update)
         say(
-            f"{self.stamp()} << HOT SWAP model server now serves {update.version} "
-            f"({update.digest[:19]}...), no request dropped"
+            f"{self.stamp()} << HOT SWAP {update.model_id} now serves {update.version} "
+            f"({update.action}, generation {update.generation}, {update.digest[7:19]})"
         )
+
+    def outcomes(self, model_id: str) -> list[str]:
+        return [
+            d.outcome for d in self.decisions if d.model_id == model_id and d.outcome != "skipped"
+        ]
 
 
 def _start_worker(settings: Settings, log_path: Path) -> subprocess.Popen:
@@ -116,9 +131,7 @@ async def _wait_for_log(path: Path, needle: str, proc: subprocess.Popen, timeout
     raise RuntimeError(f"the monitoring worker did not become ready in {timeout:.0f}s; see {path}")
 
 
-async def _follow_alarms(
-    settings: Settings, narrator: Narrator, stop: asyncio.Event, ready: asyncio.Event
-) -> None:
+async def _follow_alarms(settings, narrator, stop, ready) -> None:
     consumer = AIOKafkaConsumer(
         settings.topics.alarms,
         bootstrap_servers=settings.bootstrap_list,
@@ -139,70 +152,174 @@ async def _follow_alarms(
         await consumer.stop()
 
 
+class Scene:
+    """Plays one scene's traffic at ``rate`` until ``done()`` or ``max_events``."""
+
+    def __init__(self, traffic: Traffic, handle: ModelHandle, scenario, narrator, rate: float):
+        self.traffic, self.handle, self.scenario = traffic, handle, scenario
+        self.narrator, self.rate = narrator, rate
+        self.correct: dict[str, list[bool]] = {}
+
+    async def play(self, scene: str, max_events: int, done=lambda: False, min_events: int = 0):
+        start, next_status = time.monotonic(), time.monotonic() + 2.0
+        for i in range(max_events):
+            features, truth = self.scenario.sample(scene)
+            version, correct = await self.traffic.serve(
+                self.handle, features, truth, self.scenario.latency_ms()
+            )
+            self.correct.setdefault(f"{scene}/{version}", []).append(correct)
+            if time.monotonic() >= next_status:
+                next_status += 2.0
+                rows = self.correct[f"{scene}/{version}"][-500:]
+                say(
+                    f"{self.narrator.stamp()}    {self.handle.model_id}: {i + 1:5d} {scene} "
+                    f"requests, serving {version}, its recent accuracy {sum(rows) / len(rows):.3f}"
+                )
+            if i >= min_events and done():
+                return
+            delay = start + (i + 1) / self.rate - time.monotonic()
+            if delay > 0:
+                await asyncio.sleep(delay)
+
+    def accuracy(self, key: str) -> float | None:
+        rows = self.correct.get(key)
+        return sum(rows) / len(rows) if rows else None
+
+
 async def run_demo(events: int = 12_000, rate: float = 500.0, seed: int = 7) -> int:
     settings = Settings.from_env(app_id="driftline-demo")
-    keys = RedisKeys(settings.key_prefix)
     run_id = time.strftime("%H%M%S")
-    model_id = f"demo-{run_id}"
-    drift_at = events // 2
+    main_id, rollout_id = f"demo-{run_id}", f"demo-canary-{run_id}"
     run_dir = Path(os.environ.get("DRIFTLINE_CACHE", Path.home() / ".cache" / "driftline")) / "run"
     worker_log = run_dir / f"demo-worker-{run_id}.log"
+    calm = max(2600, events // 4)
 
-    say("driftline demo: a model in production, its traffic, a drift, and the loop that fixes it")
-    say(f"  Kafka {settings.kafka_bootstrap}   Redis {settings.redis_url}   model id {model_id}")
+    say("driftline demo: a torch model in production, its traffic, and the loop that keeps it good")
     say(
-        f"  {events} predictions at ~{rate:.0f}/s; labels arrive {LABEL_DELAY_S:.0f}s after each prediction;"
+        f"  Kafka {settings.kafka_bootstrap}   Redis {settings.redis_url}   models {main_id}, {rollout_id}"
     )
-    say(
-        f"  at prediction #{drift_at} the world changes (the label starts to depend on x4, and x3 shifts)."
-    )
+    say(f"  ~{rate:.0f} requests/s; each label arrives {LABEL_DELAY_S:.0f}s after its prediction")
     say()
 
     await ensure_topics(settings)
-    scenario = DriftingScenario(seed=seed, drift_at=drift_at)
+    registry = ModelRegistry.from_settings(settings)
+    scenario = DriftingScenario(seed=seed)
+    say("training the champion at start-up: a 4-32-16-2 torch MLP on the normal traffic ...")
     champion = scenario.train_champion()
-    redis = aioredis.Redis.from_url(settings.redis_url)
-    await ModelRegistry(redis, keys).set_champion(model_id, "v1", champion, 1)
+    for model_id in (main_id, rollout_id):
+        version = registry.register(model_id, champion, strategy="initial training")
+        registry.promote(model_id, version.version, reason="demo start")
+        registry.set_reference(model_id, scenario.dataset("normal", 2000))
     say(
-        f"model v1 trained at start-up on the first regime and registered ({champion.digest()[:19]}...)"
+        f"  registered as v1 of both models ({champion.digest()[7:19]}, "
+        f"{champion.n_parameters()} parameters, blob in {settings.blob_store}); "
+        f"accuracy on normal traffic {scenario.accuracy(champion, 'normal'):.3f}, "
+        f"on the traffic to come {scenario.accuracy(champion, 'shifted'):.3f}"
     )
+    policies = PolicySet(
+        UpdatePolicy(triggers={}),
+        {
+            main_id: UpdatePolicy(
+                triggers={
+                    "error": {"name": "fine_tune", "freeze": ["body.0.*"], "replay_fraction": 0.5},
+                },
+                min_labelled=600,
+                bake_samples=300,
+                cooldown_s=5.0,
+            ),
+            rollout_id: UpdatePolicy(
+                triggers={},
+                min_labelled=300,
+                periodic_retrain_s=3.0,
+                periodic_strategy={"name": "prune", "amount": 0.97},
+                bake_samples=300,
+                cooldown_s=3600.0,
+                gate=GateConfig(
+                    min_gain=-1.0,
+                    alpha=1.01,
+                    min_holdout=1,
+                    reference_tolerance=1.0,
+                    privacy_max_gap=1.0,
+                    robustness_tolerance=1.0,
+                ),
+            ),
+        },
+    )
+    say(
+        "  policy: error alarms -> fine-tune with body.0 frozen, 50% replay; 600 labelled rows; bake 300"
+    )
+    say()
 
     t0 = time.monotonic()
-    narrator = Narrator(model_id, t0)
+    narrator = Narrator({main_id, rollout_id}, t0)
     stop = asyncio.Event()
     worker = _start_worker(settings, worker_log)
     say(f"monitoring worker started (pid {worker.pid}, log {worker_log})")
     tasks: list[asyncio.Task] = []
     try:
         await _wait_for_log(worker_log, "driftline worker ready", worker, timeout=90)
-        say(
-            f"{narrator.stamp()} monitoring worker is consuming {settings.topics.inferences} and {settings.topics.labels}"
+        handle = ModelHandle(main_id, registry.blobs)
+        canary = ModelHandle(rollout_id, registry.blobs)
+        learner = LearnerWorker(
+            settings, policies, registry, on_decision=narrator.decision, poll_s=0.25
         )
-        handle = ModelHandle(model_id, champion, "v1")
-        learner = LearnerWorker(settings, on_decision=narrator.decision)
         alarms_ready = asyncio.Event()
-        tasks = [
-            asyncio.create_task(
-                handle.follow(
-                    settings.bootstrap_list, settings.topics.model_updates, stop, narrator.swap
+        for h in (handle, canary):
+            tasks.append(
+                asyncio.create_task(
+                    h.follow(
+                        settings.bootstrap_list,
+                        settings.topics.model_updates,
+                        stop,
+                        registry,
+                        narrator.swap,
+                    )
                 )
-            ),
-            asyncio.create_task(learner.run(stop)),
-            asyncio.create_task(_follow_alarms(settings, narrator, stop, alarms_ready)),
-        ]
+            )
+        tasks.append(asyncio.create_task(learner.run(stop)))
+        tasks.append(asyncio.create_task(_follow_alarms(settings, narrator, stop, alarms_ready)))
         await asyncio.wait_for(
-            asyncio.gather(handle.ready.wait(), learner.ready.wait(), alarms_ready.wait()), 60
+            asyncio.gather(
+                handle.ready.wait(), canary.ready.wait(), learner.ready.wait(), alarms_ready.wait()
+            ),
+            60,
         )
-        say(f"{narrator.stamp()} learner and model server are listening; sending traffic")
+        say(
+            f"{narrator.stamp()} worker, learner and model servers are up (serving {handle.version})"
+        )
+        async with EventProducer(settings) as producer:
+            traffic = Traffic(producer, main_id, LABEL_DELAY_S, run_id)
+            scene = Scene(traffic, handle, scenario, narrator, rate)
+            say()
+            say(
+                f"scene 1: normal traffic ({calm} requests: the detectors learn what normal looks like)"
+            )
+            await scene.play("normal", calm)
+            say(f"{narrator.stamp()} >> traffic moves to a region the model never saw (x1 ~ 1.6)")
+            await scene.play("shifted", events, done=lambda: bool(narrator.outcomes(main_id)))
+            say()
+            say("scene 2: an upstream bug flips half of the labels")
+            await scene.play(
+                "noisy_labels",
+                events,
+                done=lambda: len(narrator.outcomes(main_id)) >= 2,
+                min_events=500,
+            )
+            await traffic.drain()
+
+            say()
+            say(
+                f"scene 3: {rollout_id}, whose policy switched the gate off, gets a 97%-pruned candidate"
+            )
+            canary_traffic = Traffic(producer, rollout_id, LABEL_DELAY_S, run_id)
+            canary_scene = Scene(canary_traffic, canary, scenario, narrator, rate)
+            await canary_scene.play(
+                "normal", events, done=lambda: bool(narrator.outcomes(rollout_id))
+            )
+            await canary_traffic.drain()
+        await asyncio.sleep(1.0)
         say()
-        outcomes = await _stream_traffic(
-            settings, scenario, handle, narrator, redis, keys, model_id, events, rate
-        )
-        await _wait_processed(redis, keys, model_id, events, narrator)
-        say()
-        return _summary(
-            narrator, outcomes, drift_at, await redis.hgetall(keys.metrics(model_id, "1m"))
-        )
+        return _summary(narrator, scene, canary_scene, registry, main_id, rollout_id)
     except RuntimeError as exc:
         say(f"demo failed: {exc}")
         return 1
@@ -214,122 +331,40 @@ async def run_demo(events: int = 12_000, rate: float = 500.0, seed: int = 7) -> 
             worker.wait(timeout=20)
         except subprocess.TimeoutExpired:
             worker.kill()
-        await redis.aclose()
+        with contextlib.suppress(Exception):
+            registry.close()
 
 
-async def _stream_traffic(
-    settings, scenario, handle, narrator, redis, keys, model_id, events, rate
-):
-    """Send predictions and (late) labels; return (phase, correct) per prediction."""
-    outcomes: list[tuple[str, bool]] = []
-    pending_labels: deque[tuple[float, LabelEvent]] = deque()
-    next_status = time.monotonic() + 1.0
-    async with EventProducer(settings) as producer:
-        start = time.monotonic()
-        for i in range(events):
-            if i == scenario.drift_at:
-                say(f"{narrator.stamp()} >> DRIFT INJECTED at prediction #{i}")
-            features, truth = scenario.sample(i)
-            version, proba = handle.predict(features)
-            prediction = int(proba >= 0.5)
-            now = time.time()
-            await producer.send_inference(
-                InferenceEvent(
-                    model_id,
-                    version,
-                    f"{model_id}-{i}",
-                    now,
-                    features,
-                    prediction,
-                    score=proba,
-                    latency_ms=scenario.latency_ms(i),
-                )
-            )
-            pending_labels.append(
-                (
-                    now + LABEL_DELAY_S,
-                    LabelEvent(model_id, f"{model_id}-{i}", truth, now + LABEL_DELAY_S),
-                )
-            )
-            phase = (
-                "before drift"
-                if i < scenario.drift_at
-                else ("drift, v1" if version == "v1" else f"drift, {version}")
-            )
-            outcomes.append((phase, prediction == truth))
-            while pending_labels and pending_labels[0][0] <= now:
-                await producer.send_label(pending_labels.popleft()[1])
-            if time.monotonic() >= next_status:
-                next_status += 1.0
-                await _status(narrator, redis, keys, model_id, i + 1, handle.version)
-            delay = start + (i + 1) / rate - time.monotonic()
-            if delay > 0:
-                await asyncio.sleep(delay)
-        while pending_labels:  # the last labels, on their schedule
-            due, label = pending_labels.popleft()
-            await asyncio.sleep(max(0.0, due - time.time()))
-            await producer.send_label(label)
-    return outcomes
-
-
-async def _status(narrator, redis, keys, model_id, sent, version) -> None:
-    m = await redis.hgetall(keys.metrics(model_id, "1m"))
-    say(
-        f"{narrator.stamp()} sent {sent:6d}  serving {version}  | last 1m: events {int(float(m.get(b'events', 0) or 0)):6d}"
-        f"  accuracy {_fmt(m.get(b'accuracy'))}  f1 {_fmt(m.get(b'f1'))}"
-        f"  latency p50/p99 {_fmt(m.get(b'latency_p50_ms'), '.1f')}/{_fmt(m.get(b'latency_p99_ms'), '.1f')} ms"
-        f"  alarms {sum(narrator.alarms.values())}"
-    )
-
-
-async def _wait_processed(redis, keys, model_id, events, narrator, timeout: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        counts = await redis.hgetall(keys.model_counters(model_id))
-        if int(counts.get(b"inferences", 0)) >= events and int(counts.get(b"labels", 0)) >= events:
-            say(
-                f"{narrator.stamp()} worker has processed all {events} predictions and {events} labels"
-            )
-            return
-        await asyncio.sleep(0.5)
-    raise RuntimeError(f"the worker had not processed all events after {timeout:.0f}s")
-
-
-def _summary(narrator: Narrator, outcomes, drift_at: int, metrics_1m: dict) -> int:
-    by_phase: dict[str, list[bool]] = {}
-    for phase, correct in outcomes:
-        by_phase.setdefault(phase, []).append(correct)
+def _summary(narrator, scene, canary_scene, registry, main_id, rollout_id) -> int:
     say("summary")
-    say("  accuracy of served predictions, by phase (ground truth from the simulator):")
-    for phase, rows in by_phase.items():
-        say(f"    {phase:14s} {sum(rows) / len(rows):.3f}  over {len(rows)} predictions")
-    say(
-        f"  alarms: {sum(narrator.alarms.values())} ({', '.join(f'{k} x{n}' for k, n in narrator.alarms.items()) or 'none'})"
-    )
-    promoted = [d for d in narrator.decisions if d.update is not None]
-    say(f"  learner: {len(narrator.decisions)} decisions, {len(promoted)} promotion(s)")
-    say(f"  model versions served: {' -> '.join(['v1', *[u.version for u in narrator.swaps]])}")
-    say(
-        f"  Redis 1m metrics now: accuracy {_fmt(metrics_1m.get(b'accuracy'))}, events {metrics_1m.get(b'events', b'-').decode()}"
-    )
-    drift_v1 = by_phase.get("drift, v1", [])
-    after = [
-        c
-        for phase, rows in by_phase.items()
-        if phase.startswith("drift, v") and phase != "drift, v1"
-        for c in rows
-    ]
+    say("  accuracy of served predictions (ground truth from the simulator):")
+    for key, rows in scene.correct.items():
+        say(f"    {main_id} {key:22s} {sum(rows) / len(rows):.3f} over {len(rows)} requests")
+    for key, rows in canary_scene.correct.items():
+        say(f"    {rollout_id} {key:16s} {sum(rows) / len(rows):.3f} over {len(rows)} requests")
+    say(f"  alarms: {', '.join(f'{k} x{n}' for k, n in narrator.alarms.items()) or 'none'}")
+    for model_id in (main_id, rollout_id):
+        champion = registry.champion(model_id)
+        say(
+            f"  {model_id}: decisions {narrator.outcomes(model_id)}; champion now {champion.version}; "
+            f"see `driftline models show {model_id}`"
+        )
     problems = []
-    if not narrator.alarms:
-        problems.append("no alarm was raised")
-    if not narrator.swaps:
-        problems.append("no model update was swapped in")
-    if drift_v1 and after and sum(after) / len(after) <= sum(drift_v1) / len(drift_v1):
-        problems.append("accuracy did not improve after the swap")
+    first = narrator.outcomes(main_id)
+    if not first or first[0] != "promoted":
+        problems.append(f"scene 1 ended with {first[:1] or 'no decision'}, not a promotion")
+    before, after = scene.accuracy("shifted/v1"), scene.accuracy("shifted/v2")
+    if before is None or after is None or after <= before + 0.1:
+        problems.append(f"accuracy on the shifted traffic did not recover ({before} -> {after})")
+    if "rejected" not in first[1:]:
+        problems.append(f"scene 2: the gate did not refuse the noisy-label candidate ({first[1:]})")
+    if narrator.outcomes(rollout_id)[:1] != ["rolled_back"]:
+        problems.append(f"scene 3 ended with {narrator.outcomes(rollout_id)}, not a rollback")
     if problems:
-        say("the loop did NOT close: " + "; ".join(problems))
+        say("the loop did NOT behave: " + "; ".join(problems))
         return 1
     say(
-        "the loop closed: drift detected, challenger promoted, model hot-swapped, accuracy recovered."
+        "the loop closed: drift detected, fine-tuned model promoted and hot-swapped, accuracy "
+        "recovered; noise refused by the gate; a bad rollout rolled back in its bake window."
     )
     return 0

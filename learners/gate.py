@@ -145,7 +145,7 @@ def evaluate(
         if config.require_gain:
             passed = improvement >= config.min_gain and p_value < config.alpha
             summary = (
-                f"gain {improvement:+.3f} {unit} (needs +{config.min_gain:.3f}), "
+                f"gain {improvement:+.3f} {unit} (needs {config.min_gain:+.3f}), "
                 f"p={p_value:.3g} (needs < {config.alpha:g})"
             )
         else:

@@ -240,17 +240,21 @@ class UpdateJob:
         self, model: ModelAdapter, since: float, needed: int, served_by: str = ""
     ) -> Labelled | Decision:
         """Wait for ``needed`` labelled rows at/after ``since`` (optionally served by a version)."""
-        deadline = since + self.policy.deadline_event_s
+        deadline = None if since == float("-inf") else since + self.policy.deadline_event_s
         announced = -1
         while True:
-            labelled = after(await self._read(model), since)
+            everything = await self._read(model)
+            if deadline is None and len(everything.data):
+                # no trigger time (a schedule, a bake): the deadline runs from the first row seen
+                deadline = everything.newest_time + self.policy.deadline_event_s
+            labelled = after(everything, since)
             if served_by:
                 labelled = labelled.served_by(served_by)
             n = len(labelled.data)
             if n >= needed:
                 return labelled
-            clock = labelled.newest_time
-            if clock > deadline:
+            clock = everything.newest_time
+            if deadline is not None and clock > deadline:
                 return self._decision(
                     "gave_up",
                     f"only {n} of {needed} labelled rows by event time {clock:.0f} "

@@ -4,9 +4,12 @@ For each alarm the model's :class:`~learners.policy.UpdatePolicy` decides what h
 
 - alarm kinds with no strategy (latency, rules, security, rollouts, and by default feature
   drift) are acknowledged and recorded as ``skipped``;
-- while an update of the model is in flight, or within ``cooldown_s`` after a promotion or
-  rollback, further alarms are ``skipped`` (one drift usually fires several detectors);
-- otherwise an :class:`~learners.job.UpdateJob` runs (collect, propose, gate, promote, bake).
+- otherwise an :class:`~learners.job.UpdateJob` runs (collect, propose, gate, promote, bake),
+  at most one per model at a time;
+- an alarm that arrives while its model's update is in flight, or within ``cooldown_s`` after a
+  promotion or rollback, is *deferred*: the newest such alarm per model runs when the model is
+  free (older deferred ones are recorded as superseded).  Dropping it would lose the drift: after
+  an alarm a detector takes the new regime as its baseline and may never fire again for it.
 
 The alarm's offset is committed only when its job is decided, so a learner that crashes
 mid-update redoes it after a restart.  Models whose policy sets ``periodic_retrain_s`` are also
@@ -23,6 +26,7 @@ import logging
 import time
 from collections import deque
 from collections.abc import Callable
+from dataclasses import dataclass
 
 from contracts.alarms import Alarm, InvalidAlarm, decode_alarm, encode_alarm
 from contracts.settings import Settings
@@ -35,6 +39,12 @@ from learners.registry import ModelRegistry
 log = logging.getLogger(__name__)
 
 DECISIONS_KEPT = 200
+
+
+@dataclass(frozen=True)
+class _Pending:
+    trigger: Trigger
+    offset: tuple[str, int, int]  # (topic, partition, offset) of the alarm
 
 
 class LearnerWorker:
@@ -55,6 +65,7 @@ class LearnerWorker:
         self.decisions: deque[Decision] = deque(maxlen=keep_decisions)
         self.offsets = OffsetTracker()
         self._jobs: dict[str, asyncio.Task] = {}
+        self._pending: dict[str, _Pending] = {}  # model -> newest deferred alarm
         self._last_move: dict[str, float] = {}  # model -> monotonic time of promotion/rollback
         self._last_periodic: dict[str, float] = {}
         self._producer = None
@@ -86,6 +97,7 @@ class LearnerWorker:
                 for tp, records in batches.items():
                     for record in records:
                         self._on_alarm(record.value, tp.topic, tp.partition, record.offset)
+                self._start_deferred()
                 self._periodic()
                 commit = self.offsets.to_commit()
                 if commit:
@@ -107,20 +119,41 @@ class LearnerWorker:
             return
         policy = self.policies.for_model(alarm.model_id)
         spec = policy.strategy_for(alarm.signal_kind)
-        skip = ""
         if spec is None:
-            skip = f"policy: {alarm.signal_kind} alarms trigger no update"
-        elif self._busy(alarm.model_id):
-            skip = "an update of this model is already in flight"
-        elif self._cooling(alarm.model_id, policy.cooldown_s):
-            skip = f"cooldown: the champion moved less than {policy.cooldown_s:g}s ago"
-        if skip:
             self.offsets.seen(topic, partition, offset)
+            skip = f"policy: {alarm.signal_kind} alarms trigger no update"
             self._decide(Decision(alarm.model_id, alarm.dedup_key, "skipped", skip))
             return
         self.offsets.start(topic, partition, offset)
         trigger = Trigger(alarm.model_id, alarm.dedup_key, alarm.event_time, spec, alarm)
-        self._start(trigger, on_done=lambda: self.offsets.finish(topic, partition, offset))
+        pending = _Pending(trigger, (topic, partition, offset))
+        if self._busy(alarm.model_id) or self._cooling(alarm.model_id, policy.cooldown_s):
+            # Deferred, not dropped: after an alarm a detector relearns, so the same drift may
+            # never alarm again.  The newest deferred alarm per model runs once the model is free;
+            # an older one it replaces is acknowledged as covered by it.
+            replaced = self._pending.get(alarm.model_id)
+            if replaced is not None:
+                self._release(replaced, f"superseded by the newer alarm {alarm.dedup_key}")
+            self._pending[alarm.model_id] = pending
+            reason = "an update is in flight" if self._busy(alarm.model_id) else "cooldown"
+            log.info("%s: deferred (%s)", alarm.dedup_key, reason)
+            return
+        self._run_pending(pending)
+
+    def _release(self, pending: _Pending, why: str) -> None:
+        self.offsets.finish(*pending.offset)
+        self._decide(Decision(pending.trigger.model_id, pending.trigger.reason, "skipped", why))
+
+    def _run_pending(self, pending: _Pending) -> None:
+        self._start(pending.trigger, on_done=lambda: self.offsets.finish(*pending.offset))
+
+    def _start_deferred(self) -> None:
+        for model_id, pending in list(self._pending.items()):
+            policy = self.policies.for_model(model_id)
+            if self._busy(model_id) or self._cooling(model_id, policy.cooldown_s):
+                continue
+            del self._pending[model_id]
+            self._run_pending(pending)
 
     def _periodic(self) -> None:
         now = time.monotonic()

@@ -116,7 +116,7 @@ async def test_alarm_fine_tune_promote_and_every_handle_serves_the_new_digest(
     assert all(check["passed"] for check in decision.verdict["checks"].values())
     assert decision.bake is not None and not decision.bake["rollback"]
     skipped = [d.detail for d in decisions if d.outcome == "skipped"]
-    assert all("policy" in s or "in flight" in s or "cooldown" in s for s in skipped), skipped
+    assert all(s.startswith(("policy:", "superseded")) for s in skipped), skipped
 
     v2 = registry.champion(model_id)
     assert v2.version == "v2" and v2.parent == v1.digest and v2.strategy == "fine_tune"
@@ -177,6 +177,9 @@ async def test_a_degraded_promotion_is_rolled_back_in_the_bake_window(settings, 
                     break
             await traffic.drain()
         await wait_until(lambda: all(h.generation >= 3 for h in handles), 30, "the rollback")
+        await wait_until(
+            lambda: any("rollout" in d.detail for d in decisions), 30, "the rollout alarm read"
+        )
     finally:
         stop.set()
         await asyncio.gather(*tasks, return_exceptions=True)
@@ -184,10 +187,11 @@ async def test_a_degraded_promotion_is_rolled_back_in_the_bake_window(settings, 
     mine = [d for d in decisions if d.model_id == model_id]
     decided = [d for d in mine if d.outcome != "skipped"]
     assert [d.outcome for d in decided] == ["rolled_back"], [(d.outcome, d.detail) for d in mine]
-    # the learner reads its own rollout alarm too, and its policy never acts on one
-    assert {d.detail for d in mine if d.outcome == "skipped"} <= {
-        "policy: rollout alarms trigger no update"
-    }
+    # the learner reads its own rollout alarm too, and its policy never acts on one (the
+    # pruned v2's outputs also moved against v1's baseline: score/output alarms, not triggers)
+    skipped = {d.detail for d in mine if d.outcome == "skipped"}
+    assert "policy: rollout alarms trigger no update" in skipped
+    assert all(detail.startswith("policy:") for detail in skipped), skipped
     bake = decided[0].bake
     assert bake["rollback"] and bake["new_error"] > bake["previous_error"] + 0.05
     assert registry.champion(model_id).digest == v1.digest

@@ -1,0 +1,101 @@
+"""`driftline models ...` as an operator runs it, against the real Redis and Kafka."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+from tests.unit.learner_fixtures import classification, torch_model
+
+
+def _cli(settings, blob_dir, *args: str) -> subprocess.CompletedProcess:
+    env = {
+        **os.environ,
+        **settings.to_env(),
+        "DRIFTLINE_BLOB_STORE": str(blob_dir),
+        "COLUMNS": "200",
+    }
+    return subprocess.run(
+        [sys.executable, "-m", "driftline.cli", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
+
+
+def test_register_list_show_promote_rollback(settings, tmp_path):
+    blobs = tmp_path / "blobs"
+    first, second = torch_model(seed=1), torch_model(seed=2)
+    first.fit(classification(300))
+    (tmp_path / "v1.safetensors").write_bytes(first.to_bytes())
+    (tmp_path / "v2.safetensors").write_bytes(second.to_bytes())
+
+    out = _cli(settings, blobs, "models", "list")
+    assert out.returncode == 1 and "driftline models register" in out.stderr
+
+    out = _cli(settings, blobs, "models", "register", "cli-m", str(tmp_path / "v1.safetensors"))
+    assert out.returncode == 0, out.stderr
+    assert "registered cli-m v1" in out.stdout and "champion is now v1" in out.stdout
+    out = _cli(
+        settings,
+        blobs,
+        "models",
+        "register",
+        "cli-m",
+        str(tmp_path / "v2.safetensors"),
+        "--no-champion",
+    )
+    assert out.returncode == 0 and "registered cli-m v2" in out.stdout
+
+    listing = _cli(settings, blobs, "models", "list")
+    assert listing.returncode == 0 and "cli-m" in listing.stdout
+
+    promoted = _cli(settings, blobs, "models", "promote", "cli-m", "v2")
+    assert promoted.returncode == 0, promoted.stderr
+    assert "champion is now v2 (generation 2)" in promoted.stdout
+    assert "announced on" in promoted.stdout
+
+    back = _cli(settings, blobs, "models", "rollback", "cli-m")
+    assert back.returncode == 0 and "champion is now v1 (generation 3)" in back.stdout
+
+    shown = _cli(settings, blobs, "models", "show", "cli-m", "--json")
+    assert shown.returncode == 0, shown.stderr
+    doc = json.loads(shown.stdout)
+    assert doc["aliases"]["champion"] == first.digest()
+    assert [v["version"] for v in doc["versions"]] == ["v1", "v2"]
+    assert [h["action"] for h in doc["history"]] == [
+        "rolled_back",
+        "promoted",
+        "registered",
+        "promoted",
+        "registered",
+    ]
+    table = _cli(settings, blobs, "models", "show", "cli-m")
+    assert "champion" in table.stdout and "previous" in table.stdout
+
+
+def test_bad_input_gets_a_clear_error_and_a_nonzero_exit(settings, tmp_path):
+    blobs = tmp_path / "blobs"
+    bad = tmp_path / "bad.bin"
+    bad.write_bytes(b"not a model")
+    out = _cli(settings, blobs, "models", "register", "cli-x", str(bad), "--adapter", "torch")
+    assert out.returncode == 1 and "is not a loadable torch model" in out.stderr
+    out = _cli(settings, blobs, "models", "register", "cli-x", str(tmp_path / "missing"))
+    assert out.returncode == 2 and "cannot read" in out.stderr
+    out = _cli(settings, blobs, "models", "rollback", "cli-x")
+    assert out.returncode == 1 and "no previous champion" in out.stderr
+    out = _cli(settings, blobs, "models", "show", "cli-x")
+    assert out.returncode == 1 and "not registered" in out.stderr
+    out = _cli(settings, blobs, "models", "frobnicate")
+    assert out.returncode == 2
+
+
+def test_reference_from_csv(settings, tmp_path):
+    csv_file = tmp_path / "ref.csv"
+    csv_file.write_text("a,b,label\n1.0,2.0,1\n0.5,-1.0,0\n")
+    out = _cli(settings, tmp_path / "blobs", "models", "reference", "cli-r", str(csv_file))
+    assert out.returncode == 0, out.stderr
+    assert "reference sample of 2 rows" in out.stdout

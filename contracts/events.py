@@ -45,8 +45,9 @@ REASONS = (
 # Model ids end up in Kafka keys and in Redis hash tags ({model}): no braces, no spaces.
 MODEL_ID_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:\-]{0,199}")
 
-Label = int | str | bool
+Label = int | float | str | bool
 Prediction = int | float | str | bool
+TASKS = ("binary", "multiclass", "regression")  # optional ``task`` of an inference event
 
 
 class InvalidEvent(ValueError):
@@ -65,7 +66,8 @@ class InferenceEvent:
 
     ``score`` is the model's confidence or regression output; where the model gives class
     probabilities, put them in ``probabilities`` and leave ``score`` empty: the monitor then
-    watches the top probability.
+    watches the top probability.  ``task`` is optional: ``"regression"`` makes the monitor
+    compare predictions and labels as numbers (absolute error, MAE, RMSE) instead of classes.
     """
 
     model_id: str
@@ -78,6 +80,11 @@ class InferenceEvent:
     probabilities: dict[str, float] | None = None
     latency_ms: float | None = None
     schema_version: int = SCHEMA_VERSION
+    task: str | None = None  # one of TASKS; absent means a classifier
+
+    @property
+    def is_regression(self) -> bool:
+        return self.task == "regression"
 
     @property
     def confidence(self) -> float | None:
@@ -204,17 +211,24 @@ def decode_inference(raw: bytes | str) -> InferenceEvent:
     latency = _optional_number(obj, "latency_ms")
     if latency is not None and latency < 0:
         raise InvalidEvent("invalid_value", "'latency_ms' must be >= 0")
+    task = obj.get("task")
+    if task is not None and task not in TASKS:
+        raise InvalidEvent("invalid_value", f"'task' must be one of {TASKS}, got {task!r}")
+    prediction = _scalar(_required(obj, "prediction"), "prediction")
+    if task == "regression":
+        prediction = _number(prediction, "prediction")
     return InferenceEvent(
         model_id=model_id,
         model_version=_text(obj, "model_version"),
         request_id=request_id,
         event_time=event_time,
         features=features,
-        prediction=_scalar(_required(obj, "prediction"), "prediction"),
+        prediction=prediction,
         score=_optional_number(obj, "score"),
         probabilities=probabilities,
         latency_ms=latency,
         schema_version=version,
+        task=task,
     )
 
 

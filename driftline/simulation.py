@@ -13,6 +13,10 @@ a small torch network trained at start-up (nothing is downloaded), only ever saw
 
 ``x3`` and ``x4`` are noise features the model also sees.
 
+``task`` picks the kind of model: ``"binary"`` (as above), ``"multiclass"`` (three classes: below,
+near or above the boundary) or ``"regression"`` (the target is ``x2 - 1.5 * sin(2 * x1)``, in the
+noisy-label scene with large random errors).
+
 >>> scenario = DriftingScenario(seed=1)
 >>> champion = scenario.train_champion(n=3000)
 >>> accuracy = lambda scene: scenario.accuracy(champion, scene, 1000)
@@ -25,8 +29,6 @@ from __future__ import annotations
 import math
 import random
 
-import numpy as np
-
 from learners.adapters.base import ModelAdapter
 from learners.data import Dataset
 
@@ -36,10 +38,18 @@ FACTORY = "learners.zoo:mlp"
 
 
 class DriftingScenario:
-    def __init__(self, seed: int = 7) -> None:
+    def __init__(self, seed: int = 7, task: str = "binary") -> None:
+        if task not in ("binary", "multiclass", "regression"):
+            raise ValueError(f"unknown task {task!r}")
         self.rng = random.Random(seed)
+        self.task = task
 
-    def sample(self, scene: str = "normal") -> tuple[dict[str, float], str]:
+    @property
+    def classes(self) -> list[str]:
+        return {"binary": ["0", "1"], "multiclass": ["0", "1", "2"], "regression": []}[self.task]
+
+    def sample(self, scene: str = "normal") -> tuple[dict[str, float], str | float]:
+        """One request's features and its ground truth in ``scene``."""
         g = self.rng.gauss
         if scene == "normal":
             x1 = g(0.0, 0.35)
@@ -50,10 +60,15 @@ class DriftingScenario:
         else:
             raise ValueError(f"unknown scene {scene!r}; choose one of {SCENES}")
         x = {"x1": x1, "x2": x2, "x3": g(0.0, 1.0), "x4": g(0.0, 1.0)}
-        label = x2 + g(0.0, 0.25) > 1.5 * math.sin(2.0 * x1)
-        if scene == "noisy_labels" and self.rng.random() < 0.5:
-            label = not label
-        return x, "1" if label else "0"
+        margin = x2 + g(0.0, 0.25) - 1.5 * math.sin(2.0 * x1)
+        noisy = scene == "noisy_labels" and self.rng.random() < 0.5
+        if self.task == "regression":
+            return x, margin + (g(0.0, 3.0) if noisy else 0.0)
+        if self.task == "multiclass":
+            label = 0 if margin < -0.6 else (1 if margin < 0.6 else 2)
+            return x, str(self.rng.randrange(3) if noisy else label)
+        label = margin > 0
+        return x, "1" if label != noisy else "0"
 
     def latency_ms(self) -> float:
         return self.rng.lognormvariate(2.3, 0.35)  # median ~10 ms
@@ -61,7 +76,10 @@ class DriftingScenario:
     def dataset(self, scene: str, n: int) -> Dataset:
         rows = [self.sample(scene) for _ in range(n)]
         return Dataset.from_records(
-            [r for r, _ in rows], [y for _, y in rows], feature_names=FEATURES
+            [r for r, _ in rows],
+            [y for _, y in rows],
+            feature_names=FEATURES,
+            regression=self.task == "regression",
         )
 
     def train_champion(self, n: int = 4000, hidden: tuple[int, ...] = (32, 16)):
@@ -71,9 +89,13 @@ class DriftingScenario:
 
         model = TorchAdapter.build(
             FACTORY,
-            {"n_features": len(FEATURES), "n_outputs": 2, "hidden": list(hidden)},
-            task="binary",
-            classes=["0", "1"],
+            {
+                "n_features": len(FEATURES),
+                "n_outputs": max(1, len(self.classes)),
+                "hidden": list(hidden),
+            },
+            task=self.task,
+            classes=self.classes,
             feature_names=FEATURES,
         )
         model.train_config = TrainConfig(epochs=25, lr=5e-3, bf16="off")
@@ -81,5 +103,7 @@ class DriftingScenario:
         return model
 
     def accuracy(self, model: ModelAdapter, scene: str, n: int = 1000) -> float:
-        data = self.dataset(scene, n)
-        return float(np.mean(model.predict(model.prepare(data)) == data.y))
+        """Accuracy, or for regression minus the mean absolute error (higher is better)."""
+        from learners.scoring import score
+
+        return score(model, self.dataset(scene, n))

@@ -39,9 +39,11 @@ class Traffic:
         truth: str | float,
         latency_ms: float | None = None,
     ) -> tuple[str, bool]:
-        """Predict, publish the event, schedule the label; (version, prediction == truth)."""
+        """Predict, publish the event, schedule the label; (version, whether it was right:
+        the class, or for a regressor an absolute error under 0.5)."""
         request_id = f"{self.model_id}-{self.run_id}-{next(self._ids)}"
         version, prediction, confidence = handle.predict(features, request_id=request_id)
+        regression = handle.served.model.task == "regression"
         now = time.time()
         await self.producer.send_inference(
             InferenceEvent(
@@ -53,12 +55,15 @@ class Traffic:
                 prediction,
                 score=confidence,
                 latency_ms=latency_ms,
+                task="regression" if regression else None,
             )
         )
         due = now + self.label_delay_s
         self._labels.append((due, LabelEvent(self.model_id, request_id, truth, due)))
         self.served[version] = self.served.get(version, 0) + 1
         await self._send_due(now, handle)
+        if regression:
+            return version, abs(prediction - float(truth)) < 0.5
         return version, prediction == truth
 
     async def _send_due(self, now: float, handle: ModelHandle | None = None) -> None:

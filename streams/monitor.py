@@ -234,6 +234,12 @@ class ModelMonitor:
     def _observe_outputs(self, event: InferenceEvent, out: MonitorOutput) -> None:
         t = event.event_time
         v = self.version_signals(event.model_version)
+        if event.is_regression:  # the output itself is the signal; no classes, no confidence
+            output = event.score if event.score is not None else float(event.prediction)
+            self._feed(v.score, output, t, out, "warning", v.version)
+            v.capture_baselines()
+            self._observe_rules(event, out)
+            return
         confidence = event.confidence
         if confidence is not None:
             self._feed(v.score, confidence, t, out, "warning", v.version)
@@ -243,6 +249,10 @@ class ModelMonitor:
                 self._feed(v.performance, (confidence, None), t, out, "warning", v.version)
         self._feed(v.classes, normalise_label(event.prediction), t, out, "warning", v.version)
         v.capture_baselines()
+        self._observe_rules(event, out)
+
+    def _observe_rules(self, event: InferenceEvent, out: MonitorOutput) -> None:
+        t = event.event_time
         if not self.rules:
             return
         fields = {
@@ -370,6 +380,9 @@ class ModelMonitor:
     # -- internals ---------------------------------------------------------------------------
     def _observe_outcome(self, joined: JoinedOutcome, out: MonitorOutput) -> None:
         prediction, label = joined.prediction, joined.label
+        if prediction.is_regression:
+            self._observe_regression_outcome(joined, out)
+            return
         self.counts["joined"] += 1
         predicted, actual = normalise_label(prediction.prediction), normalise_label(label.label)
         correct = predicted == actual
@@ -396,6 +409,33 @@ class ModelMonitor:
         if confidence is not None and not v.performance.calibrated:
             # Labelled predictions calibrate the label-free accuracy estimate.
             self._feed(v.performance, (confidence, correct), t, out, "warning", v.version)
+        v.capture_baselines()
+
+    def _observe_regression_outcome(self, joined: JoinedOutcome, out: MonitorOutput) -> None:
+        """A regressor's outcome: the absolute error is the error signal (its own CUSUM
+        calibration learns its level and spread); windows get MAE and RMSE."""
+        prediction, label = joined.prediction, joined.label
+        if isinstance(label.label, bool) or not isinstance(label.label, int | float):
+            self.counts["labels_unusable"] = self.counts.get("labels_unusable", 0) + 1
+            return
+        self.counts["joined"] += 1
+        error = float(prediction.prediction) - float(label.label)
+        for window in self.windows.values():
+            window.add_regression_outcome(label.event_time, error)
+        out.labelled.append(
+            LabelledSample(
+                self.model_id,
+                prediction.model_version,
+                prediction.request_id,
+                prediction.event_time,
+                prediction.features,
+                prediction.prediction,
+                label.label,
+                label.event_time,
+            )
+        )
+        v = self.version_signals(prediction.model_version)
+        self._feed(v.error, abs(error), label.event_time, out, "critical", v.version)
         v.capture_baselines()
 
     def _window_of(self, detector: DriftDetector) -> dict[str, Any]:

@@ -59,12 +59,17 @@ class _Bucket:
     fp: int = 0
     fn: int = 0
     tn: int = 0
+    regressed: int = 0  # labelled regression outcomes
+    abs_error: float = 0.0
+    sq_error: float = 0.0
     latencies: dict[int, int] = field(default_factory=dict)  # sparse histogram
 
     def clear(self, start: int) -> None:
         self.start = start
         self.events = self.labelled = self.correct = 0
         self.tp = self.fp = self.fn = self.tn = 0
+        self.regressed = 0
+        self.abs_error = self.sq_error = 0.0
         self.latencies = {}
 
 
@@ -122,6 +127,16 @@ class WindowedMetrics:
         else:
             bucket.tn += 1
 
+    def add_regression_outcome(self, event_time: float, error: float) -> None:
+        """A labelled regression prediction: ``error`` = prediction - label."""
+        bucket = self._bucket(event_time)
+        if bucket is None:
+            return
+        bucket.labelled += 1
+        bucket.regressed += 1
+        bucket.abs_error += abs(error)
+        bucket.sq_error += error * error
+
     def _live(self) -> list[_Bucket]:
         if self.newest == -math.inf:
             return []
@@ -143,6 +158,8 @@ class WindowedMetrics:
         span = self.window_s
         if live and self.newest - self.oldest < self.window_s:
             span = max(self.newest - self.oldest, self.bucket_s)
+        regressed = sum(b.regressed for b in live)
+        classified = labelled - regressed
         hist: dict[int, int] = {}
         for b in live:
             for k, v in b.latencies.items():
@@ -151,10 +168,12 @@ class WindowedMetrics:
             "events": events,
             "event_rate_per_s": events / span if live else 0.0,
             "labelled": labelled,
-            "accuracy": sum(b.correct for b in live) / labelled if labelled else None,
+            "accuracy": sum(b.correct for b in live) / classified if classified else None,
             "precision": precision,
             "recall": recall,
             "f1": f1,
+            "mae": sum(b.abs_error for b in live) / regressed if regressed else None,
+            "rmse": math.sqrt(sum(b.sq_error for b in live) / regressed) if regressed else None,
             "latency_p50_ms": _quantile(hist, 0.50),
             "latency_p95_ms": _quantile(hist, 0.95),
             "latency_p99_ms": _quantile(hist, 0.99),

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import json
 
+import pytest
 import redis
 
 from contracts.redis_keys import RedisKeys
@@ -58,11 +59,10 @@ async def _follow(handle, settings, registry, stop):
     return task
 
 
-async def test_alarm_fine_tune_promote_and_every_handle_serves_the_new_digest(
-    settings, worker, tmp_path
-):
-    model_id = "loop-finetune"
-    scenario = DriftingScenario(seed=11)
+async def _drift_and_fix(settings, tmp_path, model_id, task, seed, gate=None):
+    """Normal traffic, then shifted traffic until every handle serves v2 and the bake window
+    has judged it; returns what the checks below need."""
+    scenario = DriftingScenario(seed=seed, task=task)
     registry = _registry(settings, tmp_path)
     champion = scenario.train_champion()
     v1 = registry.register(model_id, champion)
@@ -73,6 +73,7 @@ async def test_alarm_fine_tune_promote_and_every_handle_serves_the_new_digest(
         min_labelled=600,
         bake_samples=200,
         cooldown_s=600,
+        gate=gate or GateConfig(),
     )
     decisions = []
     learner = LearnerWorker(
@@ -106,8 +107,17 @@ async def test_alarm_fine_tune_promote_and_every_handle_serves_the_new_digest(
     finally:
         stop.set()
         await asyncio.gather(*tasks, return_exceptions=True)
-
     decisions = [d for d in decisions if d.model_id == model_id]
+    return registry, champion, v1, handles, outcomes, decisions
+
+
+async def test_alarm_fine_tune_promote_and_every_handle_serves_the_new_digest(
+    settings, worker, tmp_path
+):
+    model_id = "loop-finetune"
+    registry, champion, v1, handles, outcomes, decisions = await _drift_and_fix(
+        settings, tmp_path, model_id, "binary", seed=11
+    )
     decided = [d for d in decisions if d.outcome != "skipped"]
     assert [d.outcome for d in decided] == ["promoted"], [(d.outcome, d.detail) for d in decided]
     decision = decided[0]
@@ -134,6 +144,33 @@ async def test_alarm_fine_tune_promote_and_every_handle_serves_the_new_digest(
     message = json.loads(updates[0].value)
     assert message["digest"] == v2.digest and message["uri"] == v2.uri
     assert len(updates[0].value) < 2048 and message["generation"] == 2
+
+
+@pytest.mark.parametrize(
+    ("task", "gate"),
+    [
+        ("multiclass", GateConfig(reference_tolerance=0.05)),
+        # regression gaps are relative to the MAE: looser than a classifier's accuracy points
+        ("regression", GateConfig(reference_tolerance=0.15, privacy_max_gap=0.4)),
+    ],
+)
+async def test_multiclass_and_regression_models_close_the_loop_too(
+    settings, worker, tmp_path, task, gate
+):
+    model_id = f"loop-{task}"
+    registry, _, v1, handles, outcomes, decisions = await _drift_and_fix(
+        settings, tmp_path, model_id, task, seed=21, gate=gate
+    )
+    decided = [d for d in decisions if d.outcome != "skipped"]
+    assert [d.outcome for d in decided] == ["promoted"], [(d.outcome, d.detail) for d in decided]
+    v2 = registry.champion(model_id)
+    assert v2.parent == v1.digest and v2.description["task"] == task
+    assert {h.served.digest for h in handles} == {v2.digest}
+    if task == "regression":
+        assert decided[0].verdict["metric"] == "neg_mae"
+    v1_hits = sum(outcomes["v1"]) / len(outcomes["v1"])
+    v2_hits = sum(outcomes["v2"]) / len(outcomes["v2"])
+    assert v2_hits > v1_hits + 0.2, (v1_hits, v2_hits)
 
 
 async def test_a_degraded_promotion_is_rolled_back_in_the_bake_window(settings, worker, tmp_path):

@@ -101,3 +101,18 @@ def test_rollout_alarms_from_the_learner_round_trip():
     alarm = Alarm("m", "v2", "rollout", "bake_window", "bake", 0.5, 0.1, {}, "critical", 1.0, 200)
     assert decode_alarm(encode_alarm(alarm, "/learner")) == alarm
     assert alarm.dedup_key == "m/rollout:bake_window/bake"
+
+
+def test_the_task_field_is_optional_and_validated():
+    from contracts.events import InferenceEvent, InvalidEvent, decode_inference
+
+    event = InferenceEvent("m", "v1", "r1", 1.0, {"x": 1.0}, 2.75, task="regression")
+    assert decode_inference(event.to_json()) == event
+    plain = InferenceEvent("m", "v1", "r1", 1.0, {"x": 1.0}, "1")
+    assert b"task" not in plain.to_json() and decode_inference(plain.to_json()).task is None
+    bad = event.to_json().replace(b'"regression"', b'"ranking"')
+    with pytest.raises(InvalidEvent, match="'task' must be one of"):
+        decode_inference(bad)
+    text = InferenceEvent("m", "v1", "r1", 1.0, {"x": 1.0}, "high", task="regression")
+    with pytest.raises(InvalidEvent, match="'prediction' must be a number"):
+        decode_inference(text.to_json())

@@ -203,3 +203,32 @@ def test_an_equally_good_new_version_raises_nothing():
     monitor = ModelMonitor("m")
     assert _labelled_events(monitor, "v1", 2500, 0, 0.05, rng) == []
     assert _labelled_events(monitor, "v2", 5000, 2500, 0.05, rng) == []
+
+
+def test_a_regressor_is_watched_by_its_absolute_error_and_gets_mae_and_rmse():
+    rng = random.Random(4)
+    monitor = ModelMonitor("r")
+    alarms = []
+    for i in range(4000):
+        x = rng.gauss(0, 1)
+        truth = 2.0 * x + rng.gauss(0, 0.1)
+        noise = 0.1 if i < 3000 else 1.0  # the regressor gets much worse at 3,000
+        prediction = truth + rng.gauss(0, noise)
+        event = InferenceEvent("r", "v1", f"q{i}", i / 10, {"x": x}, prediction, task="regression")
+        alarms += monitor.observe_inference(event).alarms
+        alarms += monitor.observe_label(LabelEvent("r", f"q{i}", truth, i / 10)).alarms
+    errors = [a for a in alarms if a.signal_kind == "error"]
+    assert errors and 3000 <= errors[0].index < 3100, [a.index for a in errors]
+    assert not [a for a in alarms if a.signal_kind == "output"]  # no class signals on floats
+    window = monitor.metrics()["1h"]
+    assert window["accuracy"] is None and window["labelled"] == 4000
+    assert 0.2 < window["mae"] < 0.5 and window["rmse"] > window["mae"]
+
+
+def test_regression_labels_that_are_not_numbers_are_counted_not_fatal():
+    monitor = ModelMonitor("r")
+    monitor.observe_inference(
+        InferenceEvent("r", "v1", "q1", 1.0, {"x": 1.0}, 2.5, task="regression")
+    )
+    out = monitor.observe_label(LabelEvent("r", "q1", "high", 2.0))
+    assert out.labelled == [] and monitor.counts["labels_unusable"] == 1

@@ -21,7 +21,7 @@ help:
 	@echo "make demo    run the whole loop: events -> drift -> alarm -> learner -> hot swap"
 	@echo "make test    unit + integration tests against a real Kafka and Redis"
 	@echo "make lint    ruff"
-	@echo "make bench   detector benchmarks (bench/)"
+	@echo "make bench   benchmarks (bench/): detectors, monitor, hot swaps, learners, Elec2"
 	@echo "make stack / make stop   start / stop the local Kafka + Redis"
 
 $(VENV)/.ready: requirements.lock
@@ -59,11 +59,14 @@ lint: install
 	"$(PY)" -m ruff check .
 	"$(PY)" -m ruff format --check .
 
-bench: install
+bench: install stack
 	"$(PY)" bench/detectors_speed.py --out docs/speed-benchmark.md
 	"$(PY)" bench/detection.py --runs 30 --out docs/detection-benchmark.md
 	"$(PY)" bench/multivariate.py --runs 10 --out docs/multivariate-benchmark.md
 	"$(PY)" bench/monitor_throughput.py
+	"$(PY)" bench/hot_swap.py --out docs/hot-swap-benchmark.md
+	@$(STACK_ENV); "$(PY)" bench/learner_updates.py --out docs/learners-benchmark.md
+	@$(STACK_ENV); "$(PY)" bench/elec2.py --out docs/elec2-benchmark.md
 
 lock:
 	$(PYTHON) -m venv /tmp/driftline-lock && /tmp/driftline-lock/bin/pip install -q -e ".[torch,dev]" \

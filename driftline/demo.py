@@ -22,8 +22,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-import subprocess
-import sys
 import time
 from collections import Counter
 from pathlib import Path
@@ -33,6 +31,7 @@ from aiokafka import AIOKafkaConsumer
 from contracts.alarms import decode_alarm
 from contracts.settings import Settings
 from contracts.updates import ModelUpdate
+from driftline.processes import start_worker, stop_worker, wait_until_ready
 from driftline.simulation import DriftingScenario
 from driftline.traffic import Traffic
 from learners.gate import GateConfig
@@ -103,32 +102,6 @@ class Narrator:
         return [
             d.outcome for d in self.decisions if d.model_id == model_id and d.outcome != "skipped"
         ]
-
-
-def _start_worker(settings: Settings, log_path: Path) -> subprocess.Popen:
-    env = {**os.environ, **settings.to_env()}
-    log_path.parent.mkdir(parents=True, exist_ok=True)
-    with log_path.open("wb") as log:
-        return subprocess.Popen(
-            [sys.executable, "-m", "driftline.cli", "worker", "--loglevel", "info"],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            env=env,
-            start_new_session=True,
-        )
-
-
-async def _wait_for_log(path: Path, needle: str, proc: subprocess.Popen, timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(
-                f"the monitoring worker exited (status {proc.returncode}); see {path}"
-            )
-        if path.exists() and needle in path.read_text(errors="replace"):
-            return
-        await asyncio.sleep(0.25)
-    raise RuntimeError(f"the monitoring worker did not become ready in {timeout:.0f}s; see {path}")
 
 
 async def _follow_alarms(settings, narrator, stop, ready) -> None:
@@ -253,11 +226,11 @@ async def run_demo(events: int = 12_000, rate: float = 500.0, seed: int = 7) -> 
     t0 = time.monotonic()
     narrator = Narrator({main_id, rollout_id}, t0)
     stop = asyncio.Event()
-    worker = _start_worker(settings, worker_log)
+    worker = start_worker(settings, worker_log)
     say(f"monitoring worker started (pid {worker.pid}, log {worker_log})")
     tasks: list[asyncio.Task] = []
     try:
-        await _wait_for_log(worker_log, "driftline worker ready", worker, timeout=90)
+        await wait_until_ready(worker_log, worker)
         handle = ModelHandle(main_id, registry.blobs)
         canary = ModelHandle(rollout_id, registry.blobs)
         learner = LearnerWorker(
@@ -326,11 +299,7 @@ async def run_demo(events: int = 12_000, rate: float = 500.0, seed: int = 7) -> 
     finally:
         stop.set()
         await asyncio.gather(*tasks, return_exceptions=True)
-        worker.terminate()
-        try:
-            worker.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            worker.kill()
+        stop_worker(worker)
         with contextlib.suppress(Exception):
             registry.close()
 

@@ -73,6 +73,7 @@ class Decision:
     shadow: dict[str, Any] | None = None
     bake: dict[str, Any] | None = None
     seconds_to_serving: float | None = None
+    trigger_time: float | None = None  # event time of the trigger (the alarm's)
     at: float = field(default_factory=time.time)
 
     def to_dict(self) -> dict[str, Any]:
@@ -102,7 +103,15 @@ class UpdateJob:
         log.info("%s [%s]: %s", self.trigger.model_id, self.trigger.reason, text)
 
     def _decision(self, outcome: str, detail: str, **fields: Any) -> Decision:
-        return Decision(self.trigger.model_id, self.trigger.reason, outcome, detail, **fields)
+        since = self.trigger.since
+        return Decision(
+            self.trigger.model_id,
+            self.trigger.reason,
+            outcome,
+            detail,
+            trigger_time=since if since != float("-inf") else None,
+            **fields,
+        )
 
     async def run(self) -> Decision:
         try:

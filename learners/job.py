@@ -8,7 +8,9 @@ thread; the job itself only awaits, so the worker's event loop keeps consuming.
    (:func:`learners.samples.after`); give up when the stream's event time passes the alarm's by
    ``deadline_event_s``.
 2. **propose**: the policy's strategy turns the champion and the rows (older 70%; the newest 30%
-   are the gate's holdout) plus half the reference sample (replay) into a candidate.
+   are the gate's holdout) plus half the reference sample (replay) into a candidate.  The rows
+   are those of the new regime plus, if the policy says so, the newest ``pre_trigger_rows`` from
+   before the trigger (useful where the alarm fires well after the change began).
 3. **gate**: :func:`learners.gate.evaluate` against the champion on the recent holdout and the
    other half of the reference sample.  A refusal is recorded in the registry with its checks.
 4. **shadow** (``shadow_samples`` > 0): the candidate is published for handles to score beside the
@@ -37,7 +39,7 @@ from learners.data import Dataset
 from learners.gate import evaluate
 from learners.policy import UpdatePolicy
 from learners.registry import ModelRegistry, ModelVersion, RegistryConflict
-from learners.samples import Labelled, after, read_labelled
+from learners.samples import Labelled, after, before_trigger, read_labelled
 from learners.scoring import score
 from learners.strategies.base import (
     Candidate,
@@ -136,7 +138,13 @@ class UpdateJob:
         fresh = await self._collect(champion, self.trigger.since, policy.min_labelled)
         if isinstance(fresh, Decision):
             return fresh
-        rows = fresh.data.take(slice(max(0, len(fresh.data) - policy.max_rows), None))
+        rows = fresh.data
+        if policy.pre_trigger_rows and self.trigger.since != float("-inf"):
+            before = before_trigger(await self._read(champion), self.trigger.since)
+            rows = before.take(slice(max(0, len(before) - policy.pre_trigger_rows), None)).concat(
+                rows
+            )
+        rows = rows.take(slice(max(0, len(rows) - policy.max_rows), None))
         train_rows, holdout = rows.split(HOLDOUT_FRACTION)
         reference = await asyncio.to_thread(self.registry.reference, model_id)
         replay, reference_holdout = reference.halves() if reference is not None else (None, None)

@@ -8,6 +8,7 @@ model and ``[models.<id>]`` tables override it key by key.  Python callers build
 
     [default]
     min_labelled = 300            # labelled rows from after the alarm before training starts
+    pre_trigger_rows = 0          # also use this many rows from just before the alarm
     deadline_event_s = 86400      # give up (and say so) when the stream's event time passes this
     cooldown_s = 600              # no new update this long after a promotion or rollback
     periodic_retrain_s = 0        # 0: off; else a scheduled "retrain" every so many seconds
@@ -70,6 +71,7 @@ class UpdatePolicy:
     triggers: dict[str, Any] = field(default_factory=lambda: dict(DEFAULT_TRIGGERS))
     min_labelled: int = 300
     max_rows: int = 5000
+    pre_trigger_rows: int = 0  # also train on this many rows from just before the trigger
     deadline_event_s: float = 86_400.0
     cooldown_s: float = 60.0
     periodic_retrain_s: float = 0.0

@@ -94,6 +94,12 @@ def after(labelled: Labelled, since: float) -> Labelled:
     return labelled.take(index)
 
 
+def before_trigger(labelled: Labelled, since: float) -> Dataset:
+    """Rows whose prediction and label both came before ``since``, oldest first."""
+    newest = np.maximum(labelled.data.event_times, labelled.label_times)
+    return labelled.data.take(np.nonzero(newest < since)[0])
+
+
 def read_labelled(
     client,
     keys: RedisKeys,

@@ -164,14 +164,7 @@ async def live(champion, data: Dataset, rate: float) -> dict:
     from streams.topics import ensure_topics
 
     prefix = f"elec2-{uuid.uuid4().hex[:6]}"
-    base = Settings.from_env()
-    settings = Settings(
-        kafka_bootstrap=base.kafka_bootstrap,
-        redis_url=base.redis_url,
-        topic_prefix=prefix,
-        key_prefix=prefix,
-        app_id=prefix,
-    )
+    settings = Settings.from_env().isolated(prefix)
     await ensure_topics(settings)
     import redis
 

@@ -43,14 +43,7 @@ from streams.topics import ensure_topics
 
 async def alarm_to_serving(run: int) -> dict:
     prefix = f"bench-{uuid.uuid4().hex[:6]}"
-    base = Settings.from_env()
-    settings = Settings(
-        kafka_bootstrap=base.kafka_bootstrap,
-        redis_url=base.redis_url,
-        topic_prefix=prefix,
-        key_prefix=prefix,
-        app_id=prefix,
-    )
+    settings = Settings.from_env().isolated(prefix)
     await ensure_topics(settings)
     client = redis.Redis.from_url(settings.redis_url)
     registry = ModelRegistry(client, RedisKeys(prefix), LocalBlobStore(tempfile.mkdtemp()))

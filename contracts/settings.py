@@ -31,7 +31,7 @@ ValueError: DRIFTLINE_LATENCY_SLO_MS must be a positive number, got 'fast'
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 
 @dataclass(frozen=True)
@@ -82,6 +82,10 @@ class Settings:
     @property
     def bootstrap_list(self) -> list[str]:
         return [s.strip() for s in self.kafka_bootstrap.split(",") if s.strip()]
+
+    def isolated(self, prefix: str) -> Settings:
+        """The same servers with topics, keys and consumer groups of their own (benchmarks)."""
+        return replace(self, topic_prefix=prefix, key_prefix=prefix, app_id=prefix)
 
     def to_env(self) -> dict[str, str]:
         """The environment that makes ``from_env`` in a child process give these settings."""

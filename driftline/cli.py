@@ -299,20 +299,9 @@ def _announce(registry, model: str, move) -> None:
     """Tell serving handles (one update message), and the operator."""
     from aiokafka import AIOKafkaProducer
 
-    from contracts.updates import ModelUpdate
-
     settings = _settings()
     version = registry.get(model, move.champion)
-    update = ModelUpdate(
-        model,
-        version.version,
-        version.digest,
-        version.uri,
-        version.adapter,
-        move.generation,
-        action=move.action,
-        reason="operator",
-    )
+    update = version.to_update(move.generation, move.action, reason="operator")
 
     async def send() -> None:
         producer = AIOKafkaProducer(bootstrap_servers=settings.bootstrap_list, acks="all")

@@ -207,14 +207,7 @@ async def run_demo(events: int = 12_000, rate: float = 500.0, seed: int = 7) -> 
                 periodic_strategy={"name": "prune", "amount": 0.97},
                 bake_samples=300,
                 cooldown_s=3600.0,
-                gate=GateConfig(
-                    min_gain=-1.0,
-                    alpha=1.01,
-                    min_holdout=1,
-                    reference_tolerance=1.0,
-                    privacy_max_gap=1.0,
-                    robustness_tolerance=1.0,
-                ),
+                gate=GateConfig.disabled(),
             ),
         },
     )

@@ -61,6 +61,19 @@ class GateConfig:
     require_gain: bool = True
 
     @classmethod
+    def disabled(cls) -> GateConfig:
+        """Every check passes (the record is still kept): for tests and demos of what the bake
+        window catches when a gate lets a bad candidate through.  Not for production."""
+        return cls(
+            min_gain=-1.0,
+            alpha=1.01,
+            min_holdout=1,
+            reference_tolerance=1.0,
+            privacy_max_gap=1.0,
+            robustness_tolerance=1.0,
+        )
+
+    @classmethod
     def from_dict(cls, doc: dict[str, Any]) -> GateConfig:
         unknown = set(doc) - set(cls.__dataclass_fields__)
         if unknown:

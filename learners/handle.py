@@ -179,16 +179,7 @@ class ModelHandle:
                 self.model_id,
             )
             return False
-        generation = registry.generation(self.model_id)
-        update = ModelUpdate(
-            self.model_id,
-            champion.version,
-            champion.digest,
-            champion.uri,
-            champion.adapter,
-            generation,
-        )
-        return self.apply(update)
+        return self.apply(champion.to_update(registry.generation(self.model_id)))
 
     async def follow(
         self,

@@ -210,14 +210,8 @@ class UpdateJob:
                 version=version.version,
             )
         await self.publish_update(
-            ModelUpdate(
-                model_id,
-                version.version,
-                version.digest,
-                version.uri,
-                version.adapter,
+            version.to_update(
                 move.generation,
-                action="promote",
                 parent_version=champion_version.version,
                 reason=self.trigger.reason,
                 evaluation={"gate": verdict.reason, "strategy": candidate.strategy},
@@ -303,18 +297,7 @@ class UpdateJob:
     ) -> dict[str, Any] | Decision:
         model_id = self.trigger.model_id
         await asyncio.to_thread(self.registry.set_candidate, model_id, version.digest)
-        await self.publish_update(
-            ModelUpdate(
-                model_id,
-                version.version,
-                version.digest,
-                version.uri,
-                version.adapter,
-                0,
-                action="shadow",
-                reason=self.trigger.reason,
-            )
-        )
+        await self.publish_update(version.to_update(0, "shadow", reason=self.trigger.reason))
         start = (await self._read(champion)).newest_time
         self._say(f"{version.version} in shadow for {self.policy.shadow_samples} live rows")
         live = await self._collect(champion, start + 1e-9, self.policy.shadow_samples)
@@ -383,14 +366,9 @@ class UpdateJob:
             self._say(f"not rolled back, the champion moved meanwhile: {exc}")
             return verdict
         await self.publish_update(
-            ModelUpdate(
-                model_id,
-                previous_version.version,
-                previous_version.digest,
-                previous_version.uri,
-                previous_version.adapter,
+            previous_version.to_update(
                 move.generation,
-                action="rollback",
+                "rollback",
                 parent_version=version.version,
                 reason=f"bake window: {verdict.reason}",
             )

@@ -24,6 +24,7 @@ from typing import Any
 
 from contracts.redis_keys import RedisKeys
 from contracts.settings import Settings
+from contracts.updates import ModelUpdate
 from learners.adapters.base import InvalidModel, ModelAdapter, adapter_from_bytes
 from learners.blobstore import BlobStore, blob_store_from_url, digest_of, fetch_verified
 from learners.data import Dataset
@@ -104,6 +105,19 @@ class ModelVersion:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+    def to_update(self, generation: int, action: str = "promote", **fields: Any) -> ModelUpdate:
+        """The model-update message that tells handles to serve (or shadow) this version."""
+        return ModelUpdate(
+            self.model_id,
+            self.version,
+            self.digest,
+            self.uri,
+            self.adapter,
+            generation,
+            action=action,
+            **fields,
+        )
 
 
 @dataclass(frozen=True)

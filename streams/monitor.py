@@ -139,6 +139,20 @@ class LabelledSample:
     label: Any
     label_time: float = 0.0  # the label event's time (labels often arrive long after)
 
+    @classmethod
+    def from_joined(cls, model_id: str, joined: JoinedOutcome) -> LabelledSample:
+        prediction, label = joined.prediction, joined.label
+        return cls(
+            model_id,
+            prediction.model_version,
+            prediction.request_id,
+            prediction.event_time,
+            prediction.features,
+            prediction.prediction,
+            label.label,
+            label.event_time,
+        )
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "model_id": self.model_id,
@@ -389,18 +403,7 @@ class ModelMonitor:
         positive = self.config.positive_label
         for window in self.windows.values():
             window.add_outcome(label.event_time, predicted == positive, actual == positive, correct)
-        out.labelled.append(
-            LabelledSample(
-                self.model_id,
-                prediction.model_version,
-                prediction.request_id,
-                prediction.event_time,
-                prediction.features,
-                prediction.prediction,
-                label.label,
-                label.event_time,
-            )
-        )
+        out.labelled.append(LabelledSample.from_joined(self.model_id, joined))
         # Each outcome counts for the version that made the prediction.
         v = self.version_signals(prediction.model_version)
         t = label.event_time
@@ -422,18 +425,7 @@ class ModelMonitor:
         error = float(prediction.prediction) - float(label.label)
         for window in self.windows.values():
             window.add_regression_outcome(label.event_time, error)
-        out.labelled.append(
-            LabelledSample(
-                self.model_id,
-                prediction.model_version,
-                prediction.request_id,
-                prediction.event_time,
-                prediction.features,
-                prediction.prediction,
-                label.label,
-                label.event_time,
-            )
-        )
+        out.labelled.append(LabelledSample.from_joined(self.model_id, joined))
         v = self.version_signals(prediction.model_version)
         self._feed(v.error, abs(error), label.event_time, out, "critical", v.version)
         v.capture_baselines()

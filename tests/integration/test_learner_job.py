@@ -37,11 +37,12 @@ def _write_rows(registry, model_id, scenario, scene, n, t0, label_delay, version
         registry.client.lpush(key, json.dumps(sample.to_dict()))
 
 
-def _job(registry, model_id, since, policy, published):
+def _job(registry, model_id, since, policy, published, strategy=None):
     async def publish(item):
         published.append(item)
 
-    trigger = Trigger(model_id, f"{model_id}/error:error/cusum", since, {"name": "fine_tune"})
+    spec = strategy or {"name": "fine_tune"}
+    trigger = Trigger(model_id, f"{model_id}/error:error/cusum", since, spec)
     return UpdateJob(trigger, policy, registry, publish, publish, asyncio.Event(), poll_s=0.05)
 
 
@@ -103,3 +104,43 @@ async def test_a_refused_candidate_is_recorded_with_its_checks(registry):
     assert set(rejection["verdict"]["checks"]) >= {"recent", "reference", "privacy", "robustness"}
     assert registry.champion(model_id).digest == version.digest  # nothing moved
     assert len(registry.versions(model_id)) == 1  # refused candidates are not registered
+
+
+async def test_a_shadow_phase_scores_the_candidate_on_live_rows_before_promotion(registry):
+    model_id = "job-shadow"
+    scenario = DriftingScenario(seed=6)
+    version = registry.register(model_id, scenario.train_champion(n=1500))
+    registry.promote(model_id, version.version)
+    _write_rows(registry, model_id, scenario, "shifted", 700, 2000.0, 1.0)
+    published: list = []
+    policy = UpdatePolicy(min_labelled=600, bake_samples=0, shadow_samples=200)
+    spec = {"name": "fine_tune", "freeze": ["body.0.*"]}
+    job = asyncio.create_task(_job(registry, model_id, 2000.0, policy, published, spec).run())
+    while not published:  # the candidate goes out as a shadow first
+        await asyncio.sleep(0.05)
+    assert published[0].action == "shadow" and published[0].generation == 0
+    assert registry.aliases(model_id)["candidate"] == published[0].digest
+    assert registry.champion(model_id).digest == version.digest  # not serving yet
+    _write_rows(registry, model_id, scenario, "shifted", 250, 3000.0, 1.0)  # live traffic
+    decision = await asyncio.wait_for(job, 120)
+    assert decision.outcome == "promoted", decision.detail
+    shadow = decision.shadow
+    assert shadow["rows"] >= 200 and shadow["candidate"] > shadow["champion"] + 0.2
+    assert 0.0 <= shadow["agreement"] < 0.9
+    assert [u.action for u in published] == ["shadow", "promote"]
+    assert "candidate" not in registry.aliases(model_id)  # promoted: no longer a candidate
+
+
+async def test_decisions_are_bounded_in_memory_and_in_redis(settings, registry):
+    from learners.job import Decision
+    from learners.policy import PolicySet
+    from learners.worker import DECISIONS_KEPT, LearnerWorker
+
+    learner = LearnerWorker(settings, PolicySet(), registry, keep_decisions=5)
+    for i in range(DECISIONS_KEPT + 20):
+        learner._decide(Decision("job-bounded", f"t{i}", "skipped", "test"))
+    assert (
+        len(learner.decisions) == 5 and learner.decisions[-1].trigger == f"t{DECISIONS_KEPT + 19}"
+    )
+    key = registry.keys.registry("job-bounded", "decisions")
+    assert registry.client.llen(key) == DECISIONS_KEPT

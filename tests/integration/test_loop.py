@@ -179,14 +179,7 @@ async def test_a_degraded_promotion_is_rolled_back_in_the_bake_window(settings, 
     registry = _registry(settings, tmp_path)
     v1 = registry.register(model_id, scenario.train_champion())
     registry.promote(model_id, v1.version)
-    gate_off = GateConfig(
-        min_gain=-1.0,
-        alpha=1.01,
-        min_holdout=1,
-        reference_tolerance=1.0,
-        privacy_max_gap=1.0,
-        robustness_tolerance=1.0,
-    )
+    gate_off = GateConfig.disabled()
     policy = UpdatePolicy(
         min_labelled=200,
         periodic_retrain_s=2.0,

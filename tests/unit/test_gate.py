@@ -41,19 +41,19 @@ def test_a_small_noisy_gain_is_not_enough():
 
 
 def test_the_old_gate_rule_would_have_promoted_noise_and_this_one_does_not():
-    """Regression test: ~90 held-out rows and a 0.02 margin promoted on noise."""
-    data = classification(300, seed=3, concept="a")
-    champion = _linear([1.0, 0.0, 0.0])
-    noisy = _linear([1.0, 0.0, 0.0])
-    noisy.intercept = 0.15  # moves a handful of borderline rows
-    holdout = data.take(slice(0, 90))
-    verdict = evaluate(
-        champion, Candidate(noisy, "manual"), holdout, config=GateConfig(min_holdout=50)
-    )
-    gain = verdict.checks["recent"]["gain"]
-    if gain >= 0.02:  # the old rule's margin
-        assert not verdict.promote
-    assert verdict.checks["recent"]["p_value"] > 0.05
+    """Regression test: ~90 held-out rows and a 0.02 accuracy margin promoted on noise."""
+    x = np.linspace(1.0, 2.0, 90).astype(np.float32)  # both models agree (and are right) here ...
+    x[:7] = -0.05  # ... except on 7 borderline rows, where only their intercepts differ
+    y = np.array(["1"] * 90, dtype=object)
+    y[5:7] = "0"  # the candidate is right on 5 of them, the champion on 2
+    holdout = Dataset(x.reshape(-1, 1), y, ("x",), np.arange(90.0))
+    champion = LinearAdapter(["x"], [10.0])
+    candidate = LinearAdapter(["x"], [10.0], intercept=1.0)
+    verdict = evaluate(champion, Candidate(candidate, "manual"), holdout)
+    recent = verdict.checks["recent"]
+    assert recent["gain"] == pytest.approx(3 / 90)  # above the old rule's 0.02 margin
+    assert recent["p_value"] == pytest.approx(0.2266, abs=1e-3)
+    assert not verdict.promote and verdict.reason.startswith("recent:")
 
 
 def test_forgetting_the_reference_blocks_promotion():

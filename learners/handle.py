@@ -49,6 +49,7 @@ from typing import Any
 
 import numpy as np
 
+from contracts.events import normalise_label
 from contracts.updates import InvalidUpdate, ModelUpdate, decode_update
 from learners.adapters.base import InvalidModel, ModelAdapter, adapter_from_bytes
 from learners.blobstore import BlobStore, fetch_verified
@@ -333,8 +334,6 @@ class _Shadow:
 
 
 def _same(a: Any, b: Any) -> bool:
-    from contracts.events import normalise_label
-
     if isinstance(a, float) and isinstance(b, float):
         return math.isclose(a, b, rel_tol=1e-6)
     return normalise_label(a) == normalise_label(b)

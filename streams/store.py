@@ -81,8 +81,31 @@ class RedisStore:
             log.warning("checkpoint of %s is not JSON (%s); starting afresh", model_id, exc)
             return None
 
+    def _take(self) -> tuple:
+        """Hand over the buffers and start empty ones: what arrives during a flush's await
+        goes to the next flush, never into a buffer that is about to be cleared."""
+        taken = (self._metrics, self._labelled, self._model_counts, self._counts, self._checkpoints)
+        self._metrics, self._labelled = {}, defaultdict(list)
+        self._model_counts, self._counts = defaultdict(Counter), Counter()
+        self._checkpoints = {}
+        return taken
+
+    def _give_back(self, taken: tuple) -> None:
+        """After a failed flush: merge what was taken under what arrived meanwhile (newer
+        snapshots and checkpoints win; samples keep their order; counts add up)."""
+        metrics, labelled, model_counts, counts, checkpoints = taken
+        for model_id, windows in metrics.items():
+            self._metrics.setdefault(model_id, windows)
+        for model_id, samples in labelled.items():
+            self._labelled[model_id][:0] = samples
+        for model_id, c in model_counts.items():
+            self._model_counts[model_id].update(c)
+        self._counts.update(counts)
+        for model_id, checkpoint in checkpoints.items():
+            self._checkpoints.setdefault(model_id, checkpoint)
+
     async def flush(self) -> bool:
-        """Send everything buffered; return False (and keep the buffer) if Redis failed."""
+        """Send everything buffered; return False (and keep the data) if Redis failed."""
         if not (
             self._metrics
             or self._labelled
@@ -91,38 +114,36 @@ class RedisStore:
             or self._checkpoints
         ):
             return True
+        taken = self._take()
+        metrics, labelled, model_counts, counts, checkpoints = taken
         pipe = self.client.pipeline(transaction=True)
-        for model_id, windows in self._metrics.items():
+        for model_id, windows in metrics.items():
             pipe.sadd(self.keys.models(), model_id)
             for window, snapshot in windows.items():
                 mapping = {k: _hash_value(v) for k, v in snapshot.items()}
                 pipe.hset(self.keys.metrics(model_id, window), mapping=mapping)
-        for model_id, samples in self._labelled.items():
+        for model_id, samples in labelled.items():
             key = self.keys.labelled(model_id)
             pipe.lpush(key, *samples)
             pipe.ltrim(key, 0, self.labelled_keep - 1)
-        for model_id, counts in self._model_counts.items():
-            for name, n in counts.items():
+        for model_id, c in model_counts.items():
+            for name, n in c.items():
                 pipe.hincrby(self.keys.model_counters(model_id), name, n)
-        for name, n in self._counts.items():
+        for name, n in counts.items():
             pipe.hincrby(self.keys.counters(), name, n)
-        for model_id, checkpoint in self._checkpoints.items():
+        for model_id, checkpoint in checkpoints.items():
             pipe.set(self.keys.checkpoint(model_id), checkpoint)
         try:
             await pipe.execute()
         except (RedisError, OSError) as exc:
             self.failed_flushes += 1
+            self._give_back(taken)
             log.warning(
                 "Redis flush failed (%s); keeping %d models' data for the next try",
                 exc,
                 len(self._metrics),
             )
             return False
-        self._metrics.clear()
-        self._labelled.clear()
-        self._model_counts.clear()
-        self._counts.clear()
-        self._checkpoints.clear()
         return True
 
     async def close(self) -> None:

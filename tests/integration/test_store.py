@@ -1,0 +1,69 @@
+"""RedisStore on the real Redis: nothing buffered during a flush is lost."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+import redis
+
+from contracts.redis_keys import RedisKeys
+from streams.store import RedisStore
+
+
+class _SlowPipeline:
+    """The real pipeline, with its round trip stretched so writes can arrive meanwhile."""
+
+    def __init__(self, pipe, started: asyncio.Event) -> None:
+        self._pipe, self._started = pipe, started
+
+    def __getattr__(self, name):
+        return getattr(self._pipe, name)
+
+    async def execute(self):
+        self._started.set()
+        await asyncio.sleep(0.2)
+        return await self._pipe.execute()
+
+
+async def test_samples_buffered_while_a_flush_is_in_flight_are_not_dropped(settings):
+    """Regression test: flush cleared its buffers after awaiting Redis, dropping the labelled
+    samples (the learner's training data) that arrived during the await."""
+    keys = RedisKeys(settings.key_prefix)
+    store = RedisStore(settings.redis_url, keys)
+    started = asyncio.Event()
+    real_pipeline = store.client.pipeline
+    store.client.pipeline = lambda **kw: _SlowPipeline(real_pipeline(**kw), started)
+    store.add_labelled("store-m", {"n": 0})
+    store.add_counts({"inferences.processed": 1})
+    flushing = asyncio.create_task(store.flush())
+    await started.wait()
+    store.add_labelled("store-m", {"n": 1})  # arrives while the first flush awaits Redis
+    store.add_counts({"inferences.processed": 1})
+    assert await flushing
+    assert await store.flush()
+    client = redis.Redis.from_url(settings.redis_url)
+    rows = [json.loads(r)["n"] for r in client.lrange(keys.labelled("store-m"), 0, -1)]
+    assert sorted(rows) == [0, 1]
+    assert int(client.hget(keys.counters(), "inferences.processed")) == 2
+    await store.close()
+
+
+async def test_a_failed_flush_keeps_everything_for_the_next_one(settings):
+    keys = RedisKeys(settings.key_prefix)
+    store = RedisStore("redis://127.0.0.1:1/0", keys)  # nothing listens there
+    store.add_labelled("store-f", {"n": 0})
+    store.add_counts({"labels.processed": 3})
+    store.add_checkpoint("store-f", {"v": 1})
+    assert not await store.flush()
+    store.add_labelled("store-f", {"n": 1})
+    store.add_checkpoint("store-f", {"v": 2})  # newer than the one that failed
+    await store.close()
+    store.redis_url = settings.redis_url  # Redis is back
+    assert await store.flush()
+    client = redis.Redis.from_url(settings.redis_url)
+    rows = [json.loads(r)["n"] for r in client.lrange(keys.labelled("store-f"), 0, -1)]
+    assert rows == [1, 0]  # newest first, both kept
+    assert int(client.hget(keys.counters(), "labels.processed")) == 3
+    assert json.loads(client.get(keys.checkpoint("store-f"))) == {"v": 2}
+    await store.close()

@@ -19,6 +19,7 @@ applied twice.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections import Counter
 from collections.abc import Callable, Mapping
@@ -81,6 +82,7 @@ class MonitorRuntime:
         self.config = config or MonitorConfig.from_settings(settings)
         self.on_alarm = on_alarm
         self.monitors: dict[str, ModelMonitor] = {}
+        self._loading: dict[str, asyncio.Future[ModelMonitor]] = {}
         self.counts: Counter[str] = Counter()  # lifetime totals, also flushed to the store
         self._pending_counts: Counter[str] = Counter()
         self._pending_model_counts: dict[str, Counter[str]] = {}
@@ -88,9 +90,20 @@ class MonitorRuntime:
         self.source_uri = f"/driftline/streams/{settings.worker_name}"
 
     async def monitor(self, model_id: str) -> ModelMonitor:
-        """The model's monitor; on first sight, resumed from its checkpoint if there is one."""
+        """The model's monitor; on first sight, resumed from its checkpoint if there is one.
+
+        Concurrent first messages of one model (the inference and the label agent) share one
+        load: the second waits for the first instead of building a monitor of its own."""
         monitor = self.monitors.get(model_id)
-        if monitor is None:
+        if monitor is not None:
+            return monitor
+        loading = self._loading.get(model_id)
+        if loading is None:
+            loading = self._loading[model_id] = asyncio.ensure_future(self._load(model_id))
+        return await asyncio.shield(loading)
+
+    async def _load(self, model_id: str) -> ModelMonitor:
+        try:
             monitor = ModelMonitor(model_id, self.config)
             saved = await self.store.load_checkpoint(model_id)
             if saved is not None:
@@ -102,7 +115,9 @@ class MonitorRuntime:
                     monitor = ModelMonitor(model_id, self.config)
                     self._count("checkpoints.discarded")
             self.monitors[model_id] = monitor
-        return monitor
+            return monitor
+        finally:
+            self._loading.pop(model_id, None)
 
     async def handle_inference(self, raw: bytes, source: Source) -> None:
         await self._handle(

@@ -10,6 +10,8 @@ keys share a hash tag, the global counters do not.)
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 import logging
 from collections import Counter, defaultdict
@@ -43,6 +45,7 @@ class RedisStore:
         self._counts: Counter[str] = Counter()
         self._checkpoints: dict[str, str] = {}
         self.failed_flushes = 0
+        self.failed_loads = 0
 
     @property
     def client(self) -> aioredis.Redis:
@@ -67,12 +70,24 @@ class RedisStore:
         self._checkpoints[model_id] = json.dumps(checkpoint, separators=(",", ":"))
 
     async def load_checkpoint(self, model_id: str) -> dict[str, Any] | None:
-        """The model's last checkpoint, or None (none yet, or unreadable: logged)."""
-        try:
-            raw = await self.client.get(self.keys.checkpoint(model_id))
-        except (RedisError, OSError) as exc:
-            log.warning("could not read the checkpoint of %s (%s); starting afresh", model_id, exc)
-            return None
+        """The model's last checkpoint, or None if it has none (or it is not JSON: logged).
+
+        A Redis error is *not* "no checkpoint": starting blank would re-apply redelivered
+        messages and then overwrite the good checkpoint.  It retries with backoff (1 s doubling
+        to 30 s) until Redis answers; the model's messages wait meanwhile."""
+        delay = 1.0
+        while True:
+            try:
+                raw = await self.client.get(self.keys.checkpoint(model_id))
+                break
+            except (RedisError, OSError) as exc:
+                self.failed_loads += 1
+                log.warning(
+                    "cannot read the checkpoint of %s (%s); retrying in %.0fs", model_id, exc, delay
+                )
+                await self._reset_client()
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 30.0)
         if raw is None:
             return None
         try:
@@ -80,6 +95,12 @@ class RedisStore:
         except ValueError as exc:
             log.warning("checkpoint of %s is not JSON (%s); starting afresh", model_id, exc)
             return None
+
+    async def _reset_client(self) -> None:
+        client, self._client = self._client, None
+        if client is not None:
+            with contextlib.suppress(RedisError, OSError):
+                await client.aclose()
 
     def _take(self) -> tuple:
         """Hand over the buffers and start empty ones: what arrives during a flush's await

@@ -67,3 +67,18 @@ async def test_a_failed_flush_keeps_everything_for_the_next_one(settings):
     assert int(client.hget(keys.counters(), "labels.processed")) == 3
     assert json.loads(client.get(keys.checkpoint("store-f"))) == {"v": 2}
     await store.close()
+
+
+async def test_a_redis_error_while_loading_a_checkpoint_is_retried_not_taken_for_none(settings):
+    """Regression test: an error looked like "no checkpoint", so the model restarted blank and
+    its next flush overwrote the good checkpoint."""
+    keys = RedisKeys(settings.key_prefix)
+    client = redis.Redis.from_url(settings.redis_url)
+    client.set(keys.checkpoint("store-c"), json.dumps({"saved": True}))
+    store = RedisStore("redis://127.0.0.1:1/0", keys)  # Redis "down"
+    loading = asyncio.create_task(store.load_checkpoint("store-c"))
+    await asyncio.sleep(1.5)
+    assert not loading.done() and store.failed_loads >= 1  # waiting, not "None"
+    store.redis_url = settings.redis_url  # Redis is back
+    assert await asyncio.wait_for(loading, 10) == {"saved": True}
+    await store.close()

@@ -159,3 +159,29 @@ async def test_operators_set_the_latency_slo_and_low_confidence_in_the_environme
     assert monitor.slo.detectors["latency_slo"].slo_ms == 80.0
     assert monitor.config.low_confidence == 0.7
     assert Settings.from_env(**{}).to_env()["DRIFTLINE_LATENCY_SLO_MS"] == "80.0"
+
+
+async def test_first_messages_of_a_model_on_two_agents_share_one_monitor():
+    """Regression test: the inference and the label agent both awaited the checkpoint load and
+    each stored a monitor of its own; the second overwrote the first (and its offset)."""
+    import asyncio
+
+    runtime, _, sink = _runtime()
+    loads = []
+
+    async def slow_load(model_id):
+        loads.append(model_id)
+        await asyncio.sleep(0.05)
+        return None
+
+    sink.load_checkpoint = slow_load
+    inference = InferenceEvent("m", "v1", "r1", 10.0, {"x": 1.0}, 1, score=0.5).to_json()
+    label = LabelEvent("m", "r1", 1, 11.0).to_json()
+    await asyncio.gather(
+        runtime.handle_inference(inference, Source("t.inferences", 0, 7)),
+        runtime.handle_label(label, Source("t.labels", 0, 3)),
+    )
+    assert loads == ["m"]
+    monitor = runtime.monitors["m"]
+    assert monitor.positions == {"t.inferences:0": 7, "t.labels:0": 3}
+    assert monitor.counts["inferences"] == 1 and monitor.counts["labels"] == 1

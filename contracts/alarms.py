@@ -93,8 +93,15 @@ def to_cloudevent(alarm: Alarm, source: str, event_id: str | None = None) -> dic
     }
 
 
-def encode_alarm(alarm: Alarm, source: str) -> bytes:
-    return json.dumps(to_cloudevent(alarm, source), separators=(",", ":")).encode()
+def encode_alarm(alarm: Alarm, source: str, event_id: str | None = None) -> bytes:
+    return json.dumps(to_cloudevent(alarm, source, event_id), separators=(",", ":")).encode()
+
+
+def alarm_id(alarm: Alarm, position: str) -> str:
+    """A stable CloudEvent id: the same alarm raised again by the same message (a replay, a
+    redelivery) gets the same id, so consumers can drop the duplicate.  ``position`` is where
+    the message that raised it came from, e.g. ``"driftline.labels:3:1234"``."""
+    return str(uuid.uuid5(uuid.NAMESPACE_URL, f"driftline:{alarm.dedup_key}@{position}"))
 
 
 class InvalidAlarm(ValueError):

@@ -33,6 +33,7 @@ SCHEMA_VERSION = 1
 SUPPORTED_SCHEMA_VERSIONS = frozenset({1})
 
 REASONS = (
+    "tombstone",  # a null message value (a Kafka delete marker): there is nothing to decode
     "invalid_json",  # not UTF-8 JSON at all
     "not_an_object",  # JSON, but not an object
     "missing_field",
@@ -122,7 +123,9 @@ def _reject_constant(token: str) -> float:
     raise InvalidEvent("non_finite_number", f"{token} is not a finite number")
 
 
-def _load_object(raw: bytes | str) -> dict[str, Any]:
+def _load_object(raw: bytes | str | None) -> dict[str, Any]:
+    if raw is None:
+        raise InvalidEvent("tombstone", "the message value is null (a tombstone), not an event")
     try:
         obj = json.loads(raw, parse_constant=_reject_constant)
     except InvalidEvent:
@@ -200,7 +203,7 @@ def _common(obj: dict[str, Any]) -> tuple[str, str, float, int]:
     return model_id, request_id, event_time, version
 
 
-def decode_inference(raw: bytes | str) -> InferenceEvent:
+def decode_inference(raw: bytes | str | None) -> InferenceEvent:
     """Parse and validate one inference event; raise :class:`InvalidEvent` otherwise."""
     obj = _load_object(raw)
     model_id, request_id, event_time, version = _common(obj)
@@ -232,7 +235,7 @@ def decode_inference(raw: bytes | str) -> InferenceEvent:
     )
 
 
-def decode_label(raw: bytes | str) -> LabelEvent:
+def decode_label(raw: bytes | str | None) -> LabelEvent:
     """Parse and validate one label event; raise :class:`InvalidEvent` otherwise."""
     obj = _load_object(raw)
     model_id, request_id, event_time, version = _common(obj)

@@ -11,6 +11,8 @@
 | ``DRIFTLINE_LATENCY_SLO_MS``| ``250``                    | p99 latency objective (SLO alarm)       |
 | ``DRIFTLINE_LOW_CONFIDENCE``| ``0.6``                    | confidence below which a prediction     |
 |                            |                             | counts as uncertain                     |
+| ``DRIFTLINE_JOIN_TTL_S``   | ``86400``                   | how long (event time) a prediction waits|
+|                            |                             | for its label                           |
 | ``DRIFTLINE_BLOB_STORE``   | ``~/.local/share/driftline/``| where model blobs live: a directory    |
 |                            | ``blobs``                   | (``file:///...``) or ``redis``          |
 | ``DRIFTLINE_POLICY``       | (none: built-in defaults)   | TOML update policy for the learner      |
@@ -71,6 +73,7 @@ class Settings:
     labelled_keep: int = 5000  # labelled samples kept per model for the learners
     latency_slo_ms: float = 250.0
     low_confidence: float = 0.6
+    join_ttl_s: float = 86_400.0  # how long a prediction waits for its label (event time)
     blob_store: str = "~/.local/share/driftline/blobs"  # a directory, file:///dir, or "redis"
     policy_file: str = ""  # TOML update policy for the learner (empty: the defaults)
     worker_name: str = field(default_factory=lambda: f"{os.uname().nodename}-{os.getpid()}")
@@ -98,6 +101,7 @@ class Settings:
             "DRIFTLINE_PARTITIONS": str(self.partitions),
             "DRIFTLINE_LATENCY_SLO_MS": repr(self.latency_slo_ms),
             "DRIFTLINE_LOW_CONFIDENCE": repr(self.low_confidence),
+            "DRIFTLINE_JOIN_TTL_S": repr(self.join_ttl_s),
             "DRIFTLINE_BLOB_STORE": self.blob_store,
             "DRIFTLINE_POLICY": self.policy_file,
         }
@@ -114,12 +118,14 @@ class Settings:
             "partitions": int(env.get("DRIFTLINE_PARTITIONS", cls.partitions)),
             "latency_slo_ms": env.get("DRIFTLINE_LATENCY_SLO_MS", cls.latency_slo_ms),
             "low_confidence": env.get("DRIFTLINE_LOW_CONFIDENCE", cls.low_confidence),
+            "join_ttl_s": env.get("DRIFTLINE_JOIN_TTL_S", cls.join_ttl_s),
             "blob_store": env.get("DRIFTLINE_BLOB_STORE", cls.blob_store),
             "policy_file": env.get("DRIFTLINE_POLICY", cls.policy_file),
         }
         values.update(overrides)
         values["latency_slo_ms"] = _number("DRIFTLINE_LATENCY_SLO_MS", values["latency_slo_ms"])
         values["low_confidence"] = _number("DRIFTLINE_LOW_CONFIDENCE", values["low_confidence"])
+        values["join_ttl_s"] = _number("DRIFTLINE_JOIN_TTL_S", values["join_ttl_s"])
         if values["low_confidence"] >= 1:
             raise ValueError(
                 f"DRIFTLINE_LOW_CONFIDENCE must be below 1, got {values['low_confidence']}"

@@ -108,7 +108,7 @@ class MonitorConfig:
     alarm_cooldown: int = 500  # updates of one signal during which a repeat alarm is held back
     versions_kept: int = 3  # model versions whose output signals are kept (canaries, rollbacks)
     max_features: int = 1000
-    join_ttl_s: float = 3600.0
+    join_ttl_s: float = 86_400.0  # a label may come a day (of event time) after its prediction
     join_max_pending: int = 100_000
 
     @classmethod
@@ -117,6 +117,7 @@ class MonitorConfig:
         return cls(
             slo_detectors=(("latency_slo", {"slo_ms": settings.latency_slo_ms}),),
             low_confidence=settings.low_confidence,
+            join_ttl_s=settings.join_ttl_s,
         )
 
     def build(self, specs: tuple[DetectorSpec, ...]) -> dict[str, DriftDetector]:

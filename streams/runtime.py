@@ -26,7 +26,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from contracts.alarms import Alarm, encode_alarm
+from contracts.alarms import Alarm, alarm_id, encode_alarm
 from contracts.events import InvalidEvent, decode_inference, decode_label
 from contracts.settings import Settings
 from detectors import StateError
@@ -119,12 +119,12 @@ class MonitorRuntime:
         finally:
             self._loading.pop(model_id, None)
 
-    async def handle_inference(self, raw: bytes, source: Source) -> None:
+    async def handle_inference(self, raw: bytes | None, source: Source) -> None:
         await self._handle(
             raw, source, "inferences", decode_inference, ModelMonitor.observe_inference
         )
 
-    async def handle_label(self, raw: bytes, source: Source) -> None:
+    async def handle_label(self, raw: bytes | None, source: Source) -> None:
         await self._handle(raw, source, "labels", decode_label, ModelMonitor.observe_label)
 
     async def _handle(
@@ -155,8 +155,11 @@ class MonitorRuntime:
         for sample in out.labelled:
             self.store.add_labelled(model_id, sample.to_dict())
         for alarm in out.alarms:
+            event_id = alarm_id(alarm, f"{source.topic}:{source.partition}:{source.offset}")
             await self.publisher.send(
-                self.topics.alarms, model_id.encode(), encode_alarm(alarm, self.source_uri)
+                self.topics.alarms,
+                model_id.encode(),
+                encode_alarm(alarm, self.source_uri, event_id),
             )
             self._count("alarms.published")
             self._count_model(model_id, "alarms")
@@ -165,7 +168,9 @@ class MonitorRuntime:
         if out.labelled:
             self._count_model(model_id, "joined", len(out.labelled))
 
-    async def _deadletter(self, raw: bytes, source: Source, reason: str, detail: str) -> None:
+    async def _deadletter(
+        self, raw: bytes | None, source: Source, reason: str, detail: str
+    ) -> None:
         headers = deadletter_headers(
             reason, detail, source.topic, source.partition, source.offset, self.settings.worker_name
         )

@@ -232,3 +232,20 @@ def test_regression_labels_that_are_not_numbers_are_counted_not_fatal():
     )
     out = monitor.observe_label(LabelEvent("r", "q1", "high", 2.0))
     assert out.labelled == [] and monitor.counts["labels_unusable"] == 1
+
+
+def test_labels_a_day_late_still_join_by_default():
+    """Regression test: the join kept predictions for 1 h of event time and no setting changed
+    it, so daily business outcomes never joined (no error signal, nothing to learn from)."""
+    from contracts.settings import Settings
+    from streams.monitor import MonitorConfig
+
+    monitor = ModelMonitor("m")
+    for i in range(100):
+        monitor.observe_inference(InferenceEvent("m", "v1", f"r{i}", 1000.0 + i, {"x": 1.0}, 1))
+    late = [
+        monitor.observe_label(LabelEvent("m", f"r{i}", 1, 1000.0 + i + 86_000)) for i in range(100)
+    ]
+    assert sum(len(out.labelled) for out in late) == 100
+    short = MonitorConfig.from_settings(Settings.from_env(join_ttl_s="600"))
+    assert short.join_ttl_s == 600.0

@@ -185,3 +185,38 @@ async def test_first_messages_of_a_model_on_two_agents_share_one_monitor():
     monitor = runtime.monitors["m"]
     assert monitor.positions == {"t.inferences:0": 7, "t.labels:0": 3}
     assert monitor.counts["inferences"] == 1 and monitor.counts["labels"] == 1
+
+
+async def test_a_tombstone_is_dead_lettered_with_a_reason_of_its_own():
+    """Regression test: a null value was a processing_error with a traceback in the log."""
+    runtime, publisher, _ = _runtime()
+    await runtime.handle_inference(None, Source("t.inferences", 0, 5, b"m"))
+    await runtime.handle_label(None, Source("t.labels", 1, 6, b"m"))
+    dead = [(topic, key, value, read_headers(h)) for topic, key, value, h in publisher.sent]
+    assert [d[3]["driftline.reason"] for d in dead] == ["tombstone", "tombstone"]
+    assert all(d[0] == "t.deadletter" and d[1] == b"m" and d[2] is None for d in dead)
+    assert runtime.counts["deadletter.tombstone"] == 2
+    assert "deadletter.processing_error" not in runtime.counts
+
+
+async def test_an_alarm_raised_again_by_the_same_message_keeps_its_id():
+    """Regression test: alarm ids were random, so a replayed alarm looked like a new one."""
+    import random
+
+    def run_once():
+        runtime, publisher, _ = _runtime()
+        rng = random.Random(5)
+        return runtime, publisher, rng
+
+    ids = []
+    for _ in range(2):  # the same messages, processed by two fresh runtimes (a replay)
+        runtime, publisher, rng = run_once()
+        for i in range(2600):
+            x = rng.gauss(0.0 if i < 2200 else 5.0, 1.0)
+            raw = InferenceEvent("m", "v1", f"r{i}", float(i), {"x": x}, 1, score=0.9).to_json()
+            await runtime.handle_inference(raw, Source("t.inferences", 0, i))
+        alarms = [json.loads(v) for topic, _, v, _ in publisher.sent if topic == "t.alarms"]
+        assert alarms, "the shifted feature raised no alarm"
+        ids.append([a["id"] for a in alarms])
+    assert ids[0] == ids[1]
+    assert len(set(ids[0])) == len(ids[0])  # distinct alarms, distinct ids

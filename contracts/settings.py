@@ -13,6 +13,8 @@
 |                            |                             | counts as uncertain                     |
 | ``DRIFTLINE_JOIN_TTL_S``   | ``86400``                   | how long (event time) a prediction waits|
 |                            |                             | for its label                           |
+| ``DRIFTLINE_MAX_FUTURE_S`` | ``3600``                    | an event stamped further after the      |
+|                            |                             | broker's timestamp is dead-lettered     |
 | ``DRIFTLINE_BLOB_STORE``   | ``~/.local/share/driftline/``| where model blobs live: a directory    |
 |                            | ``blobs``                   | (``file:///...``) or ``redis``          |
 | ``DRIFTLINE_POLICY``       | (none: built-in defaults)   | TOML update policy for the learner      |
@@ -74,6 +76,7 @@ class Settings:
     latency_slo_ms: float = 250.0
     low_confidence: float = 0.6
     join_ttl_s: float = 86_400.0  # how long a prediction waits for its label (event time)
+    max_future_s: float = 3600.0  # how far an event_time may lie after the broker's timestamp
     blob_store: str = "~/.local/share/driftline/blobs"  # a directory, file:///dir, or "redis"
     policy_file: str = ""  # TOML update policy for the learner (empty: the defaults)
     worker_name: str = field(default_factory=lambda: f"{os.uname().nodename}-{os.getpid()}")
@@ -102,6 +105,7 @@ class Settings:
             "DRIFTLINE_LATENCY_SLO_MS": repr(self.latency_slo_ms),
             "DRIFTLINE_LOW_CONFIDENCE": repr(self.low_confidence),
             "DRIFTLINE_JOIN_TTL_S": repr(self.join_ttl_s),
+            "DRIFTLINE_MAX_FUTURE_S": repr(self.max_future_s),
             "DRIFTLINE_BLOB_STORE": self.blob_store,
             "DRIFTLINE_POLICY": self.policy_file,
         }
@@ -119,6 +123,7 @@ class Settings:
             "latency_slo_ms": env.get("DRIFTLINE_LATENCY_SLO_MS", cls.latency_slo_ms),
             "low_confidence": env.get("DRIFTLINE_LOW_CONFIDENCE", cls.low_confidence),
             "join_ttl_s": env.get("DRIFTLINE_JOIN_TTL_S", cls.join_ttl_s),
+            "max_future_s": env.get("DRIFTLINE_MAX_FUTURE_S", cls.max_future_s),
             "blob_store": env.get("DRIFTLINE_BLOB_STORE", cls.blob_store),
             "policy_file": env.get("DRIFTLINE_POLICY", cls.policy_file),
         }
@@ -126,6 +131,7 @@ class Settings:
         values["latency_slo_ms"] = _number("DRIFTLINE_LATENCY_SLO_MS", values["latency_slo_ms"])
         values["low_confidence"] = _number("DRIFTLINE_LOW_CONFIDENCE", values["low_confidence"])
         values["join_ttl_s"] = _number("DRIFTLINE_JOIN_TTL_S", values["join_ttl_s"])
+        values["max_future_s"] = _number("DRIFTLINE_MAX_FUTURE_S", values["max_future_s"])
         if values["low_confidence"] >= 1:
             raise ValueError(
                 f"DRIFTLINE_LOW_CONFIDENCE must be below 1, got {values['low_confidence']}"

@@ -13,7 +13,7 @@ log = logging.getLogger(__name__)
 
 def _source(event: faust.EventT) -> Source:
     message = event.message
-    return Source(message.topic, message.partition, message.offset, message.key)
+    return Source(message.topic, message.partition, message.offset, message.key, message.timestamp)
 
 
 def register(app: faust.App, publisher, runtime: MonitorRuntime) -> None:

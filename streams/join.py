@@ -38,11 +38,22 @@ class LabelJoin:
         self.expired_predictions = 0  # never labelled in time
         self.expired_labels = 0  # label whose prediction never came (or came too late)
         self.duplicates = 0
+        # request ids already joined (bounded like the rest): a late duplicate of either side
+        # must not wait for, and join with, a redelivered copy of the other
+        self._joined: OrderedDict[str, float] = OrderedDict()
+
+    def _join(self, prediction: InferenceEvent, label: LabelEvent) -> JoinedOutcome:
+        self._joined[prediction.request_id] = max(prediction.event_time, label.event_time)
+        self._expire(label.event_time)
+        return JoinedOutcome(prediction, label)
 
     def add_prediction(self, event: InferenceEvent) -> JoinedOutcome | None:
+        if event.request_id in self._joined:
+            self.duplicates += 1
+            return None
         label = self._labels.pop(event.request_id, None)
         if label is not None:
-            return JoinedOutcome(event, label)
+            return self._join(event, label)
         if event.request_id in self._predictions:
             self.duplicates += 1  # redelivery: keep the first
             return None
@@ -51,9 +62,12 @@ class LabelJoin:
         return None
 
     def add_label(self, label: LabelEvent) -> JoinedOutcome | None:
+        if label.request_id in self._joined:
+            self.duplicates += 1
+            return None
         prediction = self._predictions.pop(label.request_id, None)
         if prediction is not None:
-            return JoinedOutcome(prediction, label)
+            return self._join(prediction, label)
         if label.request_id in self._labels:
             self.duplicates += 1
             return None
@@ -70,6 +84,9 @@ class LabelJoin:
         horizon = now - self.ttl_s
         self.expired_predictions += _trim(self._predictions, horizon, self.max_pending)
         self.expired_labels += _trim(self._labels, horizon, self.max_pending)
+        joined = self._joined
+        while joined and (len(joined) > self.max_pending or next(iter(joined.values())) < horizon):
+            joined.popitem(last=False)
 
 
 def _trim(waiting: OrderedDict, horizon: float, max_size: int) -> int:

@@ -64,6 +64,7 @@ class Source:
     partition: int
     offset: int
     key: bytes | None = None
+    timestamp: float | None = None  # the broker's timestamp, seconds since the epoch
 
 
 class MonitorRuntime:
@@ -132,6 +133,7 @@ class MonitorRuntime:
     ) -> None:
         try:
             event = decode(raw)
+            self._check_clock(event, source)
             model_id = event.model_id
             monitor = await self.monitor(model_id)
             position = f"{source.topic}:{source.partition}"
@@ -167,6 +169,20 @@ class MonitorRuntime:
                 self.on_alarm(alarm)
         if out.labelled:
             self._count_model(model_id, "joined", len(out.labelled))
+
+    def _check_clock(self, event, source: Source) -> None:
+        """An event stamped far after the broker received it (milliseconds sent as seconds, a
+        skewed clock) would move every window's "now" ahead and expire the label join: refuse
+        it.  Events from the past are fine (replays, backfills, late labels)."""
+        limit = self.settings.max_future_s
+        if source.timestamp is None or event.event_time <= source.timestamp + limit:
+            return
+        ahead = event.event_time - source.timestamp
+        raise InvalidEvent(
+            "invalid_value",
+            f"'event_time' is {ahead:.0f}s after the broker's timestamp (at most {limit:.0f}s "
+            "allowed): seconds since the epoch expected, not milliseconds",
+        )
 
     async def _deadletter(
         self, raw: bytes | None, source: Source, reason: str, detail: str

@@ -39,3 +39,19 @@ def test_redelivered_prediction_is_not_joined_twice():
     assert join.duplicates == 1
     assert join.add_label(LabelEvent("m", "r1", 1, 2.0)) is not None
     assert join.add_label(LabelEvent("m", "r1", 1, 2.0)) is None
+
+
+def test_a_duplicate_label_after_its_join_never_joins_again():
+    """Regression test: a duplicate label arriving after the join was parked, then joined a
+    redelivered copy of the prediction: one outcome counted twice."""
+    from contracts.events import InferenceEvent, LabelEvent
+    from streams.join import LabelJoin
+
+    join = LabelJoin(ttl_s=3600, max_pending=100)
+    prediction = InferenceEvent("m", "v1", "r1", 100.0, {"x": 1.0}, prediction=1)
+    label = LabelEvent("m", "r1", label=1, event_time=110.0)
+    assert join.add_prediction(prediction) is None
+    assert join.add_label(label) is not None
+    assert join.add_label(label) is None  # the duplicate label ...
+    assert join.add_prediction(prediction) is None  # ... and a redelivered prediction
+    assert join.duplicates == 2 and join.pending == (0, 0)

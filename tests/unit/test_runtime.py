@@ -220,3 +220,21 @@ async def test_an_alarm_raised_again_by_the_same_message_keeps_its_id():
         ids.append([a["id"] for a in alarms])
     assert ids[0] == ids[1]
     assert len(set(ids[0])) == len(ids[0])  # distinct alarms, distinct ids
+
+
+async def test_an_event_stamped_in_milliseconds_is_dead_lettered_not_trusted():
+    """Regression test: one event in milliseconds moved the windows' "now" so far ahead that
+    later events counted as too late, and expired the whole label join."""
+    runtime, publisher, _ = _runtime()
+    now = 1_700_000_000.0
+    good = InferenceEvent("m", "v1", "r1", now, {"x": 1.0}, 1).to_json()
+    millis = InferenceEvent("m", "v1", "r2", now * 1000, {"x": 1.0}, 1).to_json()
+    replay = InferenceEvent("m", "v1", "r3", now - 86_400 * 365, {"x": 1.0}, 1).to_json()
+    await runtime.handle_inference(good, Source("t.inferences", 0, 0, timestamp=now))
+    await runtime.handle_inference(millis, Source("t.inferences", 0, 1, timestamp=now))
+    await runtime.handle_inference(replay, Source("t.inferences", 0, 2, timestamp=now))
+    dead = [read_headers(h) for topic, _, _, h in publisher.sent if topic == "t.deadletter"]
+    assert len(dead) == 1 and "not milliseconds" in dead[0]["driftline.detail"]
+    assert runtime.counts["inferences.processed"] == 2  # the past is fine (replays, backfills)
+    window = runtime.monitors["m"].windows["1h"]
+    assert window.newest == now

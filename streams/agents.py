@@ -35,6 +35,10 @@ def register(app: faust.App, publisher, runtime: MonitorRuntime) -> None:
     async def flush_metrics() -> None:
         await runtime.flush()
 
+    @app.on_partitions_revoked.connect
+    async def on_partitions_revoked(sender, revoked, **kwargs) -> None:
+        await runtime.release({(tp.topic, tp.partition) for tp in revoked})
+
     @app.on_rebalance_complete.connect
     async def on_rebalance_complete(sender, **kwargs) -> None:
         log.info("driftline worker ready: consuming %s and %s", topics.inferences, topics.labels)

@@ -209,6 +209,20 @@ class MonitorRuntime:
     def _count_model(self, model_id: str, name: str, n: int = 1) -> None:
         self._pending_model_counts.setdefault(model_id, Counter())[name] += n
 
+    async def release(self, partitions: set[tuple[str, int]]) -> list[str]:
+        """Partitions were taken from this worker (a rebalance): checkpoint, then forget the
+        monitors of models whose messages came from them.  Keeping them would let a worker that
+        gets the partition back later resume from stale state and overwrite the checkpoint that
+        the other worker wrote meanwhile.  Returns the model ids dropped."""
+        await self.flush()
+        revoked = {f"{topic}:{partition}" for topic, partition in partitions}
+        dropped = [m for m, monitor in self.monitors.items() if revoked & set(monitor.positions)]
+        for model_id in dropped:
+            del self.monitors[model_id]
+        if dropped:
+            log.info("rebalance: released %d models (%s)", len(dropped), ", ".join(dropped[:5]))
+        return dropped
+
     async def flush(self) -> bool:
         """Hand metrics snapshots and counters of changed models to the store, then flush it."""
         for model_id in self._dirty:

@@ -238,3 +238,19 @@ async def test_an_event_stamped_in_milliseconds_is_dead_lettered_not_trusted():
     assert runtime.counts["inferences.processed"] == 2  # the past is fine (replays, backfills)
     window = runtime.monitors["m"].windows["1h"]
     assert window.newest == now
+
+
+async def test_a_rebalance_checkpoints_and_forgets_the_models_of_revoked_partitions():
+    """Regression test: monitors were never dropped, so a worker that got a partition back
+    resumed from stale state and overwrote the newer checkpoint."""
+    runtime, _, sink = _runtime()
+    for model, partition in (("a", 0), ("b", 1)):
+        raw = InferenceEvent(model, "v1", "r1", 10.0, {"x": 1.0}, 1).to_json()
+        await runtime.handle_inference(raw, Source("t.inferences", partition, 5))
+    dropped = await runtime.release({("t.inferences", 0)})
+    assert dropped == ["a"] and set(runtime.monitors) == {"b"}
+    assert sink.checkpoints["a"]["positions"] == {"t.inferences:0": 5}  # saved before dropping
+    # getting the partition back resumes from the checkpoint, not from stale memory
+    raw = InferenceEvent("a", "v1", "r2", 11.0, {"x": 1.0}, 1).to_json()
+    await runtime.handle_inference(raw, Source("t.inferences", 0, 6))
+    assert runtime.monitors["a"].counts["inferences"] == 2

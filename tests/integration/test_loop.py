@@ -59,6 +59,19 @@ async def _follow(handle, settings, registry, stop):
     return task
 
 
+async def _start(settings, registry, model_id, policy, decisions, stop, n_handles=2):
+    """A learner with this policy for this model, and model servers following the updates."""
+    learner = LearnerWorker(
+        settings, _only(model_id, policy), registry, on_decision=decisions.append, poll_s=0.2
+    )
+    tasks = [asyncio.create_task(learner.run(stop))]
+    handles = [ModelHandle(model_id, registry.blobs) for _ in range(n_handles)]
+    for handle in handles:
+        tasks.append(await _follow(handle, settings, registry, stop))
+    await asyncio.wait_for(learner.ready.wait(), 60)
+    return handles, tasks
+
+
 async def _drift_and_fix(settings, tmp_path, model_id, task, seed, gate=None):
     """Normal traffic, then shifted traffic until every handle serves v2 and the bake window
     has judged it; returns what the checks below need."""
@@ -75,18 +88,10 @@ async def _drift_and_fix(settings, tmp_path, model_id, task, seed, gate=None):
         cooldown_s=600,
         gate=gate or GateConfig(),
     )
-    decisions = []
-    learner = LearnerWorker(
-        settings, _only(model_id, policy), registry, on_decision=decisions.append, poll_s=0.2
-    )
-    stop = asyncio.Event()
-    handles = [ModelHandle(model_id, registry.blobs) for _ in range(2)]
-    tasks = [asyncio.create_task(learner.run(stop))]
+    decisions, stop = [], asyncio.Event()
+    handles, tasks = await _start(settings, registry, model_id, policy, decisions, stop)
     try:
-        for handle in handles:
-            tasks.append(await _follow(handle, settings, registry, stop))
         assert [h.version for h in handles] == ["v1", "v1"]  # started from the registry
-        await asyncio.wait_for(learner.ready.wait(), 60)
         outcomes: dict[str, list[bool]] = {}
         async with EventProducer(settings) as producer:
             traffic = Traffic(producer, model_id, label_delay_s=0.3)
@@ -188,17 +193,9 @@ async def test_a_degraded_promotion_is_rolled_back_in_the_bake_window(settings, 
         cooldown_s=600,
         gate=gate_off,
     )
-    decisions = []
-    learner = LearnerWorker(
-        settings, _only(model_id, policy), registry, on_decision=decisions.append, poll_s=0.2
-    )
-    stop = asyncio.Event()
-    handles = [ModelHandle(model_id, registry.blobs) for _ in range(2)]
-    tasks = [asyncio.create_task(learner.run(stop))]
+    decisions, stop = [], asyncio.Event()
+    handles, tasks = await _start(settings, registry, model_id, policy, decisions, stop)
     try:
-        for handle in handles:
-            tasks.append(await _follow(handle, settings, registry, stop))
-        await asyncio.wait_for(learner.ready.wait(), 60)
         async with EventProducer(settings) as producer:
             traffic = Traffic(producer, model_id, label_delay_s=0.3)
             for _ in range(80):

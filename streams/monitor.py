@@ -35,8 +35,8 @@ prediction, so canary traffic never resets them.  A new version starts from its 
 healthy baseline: it is judged against the old model at its best, not against itself.  Feature
 detectors are shared (inputs do not depend on the model).
 
-:meth:`ModelMonitor.checkpoint` captures every detector's state (and the stream positions the
-caller recorded in ``positions``) as JSON; :meth:`ModelMonitor.restore` resumes from it, so a
+:meth:`ModelMonitor.checkpoint` captures every detector's state, the rolling windows (and the
+stream positions the caller recorded in ``positions``) as JSON; :meth:`ModelMonitor.restore` resumes from it, so a
 restarted worker continues its detectors instead of relearning their references.
 
 >>> import random
@@ -365,6 +365,7 @@ class ModelMonitor:
                 for signal in [*self._fixed_signals(), *self.features.values()]
             },
             "versions": {v: signals.checkpoint() for v, signals in self.versions.items()},
+            "windows": {name: window.to_state() for name, window in self.windows.items()},
         }
 
     def restore(self, saved: dict[str, Any]) -> None:
@@ -377,6 +378,9 @@ class ModelMonitor:
         self.positions = {str(k): int(v) for k, v in saved.get("positions", {}).items()}
         self.feature_order = [str(name) for name in saved.get("feature_order", [])]
         self.counts.update({k: int(v) for k, v in saved.get("counts", {}).items()})
+        for name, state in saved.get("windows", {}).items():
+            if name in self.windows:
+                self.windows[name].restore(state)
         self.versions.clear()
         for version, saved_signals in saved.get("versions", {}).items():
             self.version_signals(str(version)).restore(saved_signals)

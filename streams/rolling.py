@@ -137,6 +137,44 @@ class WindowedMetrics:
         bucket.abs_error += abs(error)
         bucket.sq_error += error * error
 
+    # -- checkpoints ---------------------------------------------------------------------------
+    def to_state(self) -> dict:
+        """The live buckets as JSON-ready data (a restarted worker resumes exact windows)."""
+        live = self._live()
+        return {
+            "window_s": self.window_s,
+            "bucket_s": self.bucket_s,
+            "newest": None if self.newest == -math.inf else self.newest,
+            "oldest": None if self.oldest == math.inf else self.oldest,
+            "too_late": self.too_late,
+            "buckets": [
+                [
+                    b.start, b.events, b.labelled, b.correct, b.tp, b.fp, b.fn, b.tn,
+                    b.regressed, b.abs_error, b.sq_error,
+                    [[k, v] for k, v in sorted(b.latencies.items())],
+                ]
+                for b in live
+            ],
+        }  # fmt: skip
+
+    def restore(self, state: dict) -> None:
+        """Resume from :meth:`to_state` (ignored if the window's shape changed)."""
+        if state.get("window_s") != self.window_s or state.get("bucket_s") != self.bucket_s:
+            return
+        self._ring = [_Bucket() for _ in range(self.n_buckets)]
+        newest, oldest = state.get("newest"), state.get("oldest")
+        self.newest = -math.inf if newest is None else float(newest)
+        self.oldest = math.inf if oldest is None else float(oldest)
+        self.too_late = int(state.get("too_late", 0))
+        for row in state.get("buckets", []):
+            start, events, labelled, correct, tp, fp, fn, tn, regressed, abs_e, sq_e, lat = row
+            bucket = self._ring[int(start) % self.n_buckets]
+            bucket.start, bucket.events, bucket.labelled = int(start), int(events), int(labelled)
+            bucket.correct, bucket.tp, bucket.fp = int(correct), int(tp), int(fp)
+            bucket.fn, bucket.tn, bucket.regressed = int(fn), int(tn), int(regressed)
+            bucket.abs_error, bucket.sq_error = float(abs_e), float(sq_e)
+            bucket.latencies = {int(k): int(v) for k, v in lat}
+
     def _live(self) -> list[_Bucket]:
         if self.newest == -math.inf:
             return []

@@ -71,6 +71,12 @@ async def test_a_restarted_worker_resumes_its_detectors_from_redis(settings, tmp
             30,
             "a checkpoint reflecting 3,000 events",
         )
+        # the 1h window resumed too: it holds all 3,000 events, not only the 500 new ones
+        await wait_until(
+            lambda: client.hget(keys.metrics(MODEL, "1h"), "events") == "3000",
+            30,
+            "the 1h window to hold all 3,000 events",
+        )
         counters = client.hgetall(keys.counters())
     finally:
         stop_worker(second, second_log)

@@ -28,7 +28,9 @@ model and ``[models.<id>]`` tables override it key by key.  Python callers build
     error = "retrain"
 
 Alarm kinds that no strategy can fix (``system``, ``rule``, ``security``, ``rollout``) are
-never triggers, whatever a file says: a latency alarm does not call for new weights.
+never triggers, whatever a file says: a latency alarm does not call for new weights.  Neither are
+alarms below ``min_severity`` (default ``warning``): an error rate that *fell* is reported as
+``info``.
 
 >>> policy = PolicySet.from_toml('''
 ... [default]
@@ -55,6 +57,7 @@ from learners.gate import GateConfig
 from learners.strategies.base import strategy_from_spec
 
 NEVER_TRIGGER = frozenset({"system", "rule", "security", "rollout"})
+SEVERITY_RANK = {"info": 0, "warning": 1, "critical": 2}
 
 DEFAULT_TRIGGERS: dict[str, Any] = {
     "error": {"name": "fine_tune", "freeze": "all_but_head"},
@@ -81,10 +84,13 @@ class UpdatePolicy:
     shadow_samples: int = 0
     gate: GateConfig = field(default_factory=GateConfig)
     fallback: Any = "retrain"  # for a model the trigger's strategy cannot update (e.g. river)
+    min_severity: str = "warning"  # "info" alarms (e.g. an error rate that fell) never trigger
 
-    def strategy_for(self, signal_kind: str) -> dict[str, Any] | None:
-        """The strategy spec an alarm of this kind triggers, or None."""
-        if signal_kind in NEVER_TRIGGER:
+    def strategy_for(self, signal_kind: str, severity: str = "critical") -> dict[str, Any] | None:
+        """The strategy spec an alarm of this kind and severity triggers, or None."""
+        if signal_kind in NEVER_TRIGGER or SEVERITY_RANK.get(severity, 0) < SEVERITY_RANK.get(
+            self.min_severity, 1
+        ):
             return None
         spec = self.triggers.get(signal_kind, "none")
         if spec in (None, "none", ""):
@@ -98,6 +104,8 @@ class UpdatePolicy:
                 strategy_from_spec(spec)  # raises ValueError naming the bad strategy
         if self.min_labelled < 20:
             raise ValueError("min_labelled must be at least 20")
+        if self.min_severity not in SEVERITY_RANK:
+            raise ValueError(f"min_severity must be one of {sorted(SEVERITY_RANK)}")
         if self.bake_samples < 0 or self.shadow_samples < 0:
             raise ValueError("bake_samples and shadow_samples must be >= 0")
         return self

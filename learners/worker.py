@@ -118,10 +118,10 @@ class LearnerWorker:
             self.offsets.seen(topic, partition, offset)
             return
         policy = self.policies.for_model(alarm.model_id)
-        spec = policy.strategy_for(alarm.signal_kind)
+        spec = policy.strategy_for(alarm.signal_kind, alarm.severity)
         if spec is None:
             self.offsets.seen(topic, partition, offset)
-            skip = f"policy: {alarm.signal_kind} alarms trigger no update"
+            skip = f"policy: {alarm.severity} {alarm.signal_kind} alarms trigger no update"
             self._decide(Decision(alarm.model_id, alarm.dedup_key, "skipped", skip))
             return
         self.offsets.start(topic, partition, offset)

@@ -479,6 +479,7 @@ class ModelMonitor:
                 continue
             result = detector.result
             self.counts["alarms"] += 1
+            level = _severity(signal, detector, severity)
             fired = True
             out.alarms.append(
                 Alarm(
@@ -490,7 +491,7 @@ class ModelMonitor:
                     statistic=result.statistic,
                     threshold=result.threshold,
                     window=self._window_of(detector),
-                    severity=severity,
+                    severity=level,
                     event_time=event_time,
                     index=result.index,
                     detector_params=result.params,
@@ -498,3 +499,11 @@ class ModelMonitor:
             )
         if fired:
             signal.cooldown_left = self.config.alarm_cooldown
+
+
+def _severity(signal: Signal, detector: DriftDetector, default: str) -> str:
+    """An error signal that moved *down* (the model got better) is news, not a page."""
+    fired = getattr(detector, "fired", None)
+    if signal.kind == "error" and fired and all(" -" in label for label in fired):
+        return "info"
+    return default

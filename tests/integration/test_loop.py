@@ -217,7 +217,7 @@ async def test_a_degraded_promotion_is_rolled_back_in_the_bake_window(settings, 
     # the learner reads its own rollout alarm too, and its policy never acts on one (the
     # pruned v2's outputs also moved against v1's baseline: score/output alarms, not triggers)
     skipped = {d.detail for d in mine if d.outcome == "skipped"}
-    assert "policy: rollout alarms trigger no update" in skipped
+    assert "policy: critical rollout alarms trigger no update" in skipped
     assert all(detail.startswith("policy:") for detail in skipped), skipped
     bake = decided[0].bake
     assert bake["rollback"] and bake["new_error"] > bake["previous_error"] + 0.05

@@ -249,3 +249,18 @@ def test_labels_a_day_late_still_join_by_default():
     assert sum(len(out.labelled) for out in late) == 100
     short = MonitorConfig.from_settings(Settings.from_env(join_ttl_s="600"))
     assert short.join_ttl_s == 600.0
+
+
+def test_an_error_rate_that_falls_is_info_not_a_critical_page():
+    """Regression test: a falling error rate raised a critical alarm (a page at 3 a.m.)."""
+    rng = random.Random(6)
+    monitor = ModelMonitor("m")
+    assert _labelled_events(monitor, "v1", 2500, 0, 0.30, rng) == []
+    better = _labelled_events(monitor, "v1", 3000, 2500, 0.05, rng)
+    assert better and better[0].severity == "info"
+    assert any(label.startswith("rate -") for label in better[0].window["fired"])
+    rng = random.Random(7)
+    monitor = ModelMonitor("m")
+    _labelled_events(monitor, "v1", 2500, 0, 0.05, rng)
+    worse = _labelled_events(monitor, "v1", 3000, 2500, 0.30, rng)
+    assert worse and worse[0].severity == "critical"

@@ -51,3 +51,12 @@ def test_bad_policy_files_say_what_is_wrong(tmp_path, text, message):
     with pytest.raises(ValueError, match=message) as info:
         PolicySet.from_file(path)
     assert str(path) in str(info.value)
+
+
+def test_info_alarms_never_trigger_an_update():
+    policy = UpdatePolicy()
+    assert policy.strategy_for("error", "info") is None
+    assert policy.strategy_for("error", "warning") is not None
+    assert UpdatePolicy(min_severity="critical").strategy_for("error", "warning") is None
+    with pytest.raises(ValueError, match="min_severity"):
+        UpdatePolicy().merged({"min_severity": "loud"})

@@ -120,28 +120,38 @@ def demo(
 
 
 @app.command()
-def metrics(model: str, as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+def metrics(
+    model: str,
+    window: Annotated[
+        list[str] | None, typer.Option("--window", "-w", help="1m or 1h (repeatable; default both)")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="machine-readable output")] = False,
+) -> None:
     """Print a model's rolling metrics from Redis."""
     import redis
 
     from contracts.redis_keys import RedisKeys
 
+    windows = window or ["1m", "1h"]
+    unknown = sorted(set(windows) - {"1m", "1h"})
+    if unknown:
+        _fail(f"unknown window {', '.join(unknown)}: choose 1m or 1h", 2)
     settings = _settings()
     keys = RedisKeys(settings.key_prefix)
     client = redis.Redis.from_url(settings.redis_url, decode_responses=True)
-    found = {w: client.hgetall(keys.metrics(model, w)) for w in ("1m", "1h")}
+    found = {w: client.hgetall(keys.metrics(model, w)) for w in windows}
     found = {w: row for w, row in found.items() if row}
     if not found:
         _fail(f"no metrics for model {model!r} under {keys.metrics(model, '*')}")
     if as_json:
         console.print_json(json.dumps(found))
         return
-    for window, row in found.items():
-        table = Table(title=f"{model} [{window}]")
+    for name, row in found.items():
+        table = Table(title=f"{model} [{name}]")
         table.add_column("metric")
         table.add_column("value", justify="right")
         for k in sorted(row):
-            table.add_row(k, row[k])
+            table.add_row(k, row[k] or "-")
         console.print(table)
 
 

@@ -429,7 +429,7 @@ class ModelMonitor:
         self.counts["joined"] += 1
         error = float(prediction.prediction) - float(label.label)
         for window in self.windows.values():
-            window.add_regression_outcome(label.event_time, error)
+            window.add_regression_outcome(label.event_time, error, float(label.label))
         out.labelled.append(LabelledSample.from_joined(self.model_id, joined))
         v = self.version_signals(prediction.model_version)
         self._feed(v.error, abs(error), label.event_time, out, "critical", v.version)

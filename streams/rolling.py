@@ -62,6 +62,8 @@ class _Bucket:
     regressed: int = 0  # labelled regression outcomes
     abs_error: float = 0.0
     sq_error: float = 0.0
+    sum_y: float = 0.0  # regression labels, for R²
+    sum_y2: float = 0.0
     latencies: dict[int, int] = field(default_factory=dict)  # sparse histogram
 
     def clear(self, start: int) -> None:
@@ -70,6 +72,7 @@ class _Bucket:
         self.tp = self.fp = self.fn = self.tn = 0
         self.regressed = 0
         self.abs_error = self.sq_error = 0.0
+        self.sum_y = self.sum_y2 = 0.0
         self.latencies = {}
 
 
@@ -127,7 +130,7 @@ class WindowedMetrics:
         else:
             bucket.tn += 1
 
-    def add_regression_outcome(self, event_time: float, error: float) -> None:
+    def add_regression_outcome(self, event_time: float, error: float, label: float = 0.0) -> None:
         """A labelled regression prediction: ``error`` = prediction - label."""
         bucket = self._bucket(event_time)
         if bucket is None:
@@ -136,6 +139,8 @@ class WindowedMetrics:
         bucket.regressed += 1
         bucket.abs_error += abs(error)
         bucket.sq_error += error * error
+        bucket.sum_y += label
+        bucket.sum_y2 += label * label
 
     # -- checkpoints ---------------------------------------------------------------------------
     def to_state(self) -> dict:
@@ -150,7 +155,7 @@ class WindowedMetrics:
             "buckets": [
                 [
                     b.start, b.events, b.labelled, b.correct, b.tp, b.fp, b.fn, b.tn,
-                    b.regressed, b.abs_error, b.sq_error,
+                    b.regressed, b.abs_error, b.sq_error, b.sum_y, b.sum_y2,
                     [[k, v] for k, v in sorted(b.latencies.items())],
                 ]
                 for b in live
@@ -167,12 +172,28 @@ class WindowedMetrics:
         self.oldest = math.inf if oldest is None else float(oldest)
         self.too_late = int(state.get("too_late", 0))
         for row in state.get("buckets", []):
-            start, events, labelled, correct, tp, fp, fn, tn, regressed, abs_e, sq_e, lat = row
+            (
+                start,
+                events,
+                labelled,
+                correct,
+                tp,
+                fp,
+                fn,
+                tn,
+                regressed,
+                abs_e,
+                sq_e,
+                sy,
+                sy2,
+                lat,
+            ) = row
             bucket = self._ring[int(start) % self.n_buckets]
             bucket.start, bucket.events, bucket.labelled = int(start), int(events), int(labelled)
             bucket.correct, bucket.tp, bucket.fp = int(correct), int(tp), int(fp)
             bucket.fn, bucket.tn, bucket.regressed = int(fn), int(tn), int(regressed)
             bucket.abs_error, bucket.sq_error = float(abs_e), float(sq_e)
+            bucket.sum_y, bucket.sum_y2 = float(sy), float(sy2)
             bucket.latencies = {int(k): int(v) for k, v in lat}
 
     def _live(self) -> list[_Bucket]:
@@ -212,12 +233,24 @@ class WindowedMetrics:
             "f1": f1,
             "mae": sum(b.abs_error for b in live) / regressed if regressed else None,
             "rmse": math.sqrt(sum(b.sq_error for b in live) / regressed) if regressed else None,
+            "r2": _r2(live, regressed),
             "latency_p50_ms": _quantile(hist, 0.50),
             "latency_p95_ms": _quantile(hist, 0.95),
             "latency_p99_ms": _quantile(hist, 0.99),
             "window_s": self.window_s,
             "newest_event_time": None if self.newest == -math.inf else self.newest,
         }
+
+
+def _r2(live: list[_Bucket], n: int) -> float | None:
+    """1 - SSE / SST over the window's regression outcomes (None if the labels do not vary)."""
+    if n < 2:
+        return None
+    sum_y = sum(b.sum_y for b in live)
+    sst = sum(b.sum_y2 for b in live) - sum_y * sum_y / n
+    if sst <= 1e-12 * max(1.0, abs(sum_y)):
+        return None
+    return 1.0 - sum(b.sq_error for b in live) / sst
 
 
 def _quantile(hist: dict[int, int], q: float) -> float | None:

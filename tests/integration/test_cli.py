@@ -99,3 +99,20 @@ def test_reference_from_csv(settings, tmp_path):
     out = _cli(settings, tmp_path / "blobs", "models", "reference", "cli-r", str(csv_file))
     assert out.returncode == 0, out.stderr
     assert "reference sample of 2 rows" in out.stdout
+
+
+def test_metrics_by_window_as_json(settings, tmp_path):
+    import redis
+
+    from contracts.redis_keys import RedisKeys
+
+    keys = RedisKeys(settings.key_prefix)
+    client = redis.Redis.from_url(settings.redis_url)
+    client.hset(keys.metrics("cli-metrics", "1h"), mapping={"events": 42, "accuracy": 0.9})
+    out = _cli(settings, tmp_path, "metrics", "cli-metrics", "--window", "1h", "--json")
+    assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout) == {"1h": {"events": "42", "accuracy": "0.9"}}
+    out = _cli(settings, tmp_path, "metrics", "cli-metrics", "--window", "1m")
+    assert out.returncode == 1 and "no metrics" in out.stderr
+    out = _cli(settings, tmp_path, "metrics", "cli-metrics", "--window", "1d")
+    assert out.returncode == 2 and "choose 1m or 1h" in out.stderr

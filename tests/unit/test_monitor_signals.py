@@ -223,6 +223,7 @@ def test_a_regressor_is_watched_by_its_absolute_error_and_gets_mae_and_rmse():
     window = monitor.metrics()["1h"]
     assert window["accuracy"] is None and window["labelled"] == 4000
     assert 0.2 < window["mae"] < 0.5 and window["rmse"] > window["mae"]
+    assert 0.8 < window["r2"] < 1.0  # labels vary with sd ~2, errors mostly ~0.1
 
 
 def test_regression_labels_that_are_not_numbers_are_counted_not_fatal():

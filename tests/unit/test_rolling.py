@@ -70,7 +70,7 @@ def test_windows_resume_exactly_from_their_state():
         for t, latency, correct, error in rows:
             window.add_inference(t, latency)
             window.add_outcome(t, correct, True, correct)
-            window.add_regression_outcome(t, error)
+            window.add_regression_outcome(t, error, 3.0 * error + 1.0)
 
     undisturbed, before_crash = WindowedMetrics(3600, 60), WindowedMetrics(3600, 60)
     feed(undisturbed, records)
@@ -83,3 +83,22 @@ def test_windows_resume_exactly_from_their_state():
     other_shape = WindowedMetrics(60, 1)
     other_shape.restore(before_crash.to_state())  # a changed window setting starts afresh
     assert other_shape.snapshot()["events"] == 0
+
+
+def test_regression_metrics_match_their_definitions():
+    import numpy as np
+
+    from streams.rolling import WindowedMetrics
+
+    rng = np.random.default_rng(3)
+    labels = rng.normal(5.0, 2.0, 500)
+    predictions = labels + rng.normal(0.0, 0.7, 500)
+    window = WindowedMetrics(3600, 60)
+    for i, (p, y) in enumerate(zip(predictions, labels, strict=True)):
+        window.add_regression_outcome(1000.0 + i, float(p - y), float(y))
+    snap = window.snapshot()
+    errors = predictions - labels
+    r2 = 1 - np.sum(errors**2) / np.sum((labels - labels.mean()) ** 2)
+    assert snap["mae"] == pytest.approx(np.mean(np.abs(errors)))
+    assert snap["rmse"] == pytest.approx(np.sqrt(np.mean(errors**2)))
+    assert snap["r2"] == pytest.approx(r2)

@@ -41,6 +41,7 @@ REASONS = (
     "unknown_schema_version",
     "non_finite_number",  # NaN, Infinity, or a number too large for a double
     "invalid_value",  # right type, impossible value (negative latency, empty id, ...)
+    "invalid_envelope",  # a batch envelope that is not one (no events list, mixed models, ...)
 )
 
 # Model ids end up in Kafka keys and in Redis hash tags ({model}): no braces, no spaces.
@@ -132,6 +133,11 @@ def _load_object(raw: bytes | str | None) -> dict[str, Any]:
         raise
     except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
         raise InvalidEvent("invalid_json", str(exc)) from None
+    return check_object(obj)
+
+
+def check_object(obj: Any) -> dict[str, Any]:
+    """A decoded JSON value that should be an event (or envelope) object: its type and version."""
     if not isinstance(obj, dict):
         raise InvalidEvent("not_an_object", f"expected a JSON object, got {type(obj).__name__}")
     version = obj.get("schema_version", None)
@@ -145,6 +151,11 @@ def _load_object(raw: bytes | str | None) -> dict[str, Any]:
             f"schema_version {version} is not supported (supported: {sorted(SUPPORTED_SCHEMA_VERSIONS)})",
         )
     return obj
+
+
+def load_message(raw: bytes | str | None) -> dict[str, Any]:
+    """One Kafka message value as a checked JSON object (an event or an envelope)."""
+    return _load_object(raw)
 
 
 def _required(obj: dict[str, Any], name: str) -> Any:
@@ -205,7 +216,11 @@ def _common(obj: dict[str, Any]) -> tuple[str, str, float, int]:
 
 def decode_inference(raw: bytes | str | None) -> InferenceEvent:
     """Parse and validate one inference event; raise :class:`InvalidEvent` otherwise."""
-    obj = _load_object(raw)
+    return inference_from_object(_load_object(raw))
+
+
+def inference_from_object(obj: dict[str, Any]) -> InferenceEvent:
+    """Validate a decoded JSON object as an inference event."""
     model_id, request_id, event_time, version = _common(obj)
     features = _number_map(_required(obj, "features"), "features")
     probabilities = None
@@ -237,7 +252,11 @@ def decode_inference(raw: bytes | str | None) -> InferenceEvent:
 
 def decode_label(raw: bytes | str | None) -> LabelEvent:
     """Parse and validate one label event; raise :class:`InvalidEvent` otherwise."""
-    obj = _load_object(raw)
+    return label_from_object(_load_object(raw))
+
+
+def label_from_object(obj: dict[str, Any]) -> LabelEvent:
+    """Validate a decoded JSON object as a label event."""
     model_id, request_id, event_time, version = _common(obj)
     return LabelEvent(
         model_id=model_id,

@@ -3,6 +3,7 @@
     async with EventProducer(settings) as producer:
         await producer.send_inference(event)
         await producer.send_label(label)
+        await producer.send_inference_batch(events)   # one message, many events of one model
 
 Events are keyed by model id, so one model's predictions and labels share a partition number.
 ``send_*`` only enqueues (batched by aiokafka); ``flush()`` waits until the broker has them all.
@@ -10,8 +11,11 @@ Events are keyed by model id, so one model's predictions and labels share a part
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from aiokafka import AIOKafkaProducer
 
+from contracts.envelopes import encode_envelope
 from contracts.events import InferenceEvent, LabelEvent
 from contracts.settings import Settings
 
@@ -38,6 +42,13 @@ class EventProducer:
 
     async def send_label(self, label: LabelEvent) -> None:
         await self.send_raw(self.topics.labels, label.to_json(), label.model_id)
+
+    async def send_inference_batch(self, events: Sequence[InferenceEvent]) -> None:
+        """Events of one model as one batch envelope (see :mod:`contracts.envelopes`)."""
+        await self.send_raw(self.topics.inferences, encode_envelope(events), events[0].model_id)
+
+    async def send_label_batch(self, labels: Sequence[LabelEvent]) -> None:
+        await self.send_raw(self.topics.labels, encode_envelope(labels), labels[0].model_id)
 
     async def send_raw(self, topic: str, value: bytes, key: str | bytes | None) -> None:
         """Publish arbitrary bytes (tests use it for malformed events)."""

@@ -27,7 +27,8 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from contracts.alarms import Alarm, alarm_id, encode_alarm
-from contracts.events import InvalidEvent, decode_inference, decode_label
+from contracts.envelopes import decode_message
+from contracts.events import InvalidEvent
 from contracts.settings import Settings
 from detectors import StateError
 from streams.deadletter import PROCESSING_ERROR, deadletter_headers
@@ -121,47 +122,76 @@ class MonitorRuntime:
             self._loading.pop(model_id, None)
 
     async def handle_inference(self, raw: bytes | None, source: Source) -> None:
-        await self._handle(
-            raw, source, "inferences", decode_inference, ModelMonitor.observe_inference
-        )
+        await self._handle(raw, source, "inferences", "inference", ModelMonitor.observe_inference)
 
     async def handle_label(self, raw: bytes | None, source: Source) -> None:
-        await self._handle(raw, source, "labels", decode_label, ModelMonitor.observe_label)
+        await self._handle(raw, source, "labels", "label", ModelMonitor.observe_label)
 
     async def _handle(
-        self, raw: bytes, source: Source, kind: str, decode: Callable, observe: Callable
+        self, raw: bytes | None, source: Source, kind: str, event_kind: str, observe: Callable
     ) -> None:
+        """One message: a single event or an envelope of events of one model."""
         try:
-            event = decode(raw)
-            self._check_clock(event, source)
-            model_id = event.model_id
-            monitor = await self.monitor(model_id)
-            position = f"{source.topic}:{source.partition}"
-            if source.offset <= monitor.positions.get(position, -1):
-                self._count(f"{kind}.redelivered")
-                return
-            out = observe(monitor, event)
-            monitor.positions[position] = source.offset
+            decoded = decode_message(raw, event_kind)
         except InvalidEvent as exc:
             await self._deadletter(raw, source, exc.reason, exc.detail)
             return
         except Exception as exc:  # a bug must not stop the stream: keep the message, say why
             log.exception(
-                "processing failed for %s[%d]@%d", source.topic, source.partition, source.offset
+                "decoding failed for %s[%d]@%d", source.topic, source.partition, source.offset
             )
             await self._deadletter(raw, source, PROCESSING_ERROR, f"{type(exc).__name__}: {exc}")
             return
+        for index, element, exc in decoded.rejected:
+            await self._deadletter(element, source, exc.reason, exc.detail, index)
+        if not decoded.events:
+            return
+        model_id = decoded.events[0].model_id
+        monitor = await self.monitor(model_id)
+        position = f"{source.topic}:{source.partition}"
+        if source.offset <= monitor.positions.get(position, -1):
+            self._count(f"{kind}.redelivered", len(decoded.events))
+            return
+        for index, event in enumerate(decoded.events):
+            element = index if decoded.is_envelope else None
+            try:
+                self._check_clock(event, source)
+                out = observe(monitor, event)
+            except InvalidEvent as exc:
+                await self._deadletter(
+                    _event_bytes(raw, event, element), source, exc.reason, exc.detail, element
+                )
+                continue
+            except Exception as exc:  # a bug must not stop the stream: keep the event, say why
+                log.exception(
+                    "processing failed for %s[%d]@%d", source.topic, source.partition, source.offset
+                )
+                await self._deadletter(
+                    _event_bytes(raw, event, element),
+                    source,
+                    PROCESSING_ERROR,
+                    f"{type(exc).__name__}: {exc}",
+                    element,
+                )
+                continue
+            await self._apply(model_id, kind, out, source, element)
+        monitor.positions[position] = source.offset
+
+    async def _apply(self, model_id: str, kind: str, out, source: Source, element) -> None:
+        """Count one processed event and publish what it caused."""
         self._count(f"{kind}.processed")
         self._count_model(model_id, kind)
         self._dirty.add(model_id)
         for sample in out.labelled:
             self.store.add_labelled(model_id, sample.to_dict())
+        where = f"{source.topic}:{source.partition}:{source.offset}"
+        if element is not None:
+            where += f":{element}"
         for alarm in out.alarms:
-            event_id = alarm_id(alarm, f"{source.topic}:{source.partition}:{source.offset}")
             await self.publisher.send(
                 self.topics.alarms,
                 model_id.encode(),
-                encode_alarm(alarm, self.source_uri, event_id),
+                encode_alarm(alarm, self.source_uri, alarm_id(alarm, where)),
             )
             self._count("alarms.published")
             self._count_model(model_id, "alarms")
@@ -185,11 +215,18 @@ class MonitorRuntime:
         )
 
     async def _deadletter(
-        self, raw: bytes | None, source: Source, reason: str, detail: str
+        self,
+        raw: bytes | None,
+        source: Source,
+        reason: str,
+        detail: str,
+        element: int | None = None,
     ) -> None:
         headers = deadletter_headers(
             reason, detail, source.topic, source.partition, source.offset, self.settings.worker_name
         )
+        if element is not None:
+            headers["driftline.envelope.index"] = str(element).encode()
         await self.publisher.send(self.topics.deadletter, source.key, raw, headers)
         self._count("deadletter.total")
         self._count(f"deadletter.{reason}")
@@ -236,3 +273,8 @@ class MonitorRuntime:
         self._pending_model_counts.clear()
         self._pending_counts.clear()
         return await self.store.flush()
+
+
+def _event_bytes(raw: bytes | None, event, element: int | None) -> bytes | None:
+    """What to dead-letter for one event: the message itself, or the element of an envelope."""
+    return raw if element is None else event.to_json()

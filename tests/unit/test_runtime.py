@@ -254,3 +254,35 @@ async def test_a_rebalance_checkpoints_and_forgets_the_models_of_revoked_partiti
     raw = InferenceEvent("a", "v1", "r2", 11.0, {"x": 1.0}, 1).to_json()
     await runtime.handle_inference(raw, Source("t.inferences", 0, 6))
     assert runtime.monitors["a"].counts["inferences"] == 2
+
+
+async def test_an_envelope_is_processed_event_by_event_and_bad_elements_dead_lettered_alone():
+    from contracts.envelopes import encode_envelope
+
+    runtime, publisher, _ = _runtime()
+    events = [InferenceEvent("m", "v1", f"r{i}", 10.0 + i, {"x": 1.0}, 1) for i in range(5)]
+    doc = json.loads(encode_envelope(events))
+    doc["events"][2]["features"] = "oops"  # one bad element
+    doc["events"][3] = {**doc["events"][3], "model_id": "other"}  # one for another model
+    await runtime.handle_inference(json.dumps(doc).encode(), Source("t.inferences", 0, 9, b"m"))
+    dead = [(v, read_headers(h)) for t, _, v, h in publisher.sent if t == "t.deadletter"]
+    assert [h["driftline.envelope.index"] for _, h in dead] == ["2", "3"]
+    assert [h["driftline.reason"] for _, h in dead] == ["wrong_type", "invalid_envelope"]
+    assert json.loads(dead[0][0])["features"] == "oops"  # the element itself, not the envelope
+    assert runtime.counts["inferences.processed"] == 3
+    assert runtime.counts["deadletter.total"] == 2  # 5 produced = 3 processed + 2 dead-lettered
+    assert runtime.monitors["m"].counts["inferences"] == 3
+    # redelivered as a whole, it is skipped as a whole
+    await runtime.handle_inference(json.dumps(doc).encode(), Source("t.inferences", 0, 9, b"m"))
+    assert runtime.counts["inferences.redelivered"] == 3
+
+
+async def test_a_broken_envelope_is_one_dead_letter():
+    runtime, publisher, _ = _runtime()
+    for raw in (
+        b'{"schema_version": 1, "model_id": "m", "events": []}',
+        b'{"schema_version": 1, "events": [{}]}',
+    ):
+        await runtime.handle_inference(raw, Source("t.inferences", 0, 1))
+    reasons = [read_headers(h)["driftline.reason"] for t, _, _, h in publisher.sent]
+    assert reasons == ["invalid_envelope", "invalid_envelope"]

@@ -64,6 +64,7 @@ bench: install stack
 	"$(PY)" bench/detection.py --runs 30 --out docs/detection-benchmark.md
 	"$(PY)" bench/multivariate.py --runs 10 --out docs/multivariate-benchmark.md
 	"$(PY)" bench/monitor_throughput.py
+	@$(STACK_ENV); "$(PY)" bench/pipeline.py --out docs/pipeline-benchmark.md
 	"$(PY)" bench/hot_swap.py --out docs/hot-swap-benchmark.md
 	@$(STACK_ENV); "$(PY)" bench/learner_updates.py --out docs/learners-benchmark.md
 	@$(STACK_ENV); "$(PY)" bench/elec2.py --out docs/elec2-benchmark.md

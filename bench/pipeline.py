@@ -1,0 +1,304 @@
+"""The stream pipeline against the real broker and Redis: where one worker stands.
+
+    make stack && eval "$(deploy/stack.sh env)"
+    python bench/pipeline.py [--events 20000] [--out docs/pipeline-benchmark.md]
+
+Events: 20 numeric features, a prediction and a score each, one model per 1,000 events.  Each
+figure is measured in the same run, on topics of its own:
+
+- **raw consume**: aiokafka ``getmany`` + ``json.loads`` of every message (the floor);
+- **no-op Faust agent**: a Faust app whose agent does nothing with each message (subprocess);
+- **driftline worker**: ``driftline worker`` end to end (decode, monitor, Redis), from its first
+  processed event to its last, read from its Redis counters;
+
+each for single-event messages and for batch envelopes of 100 events, plus the worker's RSS after
+the run and the alarm latency (produce -> alarm on the topic) at a fixed offered load.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import random
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+FEATURES = [f"f{i}" for i in range(20)]
+NOOP_APP = """
+import os, sys, time, faust
+topic_name, expected, out = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+app = faust.App("noop-" + topic_name, broker="kafka://" + sys.argv[4], value_serializer="raw",
+                key_serializer="raw", web_enabled=False, consumer_auto_offset_reset="earliest")
+topic = app.topic(topic_name, value_type=bytes, key_type=bytes)
+seen, first = [0], [0.0]
+
+@app.agent(topic)
+async def noop(stream):
+    async for value in stream:
+        if not seen[0]:
+            first[0] = time.perf_counter()
+        seen[0] += 1
+        if seen[0] == expected:
+            with open(out, "w") as f:
+                f.write(str(time.perf_counter() - first[0]))
+            os._exit(0)  # measured: no need for a graceful Faust shutdown
+
+if __name__ == "__main__":
+    sys.argv = [sys.argv[0], "worker", "--loglevel=warn"]
+    app.main()
+"""
+
+
+def make_events(n: int, seed: int = 0):
+    from contracts.events import InferenceEvent
+
+    rng = random.Random(seed)
+    now = time.time()
+    return [
+        InferenceEvent(
+            f"pipe-{i // 1000}",
+            "v1",
+            f"r{i}",
+            now + i * 0.001,
+            {name: rng.gauss(0, 1) for name in FEATURES},
+            rng.randint(0, 1),
+            score=rng.random(),
+        )
+        for i in range(n)
+    ]
+
+
+def by_model(events):
+    groups: dict[str, list] = {}
+    for event in events:
+        groups.setdefault(event.model_id, []).append(event)
+    return groups
+
+
+async def produce(settings, events, envelope: int) -> int:
+    """Publish ``events`` (singly, or in envelopes of ``envelope``); return messages sent."""
+    from streams.producer import EventProducer
+
+    sent = 0
+    async with EventProducer(settings, linger_ms=20) as producer:
+        if envelope <= 1:
+            for event in events:
+                await producer.send_inference(event)
+                sent += 1
+        else:
+            for group in by_model(events).values():
+                for start in range(0, len(group), envelope):
+                    await producer.send_inference_batch(group[start : start + envelope])
+                    sent += 1
+    return sent
+
+
+async def raw_consume(settings, n_events: int) -> float:
+    from aiokafka import AIOKafkaConsumer
+
+    consumer = AIOKafkaConsumer(
+        settings.topics.inferences,
+        bootstrap_servers=settings.bootstrap_list,
+        auto_offset_reset="earliest",
+        group_id=f"raw-{uuid.uuid4().hex[:6]}",
+    )
+    await consumer.start()
+    seen, start = 0, None
+    try:
+        while seen < n_events:
+            for records in (await consumer.getmany(timeout_ms=500, max_records=5000)).values():
+                if start is None:
+                    start = time.perf_counter()
+                for record in records:
+                    doc = json.loads(record.value)
+                    seen += len(doc["events"]) if "events" in doc else 1
+    finally:
+        await consumer.stop()
+    return n_events / (time.perf_counter() - start)
+
+
+def noop_agent(settings, n_messages: int, n_events: int) -> float:
+    work = Path(tempfile.mkdtemp())
+    script, out = work / "noop.py", work / "seconds"
+    script.write_text(NOOP_APP)
+    proc = subprocess.run(
+        [sys.executable, str(script), settings.topics.inferences, str(n_messages), str(out),
+         settings.bootstrap_list[0]],
+        cwd=work, capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    if not out.exists():
+        raise RuntimeError(f"no-op agent failed: {proc.stdout[-2000:]} {proc.stderr[-2000:]}")
+    return n_events / float(out.read_text())
+
+
+async def worker_rate(settings, n_events: int) -> tuple[float, float]:
+    """Events/s of ``driftline worker`` on an already filled topic, and its RSS (MB) after."""
+    import redis
+
+    from contracts.redis_keys import RedisKeys
+    from driftline.processes import start_worker, stop_worker, wait_until_ready
+
+    client = redis.Redis.from_url(settings.redis_url)
+    key = RedisKeys(settings.key_prefix).counters()
+    log_path = Path(tempfile.mkdtemp()) / "worker.log"
+    proc = start_worker(settings, log_path)
+    try:
+        await wait_until_ready(log_path, proc, timeout=120)
+        first_t = first_n = None
+        while True:
+            n = int(client.hget(key, "inferences.processed") or 0)
+            now = time.perf_counter()
+            if n and first_t is None:
+                first_t, first_n = now, n
+            if n >= n_events:
+                break
+            if proc.poll() is not None:
+                raise RuntimeError(f"worker exited; see {log_path}")
+            await asyncio.sleep(0.1)
+        rss = _rss_mb(proc.pid)
+        rate = (n - first_n) / (now - first_t) if now > first_t else float("nan")
+        return rate, rss
+    finally:
+        stop_worker(proc)
+
+
+def _rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+async def alarm_latency(settings, rate: float, seconds: float) -> list[float]:
+    """Produce at ``rate`` events/s with a feature shift halfway; seconds from an alarm's
+    event (stamped when produced) to the alarm arriving on the alarms topic."""
+    from aiokafka import AIOKafkaConsumer
+
+    from contracts.alarms import decode_alarm
+    from contracts.events import InferenceEvent
+    from driftline.processes import start_worker, stop_worker, wait_until_ready
+    from streams.producer import EventProducer
+
+    log_path = Path(tempfile.mkdtemp()) / "worker.log"
+    proc = start_worker(settings, log_path)
+    latencies: list[float] = []
+    consumer = AIOKafkaConsumer(
+        settings.topics.alarms,
+        bootstrap_servers=settings.bootstrap_list,
+        auto_offset_reset="earliest",
+    )
+    try:
+        await wait_until_ready(log_path, proc, timeout=120)
+        await consumer.start()
+        rng = random.Random(1)
+        total = int(rate * seconds)
+        start = time.monotonic()
+
+        async def collect(stop: asyncio.Event) -> None:
+            while not stop.is_set():
+                for records in (await consumer.getmany(timeout_ms=100)).values():
+                    arrived = time.time()
+                    for record in records:
+                        latencies.append(arrived - decode_alarm(record.value).event_time)
+
+        stop = asyncio.Event()
+        collector = asyncio.create_task(collect(stop))
+        async with EventProducer(settings, linger_ms=1) as producer:
+            for i in range(total):
+                shift = 3.0 if i > total // 2 else 0.0
+                features = {
+                    name: rng.gauss(shift if j < 10 else 0.0, 1) for j, name in enumerate(FEATURES)
+                }
+                await producer.send_inference(
+                    InferenceEvent("lat-model", "v1", f"l{i}", time.time(), features, 1, score=0.8)
+                )
+                delay = start + (i + 1) / rate - time.monotonic()
+                if delay > 0:
+                    await asyncio.sleep(delay)
+        await asyncio.sleep(3.0)
+        stop.set()
+        await collector
+    finally:
+        await consumer.stop()
+        stop_worker(proc)
+    return latencies
+
+
+def isolated(prefix: str):
+    from contracts.settings import Settings
+
+    return Settings.from_env().isolated(f"{prefix}-{uuid.uuid4().hex[:6]}")
+
+
+async def run(args) -> str:
+    from streams.topics import ensure_topics
+
+    events = make_events(args.events)
+    rows = []
+    for envelope in (1, 100):
+        settings = isolated(f"pipe{envelope}")
+        await ensure_topics(settings)
+        messages = await produce(settings, events, envelope)
+        raw = await raw_consume(settings, len(events))
+        noop = await asyncio.to_thread(noop_agent, settings, messages, len(events))
+        worker, rss = await worker_rate(settings, len(events))
+        rows.append((envelope, messages, raw, noop, worker, rss))
+        print(f"envelope {envelope}: raw {raw:,.0f}/s, no-op Faust {noop:,.0f}/s, "
+              f"driftline {worker:,.0f}/s, RSS {rss:.0f} MB", flush=True)  # fmt: skip
+    latency_settings = isolated("pipelat")
+    await ensure_topics(latency_settings)
+    lat = await alarm_latency(latency_settings, args.alarm_rate, args.alarm_seconds)
+    lines = [
+        "# Pipeline benchmark",
+        "",
+        f"`python bench/pipeline.py --events {args.events}`: one worker process on this machine, "
+        "real Kafka and Redis; 20 features, a prediction and a score per event, "
+        f"{len(by_model(events))} models.  Rates are events per second; ratios against the "
+        "same run's raw consumer and no-op Faust agent.",
+        "",
+        "| messages | raw aiokafka consume + decode | no-op Faust agent | driftline worker | "
+        "driftline / raw | driftline / no-op | worker RSS |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for envelope, messages, raw, noop, worker, rss in rows:
+        kind = "single events" if envelope == 1 else f"envelopes of {envelope}"
+        lines.append(
+            f"| {kind} ({messages:,} messages) | {raw:,.0f} | {noop:,.0f} | {worker:,.0f} | "
+            f"{worker / raw:.3f} | {worker / noop:.2f} | {rss:.0f} MB |"
+        )
+    if lat:
+        q = statistics.quantiles(lat, n=100)
+        lines += [
+            "",
+            f"Alarm latency at {args.alarm_rate:g} events/s offered for {args.alarm_seconds:g} s "
+            f"(10 of 20 features shift halfway): {len(lat)} alarms, p50 {q[49] * 1000:.0f} ms, "
+            f"p99 {q[98] * 1000:.0f} ms (event stamped at produce -> alarm read from the topic).",
+        ]
+    else:
+        lines += ["", "Alarm latency: no alarm arrived (see the worker log)."]
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--events", type=int, default=20_000)
+    parser.add_argument("--alarm-rate", type=float, default=1000.0)
+    parser.add_argument("--alarm-seconds", type=float, default=8.0)
+    parser.add_argument("--out", default="")
+    args = parser.parse_args()
+    os.environ.setdefault("PYTHONWARNINGS", "ignore")
+    text = asyncio.run(run(args))
+    print(text)
+    if args.out:
+        Path(args.out).write_text(text)
+
+
+if __name__ == "__main__":
+    main()

@@ -154,13 +154,16 @@ redis_start() {
   fi
   redis_install
   if port_answers 127.0.0.1 "$REDIS_PORT"; then
-    log "Redis: already answers on 127.0.0.1:$REDIS_PORT"; return 0
+    log "Redis: already answers on 127.0.0.1:$REDIS_PORT"
+    # counters and checkpoints must survive a Redis restart: make sure the AOF is on
+    redis-cli -h 127.0.0.1 -p "$REDIS_PORT" config set appendonly yes >/dev/null 2>&1 || true
+    return 0
   fi
   mkdir -p "$RUN_DIR/redis"
   log "starting redis-server on 127.0.0.1:$REDIS_PORT"
   redis-server --bind 127.0.0.1 --port "$REDIS_PORT" --daemonize yes \
     --dir "$RUN_DIR/redis" --pidfile "$RUN_DIR/redis.pid" --logfile "$RUN_DIR/redis/redis.log" \
-    --save "" --appendonly no >&2
+    --save "" --appendonly yes --appendfsync everysec --maxmemory-policy noeviction >&2
   for _ in $(seq 1 50); do
     if [ "$(redis-cli -h 127.0.0.1 -p "$REDIS_PORT" ping 2>/dev/null)" = PONG ]; then
       log "Redis answers on 127.0.0.1:$REDIS_PORT"; return 0
@@ -173,7 +176,8 @@ redis_start() {
 redis_stop() {
   if [ -f "$RUN_DIR/redis.pid" ] && kill -0 "$(cat "$RUN_DIR/redis.pid")" 2>/dev/null; then
     log "stopping Redis (pid $(cat "$RUN_DIR/redis.pid"))"
-    redis-cli -h 127.0.0.1 -p "$REDIS_PORT" shutdown nosave >/dev/null 2>&1 || kill "$(cat "$RUN_DIR/redis.pid")"
+    redis-cli -h 127.0.0.1 -p "$REDIS_PORT" shutdown >/dev/null 2>&1 || kill "$(cat "$RUN_DIR/redis.pid")"
+    for _ in $(seq 1 50); do port_answers 127.0.0.1 "$REDIS_PORT" || break; sleep 0.1; done
   fi
   rm -f "$RUN_DIR/redis.pid"
 }
@@ -191,5 +195,6 @@ case "${1:-}" in
     if port_answers 127.0.0.1 "$KAFKA_PORT"; then echo "kafka: up on 127.0.0.1:$KAFKA_PORT"; else echo "kafka: down"; fi
     if port_answers 127.0.0.1 "$REDIS_PORT"; then echo "redis: up on 127.0.0.1:$REDIS_PORT"; else echo "redis: down"; fi ;;
   env) print_env ;;
-  *) echo "usage: $0 start|stop|status|env" >&2; exit 2 ;;
+  restart-redis) redis_stop; redis_start ;;
+  *) echo "usage: $0 start|stop|status|env|restart-redis" >&2; exit 2 ;;
 esac

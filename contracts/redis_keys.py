@@ -5,8 +5,9 @@ live in one Redis Cluster slot and can be written in one pipeline or transaction
 
 | key                                  | type | content                                        |
 |--------------------------------------|------|------------------------------------------------|
-| ``<p>:{<model>}:metrics:<window>``   | hash | accuracy, precision, recall, f1, events,       |
-|                                      |      | event_rate_per_s, latency_p50/p95/p99_ms, ...  |
+| ``<p>:{<model>}:metrics:<window>``   | hash | accuracy, precision, recall, f1, macro_f1,     |
+|                                      |      | per_class + confusion (JSON), mae, rmse, r2,   |
+|                                      |      | events, event_rate_per_s, latency quantiles    |
 | ``<p>:{<model>}:labelled``           | list | newest-first JSON labelled samples (capped)    |
 | ``<p>:{<model>}:counters``           | hash | inferences, labels, joined, alarms             |
 | ``<p>:{<model>}:checkpoint``         | str  | JSON: every detector's state, the last offset  |

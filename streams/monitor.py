@@ -407,7 +407,14 @@ class ModelMonitor:
         correct = predicted == actual
         positive = self.config.positive_label
         for window in self.windows.values():
-            window.add_outcome(label.event_time, predicted == positive, actual == positive, correct)
+            window.add_outcome(
+                label.event_time,
+                predicted == positive,
+                actual == positive,
+                correct,
+                predicted,
+                actual,
+            )
         out.labelled.append(LabelledSample.from_joined(self.model_id, joined))
         # Each outcome counts for the version that made the prediction.
         v = self.version_signals(prediction.model_version)

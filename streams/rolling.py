@@ -28,6 +28,7 @@ so a quantile is within about 2.3% of the exact value.
 
 from __future__ import annotations
 
+import json
 import math
 from dataclasses import dataclass, field
 
@@ -64,6 +65,7 @@ class _Bucket:
     sq_error: float = 0.0
     sum_y: float = 0.0  # regression labels, for R²
     sum_y2: float = 0.0
+    confusion: dict[tuple[str, str], int] = field(default_factory=dict)  # (actual, predicted)
     latencies: dict[int, int] = field(default_factory=dict)  # sparse histogram
 
     def clear(self, start: int) -> None:
@@ -73,6 +75,7 @@ class _Bucket:
         self.regressed = 0
         self.abs_error = self.sq_error = 0.0
         self.sum_y = self.sum_y2 = 0.0
+        self.confusion = {}
         self.latencies = {}
 
 
@@ -114,13 +117,24 @@ class WindowedMetrics:
             bucket.latencies[b] = bucket.latencies.get(b, 0) + 1
 
     def add_outcome(
-        self, event_time: float, predicted_positive: bool, actual_positive: bool, correct: bool
+        self,
+        event_time: float,
+        predicted_positive: bool,
+        actual_positive: bool,
+        correct: bool,
+        predicted: str | None = None,
+        actual: str | None = None,
     ) -> None:
+        """A labelled classification outcome; with ``predicted``/``actual`` class labels the
+        window also keeps a confusion matrix (per-class and macro metrics)."""
         bucket = self._bucket(event_time)
         if bucket is None:
             return
         bucket.labelled += 1
         bucket.correct += correct
+        if predicted is not None and actual is not None:
+            cell = (_capped(actual, bucket.confusion), _capped(predicted, bucket.confusion))
+            bucket.confusion[cell] = bucket.confusion.get(cell, 0) + 1
         if predicted_positive and actual_positive:
             bucket.tp += 1
         elif predicted_positive:
@@ -157,6 +171,7 @@ class WindowedMetrics:
                     b.start, b.events, b.labelled, b.correct, b.tp, b.fp, b.fn, b.tn,
                     b.regressed, b.abs_error, b.sq_error, b.sum_y, b.sum_y2,
                     [[k, v] for k, v in sorted(b.latencies.items())],
+                    [[a, p, n] for (a, p), n in sorted(b.confusion.items())],
                 ]
                 for b in live
             ],
@@ -187,6 +202,7 @@ class WindowedMetrics:
                 sy,
                 sy2,
                 lat,
+                confusion,
             ) = row
             bucket = self._ring[int(start) % self.n_buckets]
             bucket.start, bucket.events, bucket.labelled = int(start), int(events), int(labelled)
@@ -195,6 +211,7 @@ class WindowedMetrics:
             bucket.abs_error, bucket.sq_error = float(abs_e), float(sq_e)
             bucket.sum_y, bucket.sum_y2 = float(sy), float(sy2)
             bucket.latencies = {int(k): int(v) for k, v in lat}
+            bucket.confusion = {(str(a), str(p)): int(n) for a, p, n in confusion}
 
     def _live(self) -> list[_Bucket]:
         if self.newest == -math.inf:
@@ -218,6 +235,10 @@ class WindowedMetrics:
         if live and self.newest - self.oldest < self.window_s:
             span = max(self.newest - self.oldest, self.bucket_s)
         regressed = sum(b.regressed for b in live)
+        confusion: dict[tuple[str, str], int] = {}
+        for b in live:
+            for cell, n in b.confusion.items():
+                confusion[cell] = confusion.get(cell, 0) + n
         classified = labelled - regressed
         hist: dict[int, int] = {}
         for b in live:
@@ -234,12 +255,51 @@ class WindowedMetrics:
             "mae": sum(b.abs_error for b in live) / regressed if regressed else None,
             "rmse": math.sqrt(sum(b.sq_error for b in live) / regressed) if regressed else None,
             "r2": _r2(live, regressed),
+            **_class_metrics(confusion),
             "latency_p50_ms": _quantile(hist, 0.50),
             "latency_p95_ms": _quantile(hist, 0.95),
             "latency_p99_ms": _quantile(hist, 0.99),
             "window_s": self.window_s,
             "newest_event_time": None if self.newest == -math.inf else self.newest,
         }
+
+
+MAX_CLASSES = 50  # per bucket; further classes are counted as "(other)"
+
+
+def _capped(label: str, confusion: dict[tuple[str, str], int]) -> str:
+    if len(confusion) < MAX_CLASSES * MAX_CLASSES:
+        return label
+    known = {c for cell in confusion for c in cell}
+    return label if label in known else "(other)"
+
+
+def _class_metrics(confusion: dict[tuple[str, str], int]) -> dict:
+    """Per-class precision/recall/F1/support, macro F1 and the confusion matrix (JSON strings
+    for the Redis hash; empty when no class labels were recorded)."""
+    if not confusion:
+        return {"macro_f1": None, "per_class": None, "confusion": None}
+    classes = sorted({c for cell in confusion for c in cell})
+    per_class = {}
+    for c in classes:
+        tp = confusion.get((c, c), 0)
+        predicted = sum(n for (_, p), n in confusion.items() if p == c)
+        support = sum(n for (a, _), n in confusion.items() if a == c)
+        precision = tp / predicted if predicted else None
+        recall = tp / support if support else None
+        f1 = None
+        if precision is not None and recall is not None and precision + recall > 0:
+            f1 = 2 * precision * recall / (precision + recall)
+        elif precision is not None and recall is not None:
+            f1 = 0.0
+        per_class[c] = {"precision": precision, "recall": recall, "f1": f1, "support": support}
+    f1s = [m["f1"] for m in per_class.values() if m["f1"] is not None]
+    matrix = {a: {p: confusion.get((a, p), 0) for p in classes} for a in classes}
+    return {
+        "macro_f1": sum(f1s) / len(f1s) if f1s else None,
+        "per_class": json.dumps(per_class, sort_keys=True),
+        "confusion": json.dumps(matrix, sort_keys=True),
+    }
 
 
 def _r2(live: list[_Bucket], n: int) -> float | None:

@@ -102,3 +102,31 @@ def test_regression_metrics_match_their_definitions():
     assert snap["mae"] == pytest.approx(np.mean(np.abs(errors)))
     assert snap["rmse"] == pytest.approx(np.sqrt(np.mean(errors**2)))
     assert snap["r2"] == pytest.approx(r2)
+
+
+def test_per_class_metrics_and_confusion_matrix_match_their_definitions():
+    import json
+
+    from streams.rolling import WindowedMetrics
+
+    pairs = [("a", "a")] * 6 + [("a", "b")] * 2 + [("b", "b")] * 3 + [("b", "c")] + [("c", "a")]
+    window = WindowedMetrics(3600, 60)
+    for i, (actual, predicted) in enumerate(pairs):
+        window.add_outcome(
+            1000.0 + i, predicted == "a", actual == "a", actual == predicted, predicted, actual
+        )
+    snap = window.snapshot()
+    matrix = json.loads(snap["confusion"])
+    assert matrix == {
+        "a": {"a": 6, "b": 2, "c": 0},
+        "b": {"a": 0, "b": 3, "c": 1},
+        "c": {"a": 1, "b": 0, "c": 0},
+    }
+    per_class = json.loads(snap["per_class"])
+    assert per_class["a"]["precision"] == pytest.approx(6 / 7)
+    assert per_class["a"]["recall"] == pytest.approx(6 / 8)
+    assert per_class["b"]["f1"] == pytest.approx(2 * 0.6 * 0.75 / (0.6 + 0.75))
+    assert per_class["c"]["f1"] == 0.0 and per_class["c"]["support"] == 1
+    f1s = [per_class[c]["f1"] for c in "abc"]
+    assert snap["macro_f1"] == pytest.approx(sum(f1s) / 3)
+    assert snap["accuracy"] == pytest.approx(9 / 13)

@@ -175,9 +175,12 @@ redis_start() {
 
 redis_stop() {
   if [ -f "$RUN_DIR/redis.pid" ] && kill -0 "$(cat "$RUN_DIR/redis.pid")" 2>/dev/null; then
-    log "stopping Redis (pid $(cat "$RUN_DIR/redis.pid"))"
-    redis-cli -h 127.0.0.1 -p "$REDIS_PORT" shutdown >/dev/null 2>&1 || kill "$(cat "$RUN_DIR/redis.pid")"
-    for _ in $(seq 1 50); do port_answers 127.0.0.1 "$REDIS_PORT" || break; sleep 0.1; done
+    local pid; pid=$(cat "$RUN_DIR/redis.pid")
+    log "stopping Redis (pid $pid)"
+    redis-cli -h 127.0.0.1 -p "$REDIS_PORT" shutdown >/dev/null 2>&1 || kill "$pid"
+    # wait for the process itself (it finishes writing its append-only file first)
+    for _ in $(seq 1 300); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    kill -0 "$pid" 2>/dev/null && die "Redis (pid $pid) did not stop within 30s"
   fi
   rm -f "$RUN_DIR/redis.pid"
 }

@@ -198,6 +198,9 @@ case "${1:-}" in
     if port_answers 127.0.0.1 "$KAFKA_PORT"; then echo "kafka: up on 127.0.0.1:$KAFKA_PORT"; else echo "kafka: down"; fi
     if port_answers 127.0.0.1 "$REDIS_PORT"; then echo "redis: up on 127.0.0.1:$REDIS_PORT"; else echo "redis: down"; fi ;;
   env) print_env ;;
-  restart-redis) redis_stop; redis_start ;;
+  restart-redis)
+    # only the Redis this script started (its pid file): REDIS_URL, if exported, names that one
+    [ -f "$RUN_DIR/redis.pid" ] || die "restart-redis restarts the Redis that '$0 start' started; none is running"
+    redis_stop; unset REDIS_URL; redis_start ;;
   *) echo "usage: $0 start|stop|status|env|restart-redis" >&2; exit 2 ;;
 esac

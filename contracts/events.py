@@ -66,9 +66,10 @@ class InvalidEvent(ValueError):
 class InferenceEvent:
     """One prediction served by a model.
 
-    ``score`` is the model's confidence or regression output; where the model gives class
-    probabilities, put them in ``probabilities`` and leave ``score`` empty: the monitor then
-    watches the top probability.  ``task`` is optional: ``"regression"`` makes the monitor
+    ``score`` is the model's confidence *in the class it predicted* (not P(positive): a binary
+    model predicting "0" with P(positive) = 0.2 has score 0.8), or a regressor's output.  Where
+    the model gives class probabilities, prefer ``probabilities`` and leave ``score`` empty: the
+    monitor then takes the top probability as the confidence.  ``task`` is optional: ``"regression"`` makes the monitor
     compare predictions and labels as numbers (absolute error, MAE, RMSE) instead of classes.
     """
 

@@ -60,3 +60,14 @@ def test_info_alarms_never_trigger_an_update():
     assert UpdatePolicy(min_severity="critical").strategy_for("error", "warning") is None
     with pytest.raises(ValueError, match="min_severity"):
         UpdatePolicy().merged({"min_severity": "loud"})
+
+
+def test_the_example_policy_file_is_valid_and_means_what_it_says():
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[2] / "deploy" / "policy.example.toml"
+    policies = PolicySet.from_file(path)
+    assert policies.default.strategy_for("error")["freeze"] == "all_but_head"
+    assert policies.for_model("clickthrough").strategy_for("error")["name"] == "online"
+    assert policies.for_model("demand-forecast").gate.reference_tolerance == 0.15
+    assert policies.for_model("demand-forecast").gate.min_gain == 0.01  # inherited

@@ -123,7 +123,8 @@ def demo(
 def metrics(
     model: str,
     window: Annotated[
-        list[str] | None, typer.Option("--window", "-w", help="1m or 1h (repeatable; default both)")
+        list[str] | None,
+        typer.Option("--window", "-w", help="1m, 1h or 1d (repeatable; default all)"),
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="machine-readable output")] = False,
 ) -> None:
@@ -132,10 +133,10 @@ def metrics(
 
     from contracts.redis_keys import RedisKeys
 
-    windows = window or ["1m", "1h"]
-    unknown = sorted(set(windows) - {"1m", "1h"})
+    windows = window or ["1m", "1h", "1d"]
+    unknown = sorted(set(windows) - {"1m", "1h", "1d"})
     if unknown:
-        _fail(f"unknown window {', '.join(unknown)}: choose 1m or 1h", 2)
+        _fail(f"unknown window {', '.join(unknown)}: choose 1m, 1h or 1d", 2)
     settings = _settings()
     keys = RedisKeys(settings.key_prefix)
     client = redis.Redis.from_url(settings.redis_url, decode_responses=True)

@@ -103,7 +103,11 @@ class MonitorConfig:
     output_rules: tuple[dict[str, Any], ...] = (
         {"name": "probabilities_sum_to_one", "kind": "sum_to_one", "field": "probabilities"},
     )
-    windows: tuple[tuple[str, float, float], ...] = (("1m", 60.0, 1.0), ("1h", 3600.0, 60.0))
+    windows: tuple[tuple[str, float, float], ...] = (
+        ("1m", 60.0, 1.0),
+        ("1h", 3600.0, 60.0),
+        ("1d", 86_400.0, 3600.0),
+    )
     positive_label: str = "1"
     alarm_cooldown: int = 500  # updates of one signal during which a repeat alarm is held back
     versions_kept: int = 3  # model versions whose output signals are kept (canaries, rollbacks)

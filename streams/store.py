@@ -25,6 +25,12 @@ from contracts.redis_keys import RedisKeys
 log = logging.getLogger(__name__)
 
 
+def metrics_ttl(window_s: float | None) -> int:
+    """Seconds a window's metrics key lives after its last write: twice the window, at least
+    ten minutes (so a short outage of the worker does not blank the dashboards)."""
+    return int(max(600.0, 2.0 * float(window_s or 0.0)))
+
+
 def _hash_value(value: Any) -> str | int | float:
     if value is None:
         return ""
@@ -141,8 +147,11 @@ class RedisStore:
         for model_id, windows in metrics.items():
             pipe.sadd(self.keys.models(), model_id)
             for window, snapshot in windows.items():
+                key = self.keys.metrics(model_id, window)
                 mapping = {k: _hash_value(v) for k, v in snapshot.items()}
-                pipe.hset(self.keys.metrics(model_id, window), mapping=mapping)
+                pipe.hset(key, mapping=mapping)
+                # a model that stops sending leaves no stale "last minute" behind
+                pipe.expire(key, metrics_ttl(snapshot.get("window_s")))
         for model_id, samples in labelled.items():
             key = self.keys.labelled(model_id)
             pipe.lpush(key, *samples)

@@ -78,8 +78,10 @@ async def test_a_restarted_worker_resumes_its_detectors_from_redis(settings, tmp
             "the 1h window to hold all 3,000 events",
         )
         counters = client.hgetall(keys.counters())
+        ttls = {w: client.ttl(keys.metrics(MODEL, w)) for w in ("1m", "1h", "1d")}
     finally:
         stop_worker(second, second_log)
+    assert 0 < ttls["1m"] <= 600 and 3600 < ttls["1h"] <= 7200 and 86_400 < ttls["1d"] <= 172_800
     assert int(counters["inferences.redelivered"]) == 2500, counters
     assert int(counters["checkpoints.restored"]) == 1, counters
     resumed = cusum_on_x()["state"]

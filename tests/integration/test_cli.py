@@ -114,5 +114,5 @@ def test_metrics_by_window_as_json(settings, tmp_path):
     assert json.loads(out.stdout) == {"1h": {"events": "42", "accuracy": "0.9"}}
     out = _cli(settings, tmp_path, "metrics", "cli-metrics", "--window", "1m")
     assert out.returncode == 1 and "no metrics" in out.stderr
-    out = _cli(settings, tmp_path, "metrics", "cli-metrics", "--window", "1d")
-    assert out.returncode == 2 and "choose 1m or 1h" in out.stderr
+    out = _cli(settings, tmp_path, "metrics", "cli-metrics", "--window", "1w")
+    assert out.returncode == 2 and "choose 1m, 1h or 1d" in out.stderr

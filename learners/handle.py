@@ -145,13 +145,17 @@ class ModelHandle:
         """Load and swap in this thread; return whether it swapped (refusals are logged)."""
         if update.generation <= self.generation or update.action == "shadow":
             return False
+        served = self._load_or_refuse(update)
+        return served is not None and self.swap(served)
+
+    def _load_or_refuse(self, update: ModelUpdate) -> ServedModel | None:
+        """:meth:`load`, with a refusal counted and logged instead of raised."""
         try:
-            served = self.load(update)
+            return self.load(update)
         except InvalidModel as exc:
             self.rejected += 1
             log.warning("model update %s for %s refused: %s", update.version, self.model_id, exc)
-            return False
-        return self.swap(served)
+            return None
 
     async def apply_async(self, update: ModelUpdate) -> bool:
         """:meth:`apply` with the loading in a worker thread; the swap itself is instant."""
@@ -159,11 +163,8 @@ class ModelHandle:
             return await self._start_shadow(update)
         if update.model_id != self.model_id or update.generation <= self.generation:
             return False
-        try:
-            served = await asyncio.to_thread(self.load, update)
-        except InvalidModel as exc:
-            self.rejected += 1
-            log.warning("model update %s for %s refused: %s", update.version, self.model_id, exc)
+        served = await asyncio.to_thread(self._load_or_refuse, update)
+        if served is None:
             return False
         if self._shadow is not None and self._shadow.served.digest == served.digest:
             self.clear_shadow()

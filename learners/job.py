@@ -82,9 +82,6 @@ class Decision:
         return asdict(self)
 
 
-Publish = Callable[[Any], Awaitable[None]]
-
-
 class UpdateJob:
     def __init__(
         self,
@@ -135,12 +132,13 @@ class UpdateJob:
             )
         champion = await asyncio.to_thread(self.registry.load, champion_version)
 
-        fresh = await self._collect(champion, self.trigger.since, policy.min_labelled)
-        if isinstance(fresh, Decision):
-            return fresh
+        collected = await self._collect(champion, self.trigger.since, policy.min_labelled)
+        if isinstance(collected, Decision):
+            return collected
+        everything, fresh = collected
         rows = fresh.data
         if policy.pre_trigger_rows and self.trigger.since != float("-inf"):
-            before = before_trigger(await self._read(champion), self.trigger.since)
+            before = before_trigger(everything, self.trigger.since)
             rows = before.take(slice(max(0, len(before) - policy.pre_trigger_rows), None)).concat(
                 rows
             )
@@ -249,8 +247,9 @@ class UpdateJob:
 
     async def _collect(
         self, model: ModelAdapter, since: float, needed: int, served_by: str = ""
-    ) -> Labelled | Decision:
-        """Wait for ``needed`` labelled rows at/after ``since`` (optionally served by a version)."""
+    ) -> tuple[Labelled, Labelled] | Decision:
+        """Wait for ``needed`` labelled rows at/after ``since`` (optionally served by a version).
+        Returns (every row read, the rows that count)."""
         deadline = None if since == float("-inf") else since + self.policy.deadline_event_s
         announced = -1
         while True:
@@ -263,7 +262,7 @@ class UpdateJob:
                 labelled = labelled.served_by(served_by)
             n = len(labelled.data)
             if n >= needed:
-                return labelled
+                return everything, labelled
             clock = everything.newest_time
             if deadline is not None and clock > deadline:
                 return self._decision(
@@ -300,10 +299,10 @@ class UpdateJob:
         await self.publish_update(version.to_update(0, "shadow", reason=self.trigger.reason))
         start = (await self._read(champion)).newest_time
         self._say(f"{version.version} in shadow for {self.policy.shadow_samples} live rows")
-        live = await self._collect(champion, start + 1e-9, self.policy.shadow_samples)
-        if isinstance(live, Decision):
-            return live
-        rows = live.data
+        collected = await self._collect(champion, start + 1e-9, self.policy.shadow_samples)
+        if isinstance(collected, Decision):
+            return collected
+        rows = collected[1].data
         agreement = None
         if candidate.task != "regression":
             same = champion.predict(champion.prepare(rows)) == candidate.predict(
@@ -345,10 +344,11 @@ class UpdateJob:
         model_id = self.trigger.model_id
         needed = self.policy.bake_samples
         self._say(f"baking {version.version}: watching {needed} labelled rows it serves")
-        rows = await self._collect(new, float("-inf"), needed, served_by=version.version)
-        if isinstance(rows, Decision):
-            self._say(f"bake window ended without a verdict: {rows.detail}")
+        collected = await self._collect(new, float("-inf"), needed, served_by=version.version)
+        if isinstance(collected, Decision):
+            self._say(f"bake window ended without a verdict: {collected.detail}")
             return None
+        rows = collected[1]
         verdict = await asyncio.to_thread(
             bake_verdict, new, previous, rows.data, self.policy.bake_max_error_increase
         )

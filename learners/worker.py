@@ -68,6 +68,7 @@ class LearnerWorker:
         self._pending: dict[str, _Pending] = {}  # model -> newest deferred alarm
         self._last_move: dict[str, float] = {}  # model -> monotonic time of promotion/rollback
         self._last_periodic: dict[str, float] = {}
+        self._registered_cache: tuple[float, list[str]] | None = None  # (when, model ids)
         self._producer = None
         self.ready = asyncio.Event()
 
@@ -176,8 +177,7 @@ class LearnerWorker:
                 self._start(Trigger(target, "schedule", float("-inf"), spec), on_done=lambda: None)
 
     def _registered(self) -> list[str]:
-        cached = getattr(self, "_registered_cache", None)
-        now = time.monotonic()
+        cached, now = self._registered_cache, time.monotonic()
         if cached is None or now - cached[0] > 30:
             self._registered_cache = (now, self.registry.models())
         return self._registered_cache[1]

@@ -89,7 +89,15 @@ Build = Callable[[], dict[str, DriftDetector]]
 class VersionSignals:
     """The model-output signals of one model version."""
 
-    __slots__ = ("classes", "error", "performance", "score", "uncertain", "version")
+    __slots__ = (
+        "baselines_complete",
+        "classes",
+        "error",
+        "performance",
+        "score",
+        "uncertain",
+        "version",
+    )
 
     def __init__(
         self,
@@ -102,6 +110,7 @@ class VersionSignals:
         predecessor: VersionSignals | None = None,
     ) -> None:
         self.version = version
+        self.baselines_complete = False  # set once every signal has its baseline (hot path)
         self.score = Signal("score", "score", score())
         self.error = Signal("error", "error", (error or score)())
         self.classes = Signal("output", "predicted_class", (classes or score)())
@@ -122,9 +131,12 @@ class VersionSignals:
 
     def capture_baselines(self) -> None:
         """Remember each signal's state the first time all its detectors are calibrated."""
+        if self.baselines_complete:
+            return
         for signal in self.signals():
             if signal.baseline is None and signal.calibrated:
                 signal.baseline = signal.checkpoint()["detectors"]
+        self.baselines_complete = all(s.baseline is not None for s in self.signals())
 
     def checkpoint(self) -> dict[str, Any]:
         return {signal.key: signal.checkpoint() for signal in self.signals()}

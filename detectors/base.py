@@ -23,7 +23,7 @@ import abc
 import inspect
 import json
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Any, ClassVar, Self
 
 import numpy as np
@@ -102,6 +102,28 @@ class DriftDetector(abc.ABC):
             if self._drift_detected:
                 alarms.append(i)
         return np.asarray(alarms, dtype=np.int64)
+
+    def update_until_alarm(self, values: Sequence[Any] | np.ndarray) -> int:
+        """Feed ``values`` in order and stop right after the first one that raises an alarm.
+
+        Returns how many values were consumed: all of them when none raised an alarm.  When one
+        did, ``drift_detected`` is True and ``result`` (and any detector-specific report) still
+        describe that alarm, so a caller can feed a batch and miss none of what the one-by-one
+        path would have seen.  Detectors with a vectorised path override this.
+
+        >>> from detectors import PageHinkley
+        >>> detector = PageHinkley(threshold=5, min_instances=5)
+        >>> stream = [0.0] * 50 + [10.0] * 50
+        >>> consumed = detector.update_until_alarm(stream)
+        >>> consumed < 100, detector.drift_detected, detector.result.index == consumed
+        (True, True, True)
+        """
+        update = self.update
+        for i, x in enumerate(self._batch(values)):
+            update(x)
+            if self._drift_detected:
+                return i + 1
+        return len(values)
 
     def _update_numbers(self, values: np.ndarray) -> np.ndarray:
         """``update`` on each number, with the finiteness test done once by numpy and the

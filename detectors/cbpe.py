@@ -165,6 +165,18 @@ class CBPE(WindowedTest):
         self._sum += p
         self._var += p * (1 - p)
 
+    def _add_window_many(self, pairs: list[tuple[float, bool | None]]) -> None:
+        confidence = np.array([c for c, _ in pairs], dtype=np.float64)
+        centres, values = np.asarray(self._edges), np.asarray(self._calibrated_bins)
+        p = np.interp(confidence, centres, values)
+        low, high = confidence <= centres[0], confidence >= centres[-1]
+        p[low] = confidence[low] + values[0] - centres[0]
+        p[high & ~low] = confidence[high & ~low] + values[-1] - centres[-1]
+        p = np.clip(p, 0.0, 1.0)
+        # cumsum adds in order, as one-by-one updates do
+        self._sum = float(np.cumsum(np.concatenate([[self._sum], p]))[-1])
+        self._var = float(np.cumsum(np.concatenate([[self._var], p * (1 - p)]))[-1])
+
     def _test_window(self) -> float:
         self._est = self._sum / self.window
         se = math.sqrt(max(self._var, 1e-12)) / self.window

@@ -255,9 +255,19 @@ class CUSUM(DriftDetector):
 
     # -- a batch -------------------------------------------------------------------------------
     def update_many(self, values: Any) -> np.ndarray:
+        positions, _ = self._consume(values, stop_at_alarm=False)
+        return positions
+
+    def update_until_alarm(self, values: Any) -> int:
+        _, consumed = self._consume(values, stop_at_alarm=True)
+        return consumed
+
+    def _consume(self, values: Any, stop_at_alarm: bool) -> tuple[np.ndarray, int]:
+        """Vectorised updates: the alarm positions in ``values``, and how many were consumed
+        (fewer than all only when ``stop_at_alarm`` and a value raised an alarm)."""
         arr = np.asarray(values, dtype=np.float64).ravel()
         if arr.size == 0:
-            return np.empty(0, dtype=np.int64)
+            return np.empty(0, dtype=np.int64), 0
         finite = np.isfinite(arr)
         positions = np.flatnonzero(finite)
         vals = arr[positions]
@@ -279,11 +289,18 @@ class CUSUM(DriftDetector):
                 alarms.append(i + hit)
                 self._restart_pending = True
                 i += hit + 1
-        self.n_seen += len(vals)
-        self.n_rejected += len(arr) - len(vals)
+                if stop_at_alarm:
+                    break
+        self.n_seen += i
         self.n_detections += len(alarms)
-        self._drift_detected = bool(alarms) and alarms[-1] == len(vals) - 1 and finite[-1]
-        return positions[np.asarray(alarms, dtype=np.int64)]
+        if stop_at_alarm and alarms:
+            consumed = int(positions[i - 1]) + 1
+            self.n_rejected += consumed - i
+            self._drift_detected = True
+            return positions[np.asarray(alarms, dtype=np.int64)], consumed
+        self.n_rejected += len(arr) - len(vals)
+        self._drift_detected = bool(alarms) and alarms[-1] == len(vals) - 1 and bool(finite[-1])
+        return positions[np.asarray(alarms, dtype=np.int64)], len(arr)
 
     def _scan(self, chunk: np.ndarray) -> int | None:
         """Run every CUSUM over ``chunk``; stop at the first alarm and return its offset."""

@@ -118,6 +118,12 @@ class FeatureDrift(VectorInput, WindowedTest):
         bins = (self._edges < x[:, None]).sum(axis=1)
         self._counts[np.arange(len(x)), bins] += 1
 
+    def _add_window_many(self, rows: np.ndarray) -> None:
+        bins = (self._edges[None, :, :] < rows[:, :, None]).sum(axis=2)  # (rows, features)
+        width = rows.shape[1]
+        flat = (np.arange(width) * self.bins + bins).ravel()
+        self._counts += np.bincount(flat, minlength=width * self.bins).reshape(width, self.bins)
+
     def _test_window(self) -> float:
         counts = self._counts.astype(np.float64)
         cur_cdf = np.cumsum(counts, axis=1)[:, :-1] / self.window

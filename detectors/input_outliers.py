@@ -106,6 +106,42 @@ class InputOutlierRate(VectorInput, DriftDetector):
         self._rate.update(1.0 if self.last_flagged else 0.0)
         return self._rate.drift_detected
 
+    def update_until_alarm(self, values: Any) -> int:
+        """Vectorised once the reference is learnt: scores for the whole batch at once, the
+        flags into the inner CUSUM's own vectorised path."""
+        rows = self._batch(values)
+        n, i = len(rows), 0
+        while i < n and self._ref_n < self.reference_size:
+            self.update(rows[i])  # learning normal traffic: one by one
+            i += 1
+        block = rows[i:]
+        if not len(block):
+            return n
+        clean = (
+            isinstance(block, np.ndarray)
+            and block.dtype == np.float64
+            and block.shape[1] == self._width
+            and bool(np.isfinite(block).all())
+        )
+        if not clean:  # rows to reject among them: the one-by-one path counts them
+            return i + self._one_by_one(block)
+        diff = block - self._ref_mean
+        scores = ((diff @ self._precision) * diff).sum(axis=1)
+        flagged = (scores > self._cutoff).astype(np.float64)
+        used = self._rate.update_until_alarm(flagged)
+        self.n_seen += used
+        self.last_score, self.last_flagged = float(scores[used - 1]), bool(flagged[used - 1])
+        self._drift_detected = self._rate.drift_detected
+        self.n_detections += int(self._drift_detected)
+        return i + used
+
+    def _one_by_one(self, rows: Any) -> int:
+        for i, row in enumerate(rows):
+            self.update(row)
+            if self._drift_detected:
+                return i + 1
+        return len(rows)
+
     @classmethod
     def _unit_test_params(cls) -> dict[str, Any]:
         return {"reference_size": 200, "flag_alpha": 0.01, "target_arl": 50_000.0}

@@ -5,6 +5,8 @@ from __future__ import annotations
 import math
 from typing import Any
 
+import numpy as np
+
 from detectors.base import DriftDetector
 
 _GROWTH = 1.05  # histogram buckets: each 5% wider than the last (quantiles within ~2.5%)
@@ -96,6 +98,37 @@ class LatencySLO(DriftDetector):
             self._breaches = 0
             return True
         return False
+
+    def update_until_alarm(self, values: Any) -> int:
+        """One tight loop per window instead of one ``update`` call per value."""
+        latencies = self._batch(values)
+        if not (np.isfinite(latencies).all() and (latencies >= 0).all()):
+            return super().update_until_alarm(latencies)  # values to reject: one by one
+        n, i = len(latencies), 0
+        values_ = latencies.tolist()
+        log, floor = math.log, math.floor
+        while i < n:
+            block = values_[i : i + self.window - self._in_window]
+            i += len(block)
+            buckets = self._buckets
+            for x in block:
+                key = str(floor(log(max(x, _FLOOR_MS) / _FLOOR_MS, _GROWTH)))
+                buckets[key] = buckets.get(key, 0) + 1
+            self.n_seen += len(block)
+            self._in_window += len(block)
+            self._drift_detected = False
+            if self._in_window < self.window:
+                continue
+            self._last_quantile_ms = self._window_quantile()
+            self._statistic = self._last_quantile_ms / self.slo_ms
+            self._buckets, self._in_window = {}, 0
+            self._breaches = self._breaches + 1 if self._statistic > 1.0 else 0
+            if self._breaches >= self.consecutive:
+                self._breaches = 0
+                self._drift_detected = True
+                self.n_detections += 1
+                return i
+        return n
 
     def _window_quantile(self) -> float:
         rank = self.quantile * self._in_window

@@ -109,6 +109,10 @@ class MahalanobisDrift(VectorInput, WindowedTest):
     def _add_window(self, x: np.ndarray) -> None:
         self._sum = self._sum + x
 
+    def _add_window_many(self, rows: np.ndarray) -> None:
+        # cumsum adds in order, as one-by-one updates do (a plain sum would round differently)
+        self._sum = np.cumsum(np.vstack([self._sum, rows]), axis=0)[-1]
+
     def _test_window(self) -> float:
         diff = self._sum / self.window - self._ref_mean
         t2 = float(diff @ self._precision @ diff)

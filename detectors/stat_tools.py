@@ -17,7 +17,12 @@ def kolmogorov_pvalue(statistic: float, n1: float, n2: float) -> float:
     lam = (en + 0.12 + 0.11 / en) * statistic
     if lam < 0.2:
         return 1.0
-    total = sum((-1) ** (k - 1) * math.exp(-2 * k * k * lam * lam) for k in range(1, 101))
+    total = 0.0
+    for k in range(1, 101):
+        term = math.exp(-2 * k * k * lam * lam)
+        if term == 0.0:  # every later term underflows too: adding them changes nothing
+            break
+        total += term if k % 2 else -term
     return min(max(2 * total, 0.0), 1.0)
 
 

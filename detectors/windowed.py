@@ -78,6 +78,49 @@ class WindowedTest(DriftDetector):
         self._restart_pending = self._statistic > self.threshold
         return self._restart_pending
 
+    def update_until_alarm(self, values: Any) -> int:
+        """Vectorised once the reference is learnt: each window is filled in one call of
+        :meth:`_add_window_many` and tested once, as the one-by-one path does."""
+        items = self._batch(values)
+        n, i = len(items), 0
+        while i < n:
+            if self._restart_pending or not self._calibrated:
+                self.update(items[i])  # learning a reference: one by one
+                i += 1
+                if self._drift_detected:
+                    return i
+                continue
+            block = items[i : i + self.window - self._n_window]
+            i += len(block)
+            accepted = self._accept_many(block)
+            self.n_rejected += len(block) - len(accepted)
+            self.n_seen += len(accepted)
+            self._drift_detected = False
+            if not len(accepted):
+                continue
+            self._add_window_many(accepted)
+            self._n_window += len(accepted)
+            if self._n_window < self.window:
+                continue
+            self._statistic = float(self._test_window())
+            self._n_window = 0
+            self._clear_window()
+            self._restart_pending = self._drift_detected = self._statistic > self.threshold
+            if self._drift_detected:
+                self.n_detections += 1
+                return i
+        return n
+
+    def _accept_many(self, block: Any) -> Any:
+        """The accepted values of ``block``, in order (:meth:`_accept` on each, by default)."""
+        accept = self._accept
+        return [v for v in map(accept, block) if v is not None]
+
+    def _add_window_many(self, accepted: Any) -> None:
+        """:meth:`_add_window` on each accepted value (override with a vectorised version)."""
+        for x in accepted:
+            self._add_window(x)
+
     # -- what each test supplies ---------------------------------------------------------------
     @abc.abstractmethod
     def _clear_reference(self) -> None: ...
@@ -127,3 +170,12 @@ class VectorInput:
         if isinstance(values, np.ndarray):
             return values if values.ndim == 2 else values.reshape(len(values), -1)
         return list(values)
+
+    def _accept_many(self, block: Any) -> Any:
+        """Rows of the width seen first whose values are all finite, as one 2-D array."""
+        if not isinstance(block, np.ndarray) or block.dtype != np.float64:
+            rows = [row for row in map(self._accept, block) if row is not None]
+            return np.array(rows) if rows else np.zeros((0, self._width or 0))
+        if self._width is None or block.shape[1] != self._width:
+            return np.zeros((0, self._width or 0))
+        return block[np.isfinite(block).all(axis=1)]

@@ -62,6 +62,7 @@ from __future__ import annotations
 import logging
 import math
 from collections import OrderedDict
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -70,6 +71,7 @@ from contracts.events import InferenceEvent, LabelEvent, normalise_label
 from contracts.settings import Settings
 from detectors import REGISTRY, DriftDetector, StateError
 from detectors.output_rules import OutputRule, parse_rules
+from streams.batch import BatchOutput, observe_inferences
 from streams.join import JoinedOutcome, LabelJoin
 from streams.rolling import WindowedMetrics
 from streams.signals import Signal, VersionSignals
@@ -222,6 +224,19 @@ class ModelMonitor:
         joined = self.join.add_prediction(event)
         if joined is not None:
             self._observe_outcome(joined, out)
+        return out
+
+    def observe_inferences(self, events: Sequence[InferenceEvent]) -> BatchOutput:
+        """:meth:`observe_inference` on each event in order, vectorised (:mod:`streams.batch`):
+        the same alarms, counts, windows and states, each alarm and sample with the position
+        of its event in ``events``."""
+        return observe_inferences(self, events)
+
+    def observe_labels(self, labels: Sequence[LabelEvent]) -> BatchOutput:
+        """:meth:`observe_label` on each label in order."""
+        out = BatchOutput()
+        for position, label in enumerate(labels):
+            out.add(position, self.observe_label(label))
         return out
 
     def _observe_system(self, event: InferenceEvent, out: MonitorOutput) -> None:
@@ -472,6 +487,31 @@ class ModelMonitor:
             window["reference_accuracy"] = detector.reference_accuracy
         return window
 
+    def _alarm(
+        self,
+        signal: Signal,
+        detector: DriftDetector,
+        event_time: float,
+        severity: str,
+        version: str,
+    ) -> Alarm:
+        """The alarm ``detector`` raised on ``signal`` just now (read before it moves on)."""
+        result = detector.result
+        return Alarm(
+            model_id=self.model_id,
+            model_version=version,
+            signal_kind=signal.kind,
+            signal_name=signal.name,
+            detector=result.detector,
+            statistic=result.statistic,
+            threshold=result.threshold,
+            window=self._window_of(detector),
+            severity=_severity(signal, detector, severity),
+            event_time=event_time,
+            index=result.index,
+            detector_params=result.params,
+        )
+
     def _feed(
         self,
         signal: Signal,
@@ -481,35 +521,10 @@ class ModelMonitor:
         severity: str,
         version: str | None = None,
     ) -> None:
-        if signal.cooldown_left:
-            signal.cooldown_left -= 1
-        fired = False
-        for detector in signal.detectors.values():
-            detector.update(value)
-            if not detector.drift_detected or signal.cooldown_left:
-                continue
-            result = detector.result
+        version = self.model_version if version is None else version
+        for detector in signal.feed(value, self.config.alarm_cooldown):
             self.counts["alarms"] += 1
-            level = _severity(signal, detector, severity)
-            fired = True
-            out.alarms.append(
-                Alarm(
-                    model_id=self.model_id,
-                    model_version=self.model_version if version is None else version,
-                    signal_kind=signal.kind,
-                    signal_name=signal.name,
-                    detector=result.detector,
-                    statistic=result.statistic,
-                    threshold=result.threshold,
-                    window=self._window_of(detector),
-                    severity=level,
-                    event_time=event_time,
-                    index=result.index,
-                    detector_params=result.params,
-                )
-            )
-        if fired:
-            signal.cooldown_left = self.config.alarm_cooldown
+            out.alarms.append(self._alarm(signal, detector, event_time, severity, version))
 
 
 def _severity(signal: Signal, detector: DriftDetector, default: str) -> str:

@@ -24,12 +24,13 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
 
 from detectors import DriftDetector, StateError, detector_from_state
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 class Signal:
@@ -54,6 +55,49 @@ class Signal:
         for d in self.detectors.values():
             d.reset()
         self.cooldown_left = 0
+
+    def feed(self, value: Any, cooldown: int) -> list[DriftDetector]:
+        """One value into every detector; the detectors whose alarm is due (not held back by
+        the cooldown, which restarts after an alarm).  Read each one's ``result`` now."""
+        if self.cooldown_left:
+            self.cooldown_left -= 1
+        due = []
+        for detector in self.detectors.values():
+            detector.update(value)
+            if detector.drift_detected and not self.cooldown_left:
+                due.append(detector)
+        if due:
+            self.cooldown_left = cooldown
+        return due
+
+    def feed_many(
+        self, values: Sequence[Any], cooldown: int, describe: Callable[[int, DriftDetector], T]
+    ) -> list[tuple[int, T]]:
+        """:meth:`feed` on each value in order, vectorised per detector.
+
+        Returns ``(position, describe(position, detector))`` for every alarm that is due, in
+        the order the one-by-one path raises them.  ``describe`` runs while the detector still
+        shows that alarm's result.  Detectors never see the cooldown, so each runs over the
+        whole batch on its own; the cooldown is then applied to their alarms in order."""
+        n = len(values)
+        raised: list[tuple[int, int, T]] = []
+        for rank, detector in enumerate(self.detectors.values()):
+            start = 0
+            while start < n:
+                start += detector.update_until_alarm(values[start:])
+                if detector.drift_detected:
+                    raised.append((start - 1, rank, describe(start - 1, detector)))
+        raised.sort(key=lambda hit: hit[:2])
+        left, last, emitted_at, due = self.cooldown_left, -1, -1, []
+        for position, _, described in raised:
+            if position != last:  # the updates in between each took one off the cooldown
+                left = max(0, left - (position - last))
+                last = position
+            if left == 0 or emitted_at == position:  # due, or beside one due at this value
+                due.append((position, described))
+                emitted_at, left = position, cooldown
+        self.cooldown_left = max(0, left - (n - 1 - last))
+        return due
 
     def checkpoint(self) -> dict[str, Any]:
         doc: dict[str, Any] = {

@@ -112,6 +112,31 @@ def test_batch_update_equals_one_by_one(cls):
     _assert_same_state(batch.get_state(), one.get_state())
 
 
+def test_update_until_alarm_stops_at_each_alarm_with_its_result(cls):
+    """Fed in chunks that end at each alarm: the same alarms, each with the result the
+    one-by-one path reported at that value (what the stream worker publishes)."""
+    values = _stream(cls, seed=3)
+    for reference in _instances(cls):
+        expected = []
+        for i, x in enumerate(values):
+            reference.update(x)
+            if reference.drift_detected:
+                expected.append((i, reference.result))
+        chunked = type(reference)(**reference.params)
+        got, start = [], 0
+        while start < len(values):
+            consumed = chunked.update_until_alarm(values[start : start + 1700])
+            assert 0 < consumed <= min(1700, len(values) - start)
+            start += consumed
+            if chunked.drift_detected:
+                got.append((start - 1, chunked.result))
+        assert [i for i, _ in got] == [i for i, _ in expected]
+        for (_, mine), (_, theirs) in zip(got, expected, strict=True):
+            assert mine.index == theirs.index
+            assert mine.statistic == pytest.approx(theirs.statistic, rel=1e-9, abs=1e-12)
+        _assert_same_state(chunked.get_state(), reference.get_state())
+
+
 def test_reset_forgets_everything(cls):
     fresh = cls()
     used = cls()

@@ -1,0 +1,330 @@
+"""The vectorised path of :class:`~streams.monitor.ModelMonitor`: many events of one model at once.
+
+:func:`observe_inferences` gives the same alarms (in the same order), counts, windows and detector
+states as :meth:`~streams.monitor.ModelMonitor.observe_inference` on each event in turn
+(``tests/unit/test_monitor_batch.py`` holds it to that on binary, multi-class and regression
+traffic with drift, canaries and early labels), at a fraction of the cost:
+
+- each signal's values for the whole batch go to its detectors together
+  (:meth:`~streams.signals.Signal.feed_many`: one ``update_until_alarm`` call per detector and
+  alarm, numpy-vectorised for the CUSUM that watches every feature by default);
+- the feature values of events with one layout become one matrix, read column by column;
+- the rolling windows take the batch in one pass.
+
+The one-by-one path still runs where the order *across* signals matters, which is rare:
+
+- until the first event has fixed the feature layout;
+- while a version's output signals are learning their reference: the baseline a new version
+  inherits is the state at the moment a signal finished learning, not at the end of a batch;
+- for an inference whose label came first: its outcome is fed right after it, so the batch
+  is cut there.
+
+>>> import random
+>>> from contracts.events import InferenceEvent
+>>> from streams.monitor import ModelMonitor
+>>> rng = random.Random(3)
+>>> events = [
+...     InferenceEvent("m", "v1", f"r{i}", 1000.0 + i, {"x": rng.gauss(3.0 * (i >= 3000), 1)}, 1,
+...                    score=0.9)
+...     for i in range(4000)
+... ]
+>>> one, many = ModelMonitor("m"), ModelMonitor("m")
+>>> expected = [a for e in events for a in one.observe_inference(e).alarms]
+>>> got = observe_inferences(many, events)
+>>> [a.dedup_key for _, a in got.alarms] == [a.dedup_key for a in expected]
+True
+>>> got.alarms[0][0] == got.alarms[0][1].index - 1  # each alarm with its event's position
+True
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from contracts.alarms import Alarm
+from contracts.events import InferenceEvent, normalise_label
+from detectors import DriftDetector
+from streams.signals import Signal, VersionSignals
+
+if TYPE_CHECKING:
+    from streams.monitor import LabelledSample, ModelMonitor, MonitorOutput
+
+
+@dataclass(slots=True)
+class BatchOutput:
+    """What a batch caused, each item with the position in the batch of the event behind it."""
+
+    alarms: list[tuple[int, Alarm]] = field(default_factory=list)
+    labelled: list[tuple[int, LabelledSample]] = field(default_factory=list)
+
+    def add(self, position: int, out: MonitorOutput) -> None:
+        self.alarms += [(position, alarm) for alarm in out.alarms]
+        self.labelled += [(position, sample) for sample in out.labelled]
+
+
+def observe_inferences(monitor: ModelMonitor, events: Sequence[InferenceEvent]) -> BatchOutput:
+    """:meth:`ModelMonitor.observe_inference` on each event in order, vectorised."""
+    from streams.monitor import MonitorOutput
+
+    out = BatchOutput()
+    start, n = 0, len(events)
+    while start < n:
+        if not _batchable(monitor, events[start]):
+            out.add(start, monitor.observe_inference(events[start]))
+            start += 1
+            continue
+        end, joined = start, None
+        settled: dict[tuple[str, int], bool] = {}  # nothing they depend on changes meanwhile
+        while end < n and joined is None:
+            event = events[end]
+            kind = (event.model_version, _fed_kind(event))
+            ok = settled.get(kind)
+            if ok is None:
+                ok = settled[kind] = _batchable(monitor, event)
+            if not ok:
+                break
+            joined = monitor.join.add_prediction(event)
+            end += 1
+        _Segment(monitor, events, start, end).run(out)
+        if joined is not None:  # a label that came first: its outcome follows its prediction
+            outcome = MonitorOutput()
+            monitor._observe_outcome(joined, outcome)
+            out.add(end - 1, outcome)
+        start = end
+    return out
+
+
+def _batchable(monitor: ModelMonitor, event: InferenceEvent) -> bool:
+    """Whether feeding ``event`` in a batch cannot differ from feeding it alone."""
+    if not monitor.feature_order:
+        return False
+    signals = monitor.versions.get(event.model_version)
+    return signals is not None and _settled(signals, event)
+
+
+def _fed_kind(event: InferenceEvent) -> int:
+    """Which output signals an event feeds: 0 regression, 1 classes, 2 classes and confidence."""
+    if event.is_regression:
+        return 0
+    return 1 if event.confidence is None else 2
+
+
+def _settled(v: VersionSignals, event: InferenceEvent) -> bool:
+    """Every output signal the event feeds has its baseline, and no other signal is waiting
+    to have one captured (``capture_baselines`` would change nothing)."""
+    fed = [[v.score], [v.classes], [v.score, v.uncertain, v.classes]][_fed_kind(event)]
+    if any(signal.baseline is None for signal in fed):
+        return False
+    return all(s.baseline is not None or not s.calibrated for s in v.signals())
+
+
+class _Segment:
+    """Events ``start:end`` of a batch, every one of them batchable, none joining a label."""
+
+    def __init__(
+        self, monitor: ModelMonitor, events: Sequence[InferenceEvent], start: int, end: int
+    ) -> None:
+        self.monitor = monitor
+        self.events = events[start:end]
+        self.start = start
+        self.alarms: list[tuple[int, int, Alarm]] = []  # (position, feeding order, alarm)
+        self.rank = 0
+
+    def run(self, out: BatchOutput) -> None:
+        monitor, events = self.monitor, self.events
+        monitor.counts["inferences"] += len(events)
+        monitor.model_version = events[-1].model_version
+        times = [e.event_time for e in events]
+        latencies = [e.latency_ms for e in events]
+        for window in monitor.windows.values():
+            window.add_inferences(times, latencies)
+        everyone = range(len(events))
+        self.feed(monitor.throughput, times, everyone, "warning")
+        timed = [i for i, ms in enumerate(latencies) if ms is not None]
+        self.feed(monitor.slo, [latencies[i] for i in timed], timed, "critical")
+        positive = [i for i in timed if latencies[i] > 0]
+        logs = [math.log(latencies[i]) for i in positive]
+        self.feed(monitor.latency, logs, positive, "warning")
+        self.inputs()
+        self.outputs()
+        self.rules()
+        self.alarms.sort(key=lambda item: item[:2])
+        out.alarms += [(self.start + i, alarm) for i, _, alarm in self.alarms]
+
+    def feed(
+        self,
+        signal: Signal,
+        values: Sequence[Any],
+        positions: Sequence[int],
+        severity: str,
+        version: str | None = None,
+    ) -> None:
+        """``values[j]`` is the value of the event at ``positions[j]`` (in the segment)."""
+        rank, self.rank = self.rank, self.rank + 1
+        if not len(values):
+            return
+        monitor, events = self.monitor, self.events
+
+        def describe(j: int, detector: DriftDetector) -> Alarm:
+            event = events[positions[j]]
+            made_by = event.model_version if version is None else version
+            return monitor._alarm(signal, detector, event.event_time, severity, made_by)
+
+        due = signal.feed_many(values, monitor.config.alarm_cooldown, describe)
+        monitor.counts["alarms"] += len(due)
+        self.alarms += [(positions[j], rank, alarm) for j, alarm in due]
+
+    # -- features ------------------------------------------------------------------------------
+    def inputs(self) -> None:
+        events = self.events
+        layout = tuple(events[0].features)
+        if all(tuple(e.features) == layout for e in events):
+            self.uniform_inputs(layout)
+        else:
+            self.mixed_inputs()
+
+    def uniform_inputs(self, layout: tuple[str, ...]) -> None:
+        """Every event has the same features in the same order: one matrix."""
+        monitor, everyone = self.monitor, range(len(self.events))
+        matrix = np.array([list(e.features.values()) for e in self.events], dtype=np.float64)
+        column = {name: j for j, name in enumerate(layout)}
+        order = monitor.feature_order
+        if all(name in column for name in order):
+            rows = matrix[:, [column[name] for name in order]]
+            self.feed(monitor.data, rows, everyone, "warning")
+            self.feed(monitor.outliers, rows, everyone, "warning")
+        else:
+            self.rank += 2
+        for j, name in enumerate(layout):
+            signal = self.feature_signal(name, len(self.events))
+            if signal is not None:
+                self.feed(signal, matrix[:, j], everyone, "warning")
+
+    def mixed_inputs(self) -> None:
+        """Events with different features: rows where the layout is complete, then each
+        feature's values where it is present (signals created in order of first sight)."""
+        monitor, events = self.monitor, self.events
+        order = monitor.feature_order
+        complete = [i for i, e in enumerate(events) if all(n in e.features for n in order)]
+        rows = np.array([[events[i].features[n] for n in order] for i in complete])
+        self.feed(monitor.data, rows, complete, "warning")
+        self.feed(monitor.outliers, rows, complete, "warning")
+        columns: dict[str, tuple[Signal, list[float], list[int]]] = {}
+        for i, event in enumerate(events):
+            for name, value in event.features.items():
+                found = columns.get(name)
+                if found is None:
+                    signal = self.feature_signal(name, 1)
+                    if signal is None:
+                        continue
+                    found = columns[name] = (signal, [], [])
+                found[1].append(value)
+                found[2].append(i)
+        for signal, values, positions in columns.values():
+            self.feed(signal, np.asarray(values, dtype=np.float64), positions, "warning")
+
+    def feature_signal(self, name: str, occurrences: int) -> Signal | None:
+        monitor = self.monitor
+        signal = monitor.features.get(name)
+        if signal is None:
+            if len(monitor.features) >= monitor.config.max_features:
+                monitor.counts["features_dropped"] += occurrences
+                return None
+            detectors = monitor.config.build(monitor.config.feature_detectors)
+            signal = monitor.features[name] = Signal("feature", name, detectors)
+        return signal
+
+    # -- outputs -------------------------------------------------------------------------------
+    def outputs(self) -> None:
+        """The output signals of each version, in the per-event feeding order."""
+        monitor = self.monitor
+        low = monitor.config.low_confidence
+        groups: dict[str, _Outputs] = {}
+        for i, event in enumerate(self.events):
+            group = groups.get(event.model_version)
+            if group is None:
+                v = monitor.versions[event.model_version]
+                group = groups[event.model_version] = _Outputs(v, v.performance.calibrated)
+            if event.is_regression:
+                output = event.score if event.score is not None else float(event.prediction)
+                group.score.add(i, output)
+                continue
+            confidence = event.confidence
+            if confidence is not None:
+                group.score.add(i, confidence)
+                group.uncertain.add(i, 1.0 if confidence < low else 0.0)
+                if group.estimating:
+                    group.performance.add(i, (confidence, None))
+            group.classes.add(i, normalise_label(event.prediction))
+        first_rank = self.rank
+        for group in groups.values():
+            self.rank = first_rank
+            v = group.signals
+            self.feed(v.score, group.score.values, group.score.positions, "warning", v.version)
+            self.feed(
+                v.uncertain,
+                group.uncertain.values,
+                group.uncertain.positions,
+                "warning",
+                v.version,
+            )
+            self.feed(
+                v.performance,
+                group.performance.values,
+                group.performance.positions,
+                "warning",
+                v.version,
+            )
+            self.feed(
+                v.classes, group.classes.values, group.classes.positions, "warning", v.version
+            )
+
+    def rules(self) -> None:
+        monitor = self.monitor
+        everyone = range(len(self.events))
+        for rule in monitor.rules:
+            broken = [rule.violated({rule.field: _field(e, rule.field)}) for e in self.events]
+            n_broken = sum(broken)
+            if n_broken:
+                key = f"rule_violations.{rule.name}"
+                monitor.counts[key] = monitor.counts.get(key, 0) + n_broken
+            values = np.asarray(broken, dtype=np.float64)
+            self.feed(monitor.rule_signals[rule.name], values, everyone, "warning")
+
+
+class _Column:
+    __slots__ = ("positions", "values")
+
+    def __init__(self) -> None:
+        self.values: list[Any] = []
+        self.positions: list[int] = []
+
+    def add(self, position: int, value: Any) -> None:
+        self.values.append(value)
+        self.positions.append(position)
+
+
+class _Outputs:
+    """One version's output values in a segment."""
+
+    __slots__ = ("classes", "estimating", "performance", "score", "signals", "uncertain")
+
+    def __init__(self, signals: VersionSignals, estimating: bool) -> None:
+        self.signals = signals
+        self.estimating = estimating  # label-free accuracy estimate calibrated: fed from here
+        self.score, self.uncertain = _Column(), _Column()
+        self.performance, self.classes = _Column(), _Column()
+
+
+def _field(event: InferenceEvent, name: str) -> Any:
+    """An event field as output rules name it (``score``, ``features.x``, ...)."""
+    if name.startswith("features."):
+        return event.features.get(name.removeprefix("features."))
+    if name in ("score", "probabilities", "prediction", "latency_ms"):
+        return getattr(event, name)
+    return None

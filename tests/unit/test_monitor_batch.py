@@ -1,0 +1,218 @@
+"""The batch path (``observe_inferences``) is the one-by-one path, only faster.
+
+Each scenario runs the same traffic through two monitors, one event at a time and in batches of
+random sizes, and requires the same alarms (in order, with their positions), counts, windows,
+labelled samples and checkpoints (floats up to rounding: vectorised sums add in another order).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+from collections.abc import Callable
+from dataclasses import asdict
+
+import pytest
+
+from contracts.events import InferenceEvent, LabelEvent
+from detectors import CUSUM, PageHinkley
+from streams.monitor import ModelMonitor, MonitorConfig
+from streams.signals import Signal
+
+Traffic = list[tuple[str, InferenceEvent | LabelEvent]]
+
+
+def _binary(rng: random.Random, i: int) -> InferenceEvent:
+    drift = i >= 2600
+    features = {f"f{j}": rng.gauss(1.5 * drift * (j == 3), 1) for j in range(6)}
+    if i % 97 == 0:
+        features.pop("f5")  # an incomplete row now and then: the mixed-layout path
+    if i % 131 == 0:
+        features = dict(reversed(list(features.items())))  # same names, another order
+    version = "v2" if (i > 1800 and i % 3 == 0) else "v1"  # a canary beside the champion
+    return InferenceEvent(
+        "m",
+        version,
+        f"r{i}",
+        1000.0 + i * 0.5,
+        features,
+        int(rng.random() < 0.4),
+        score=rng.uniform(0.5, 1.0) if i % 50 else None,
+        latency_ms=rng.lognormvariate(2.0 + 1.5 * drift, 0.3) if i % 17 else None,
+    )
+
+
+def _multiclass(rng: random.Random, i: int) -> InferenceEvent:
+    p = [rng.random() for _ in range(3)]
+    total = sum(p) if i % 211 else sum(p) * 2  # a broken rule now and then
+    probabilities = {c: v / total for c, v in zip("abc", p, strict=True)}
+    shifted = i >= 2500
+    return InferenceEvent(
+        "m",
+        "v1",
+        f"r{i}",
+        5000.0 + i,
+        {"x": rng.gauss(0, 1), "y": rng.expovariate(1.0 + shifted)},
+        max(probabilities, key=probabilities.get) if not shifted or i % 2 else "c",
+        probabilities=probabilities,
+        latency_ms=rng.uniform(5, 15),
+    )
+
+
+def _regression(rng: random.Random, i: int) -> InferenceEvent:
+    x = rng.gauss(1.0 * (i >= 2800), 1)
+    return InferenceEvent(
+        "m",
+        "v1",
+        f"r{i}",
+        9000.0 + i * 2,
+        {"x": x, "z": rng.gauss(0, 1)},
+        2.0 * x + rng.gauss(0, 0.1),
+        latency_ms=rng.uniform(1, 3) * (1 + 2 * (i >= 3500)),
+        task="regression",
+    )
+
+
+def _traffic(make: Callable[[random.Random, int], InferenceEvent], seed: int) -> Traffic:
+    """Inferences, with labels for most of them: usually later, sometimes first."""
+    rng = random.Random(seed)
+    traffic: Traffic = []
+    late: list[LabelEvent] = []
+    for i in range(4200):
+        event = make(rng, i)
+        truth: object
+        if event.task == "regression":
+            truth = float(event.prediction) + rng.gauss(0, 0.1 + 0.5 * (i > 3000))
+        elif rng.random() < 0.15 + 0.3 * (i > 3000):
+            truth = "other" if isinstance(event.prediction, str) else 1 - int(event.prediction)
+        else:
+            truth = event.prediction
+        label = LabelEvent("m", event.request_id, truth, event.event_time + 3.0)
+        if i % 53 == 0:
+            traffic.append(("label", label))  # the label comes before its prediction
+        elif i % 4:
+            late.append(label)
+        traffic.append(("inference", event))
+        if len(late) >= 25:
+            traffic += [("label", lab) for lab in late]
+            late.clear()
+    return traffic
+
+
+def _one_by_one(monitor: ModelMonitor, traffic: Traffic) -> list[tuple[int, dict, dict | None]]:
+    seen = []
+    for position, (kind, event) in enumerate(traffic):
+        out = (
+            monitor.observe_inference(event)
+            if kind == "inference"
+            else monitor.observe_label(event)
+        )
+        seen += [(position, asdict(alarm), None) for alarm in out.alarms]
+        seen += [(position, {}, sample.to_dict()) for sample in out.labelled]
+    return _ordered(seen)
+
+
+def _batched(monitor: ModelMonitor, traffic: Traffic, seed: int) -> list:
+    rng = random.Random(seed)
+    seen, position = [], 0
+    while position < len(traffic):
+        kind = traffic[position][0]
+        end = position
+        size = rng.choice([1, 2, 7, 50, 333, 1200])
+        while end < len(traffic) and traffic[end][0] == kind and end - position < size:
+            end += 1
+        chunk = [event for _, event in traffic[position:end]]
+        if kind == "inference":
+            out = monitor.observe_inferences(chunk)
+        else:
+            out = monitor.observe_labels(chunk)
+        seen += [(position + i, asdict(alarm), None) for i, alarm in out.alarms]
+        seen += [(position + i, {}, sample.to_dict()) for i, sample in out.labelled]
+        position = end
+    return _ordered(seen)
+
+
+def _ordered(seen: list) -> list:
+    """Alarms in the order raised; labelled samples after them (the order the runtime reads)."""
+    alarms = [(p, a) for p, a, s in seen if s is None]
+    samples = [(p, s) for p, _, s in seen if s is not None]
+    return alarms + samples
+
+
+def _close(x, y) -> bool:
+    if isinstance(x, dict):
+        return isinstance(y, dict) and x.keys() == y.keys() and all(_close(x[k], y[k]) for k in x)
+    if isinstance(x, list | tuple):
+        return type(x) is type(y) and len(x) == len(y) and all(map(_close, x, y))
+    if isinstance(x, float) and isinstance(y, float):
+        return x == y or math.isclose(x, y, rel_tol=1e-9, abs_tol=1e-12)
+    return x == y
+
+
+SCENARIOS = {"binary": _binary, "multiclass": _multiclass, "regression": _regression}
+
+
+@pytest.mark.parametrize("scenario", sorted(SCENARIOS))
+@pytest.mark.parametrize("seed", [0, 1])
+def test_batches_equal_one_event_at_a_time(scenario, seed):
+    traffic = _traffic(SCENARIOS[scenario], seed)
+    config = MonitorConfig(alarm_cooldown=40)  # short, so cooldowns are crossed in batches
+    one, many = ModelMonitor("m", config), ModelMonitor("m", config)
+    expected = _one_by_one(one, traffic)
+    got = _batched(many, traffic, seed)
+    alarms = [a for a in expected if "signal_kind" in a[1]]
+    assert len(alarms) >= 3, "the scenario must raise alarms, or it tests nothing about them"
+    assert len(got) == len(expected)
+    for mine, theirs in zip(got, expected, strict=True):
+        assert _close(mine, theirs), f"{mine} != {theirs}"
+    assert many.counts == one.counts
+    assert _close(many.metrics(), one.metrics())
+    assert _close(
+        json.loads(json.dumps(many.checkpoint())), json.loads(json.dumps(one.checkpoint()))
+    )
+
+
+def test_a_batch_reports_the_position_of_each_alarm_and_sample():
+    traffic = [event for kind, event in _traffic(_binary, 5) if kind == "inference"]
+    labels = [LabelEvent("m", e.request_id, e.prediction, e.event_time + 1) for e in traffic]
+    monitor = ModelMonitor("m")
+    out = monitor.observe_inferences(traffic)
+    assert out.alarms
+    for position, alarm in out.alarms:
+        assert alarm.event_time == traffic[position].event_time
+    joined = monitor.observe_labels(labels[:10])
+    assert [p for p, _ in joined.labelled] == list(range(10))
+    assert [s.request_id for _, s in joined.labelled] == [e.request_id for e in traffic[:10]]
+
+
+@pytest.mark.parametrize("cooldown", [0, 1, 5, 40])
+def test_signal_feed_many_applies_the_cooldown_as_feed_does(cooldown):
+    """Detectors that alarm often, two per signal, sometimes on the same value: the cooldown
+    holds back the same alarms whether values come one by one or in chunks."""
+
+    def signal() -> Signal:
+        return Signal(
+            "feature",
+            "x",
+            {
+                "ph": PageHinkley(min_instances=5, threshold=2.0, delta=0.0),
+                "cusum": CUSUM(shifts=(1.0,), target_arl=20.0, reference_size=64),
+            },
+        )
+
+    rng = random.Random(cooldown)
+    values = [rng.gauss(0, 1) + 4 * ((i // 150) % 2) for i in range(3000)]
+    one, many = signal(), signal()
+    expected = [
+        (i, d.name, d.result.index) for i, x in enumerate(values) for d in one.feed(x, cooldown)
+    ]
+    got, start = [], 0
+    while start < len(values):
+        chunk = values[start : start + rng.choice([1, 3, 17, 200])]
+        due = many.feed_many(chunk, cooldown, lambda j, d: (d.name, d.result.index))
+        got += [(start + j, name, index) for j, (name, index) in due]
+        start += len(chunk)
+    assert len({i for i, _, _ in expected}) > 20  # many alarms, some held back
+    assert got == expected
+    assert many.cooldown_left == one.cooldown_left

@@ -94,11 +94,19 @@ def decode_message(raw: bytes | str | None, kind: str) -> Decoded:
         raise InvalidEvent("invalid_envelope", f"at most {MAX_EVENTS} events per envelope")
     if not isinstance(model_id, str) or not MODEL_ID_PATTERN.fullmatch(model_id):
         raise InvalidEvent("invalid_envelope", "an envelope needs a valid 'model_id'")
-    if "schema_version" not in obj:
+    if obj.get("schema_version") is None:
         raise InvalidEvent("invalid_envelope", "an envelope needs a 'schema_version'")
     decoded = Decoded(is_envelope=True)
+    given = (model_id, obj["schema_version"])  # checked with the envelope (load_message)
     for index, element in enumerate(elements):
         try:
+            if (
+                type(element) is dict
+                and "model_id" not in element
+                and "schema_version" not in element
+            ):
+                decoded.events.append(from_object(element, given))  # the usual element
+                continue
             if not isinstance(element, dict):
                 check_object(element)  # raises not_an_object
             if element.get("model_id", model_id) != model_id:

@@ -15,6 +15,9 @@
 |                            |                             | for its label                           |
 | ``DRIFTLINE_MAX_FUTURE_S`` | ``3600``                    | an event stamped further after the      |
 |                            |                             | broker's timestamp is dead-lettered     |
+| ``DRIFTLINE_BATCH_MAX``    | ``500``                     | messages a worker takes from the stream |
+|                            |                             | and processes together                  |
+| ``DRIFTLINE_BATCH_WAIT_S`` | ``0.05``                    | the longest it waits to fill a batch    |
 | ``DRIFTLINE_BLOB_STORE``   | ``~/.local/share/driftline/``| where model blobs live: a directory    |
 |                            | ``blobs``                   | (``file:///...``) or ``redis``          |
 | ``DRIFTLINE_POLICY``       | (none: built-in defaults)   | TOML update policy for the learner      |
@@ -77,6 +80,8 @@ class Settings:
     low_confidence: float = 0.6
     join_ttl_s: float = 86_400.0  # how long a prediction waits for its label (event time)
     max_future_s: float = 3600.0  # how far an event_time may lie after the broker's timestamp
+    batch_max: int = 500  # messages taken from the stream and processed together
+    batch_wait_s: float = 0.05  # the longest a worker waits to fill a batch (alarm latency)
     blob_store: str = "~/.local/share/driftline/blobs"  # a directory, file:///dir, or "redis"
     policy_file: str = ""  # TOML update policy for the learner (empty: the defaults)
     worker_name: str = field(default_factory=lambda: f"{os.uname().nodename}-{os.getpid()}")
@@ -106,6 +111,8 @@ class Settings:
             "DRIFTLINE_LOW_CONFIDENCE": repr(self.low_confidence),
             "DRIFTLINE_JOIN_TTL_S": repr(self.join_ttl_s),
             "DRIFTLINE_MAX_FUTURE_S": repr(self.max_future_s),
+            "DRIFTLINE_BATCH_MAX": str(self.batch_max),
+            "DRIFTLINE_BATCH_WAIT_S": repr(self.batch_wait_s),
             "DRIFTLINE_BLOB_STORE": self.blob_store,
             "DRIFTLINE_POLICY": self.policy_file,
         }
@@ -124,6 +131,8 @@ class Settings:
             "low_confidence": env.get("DRIFTLINE_LOW_CONFIDENCE", cls.low_confidence),
             "join_ttl_s": env.get("DRIFTLINE_JOIN_TTL_S", cls.join_ttl_s),
             "max_future_s": env.get("DRIFTLINE_MAX_FUTURE_S", cls.max_future_s),
+            "batch_max": env.get("DRIFTLINE_BATCH_MAX", cls.batch_max),
+            "batch_wait_s": env.get("DRIFTLINE_BATCH_WAIT_S", cls.batch_wait_s),
             "blob_store": env.get("DRIFTLINE_BLOB_STORE", cls.blob_store),
             "policy_file": env.get("DRIFTLINE_POLICY", cls.policy_file),
         }
@@ -132,6 +141,11 @@ class Settings:
         values["low_confidence"] = _number("DRIFTLINE_LOW_CONFIDENCE", values["low_confidence"])
         values["join_ttl_s"] = _number("DRIFTLINE_JOIN_TTL_S", values["join_ttl_s"])
         values["max_future_s"] = _number("DRIFTLINE_MAX_FUTURE_S", values["max_future_s"])
+        values["batch_wait_s"] = _number("DRIFTLINE_BATCH_WAIT_S", values["batch_wait_s"])
+        batch_max = _number("DRIFTLINE_BATCH_MAX", values["batch_max"])
+        if batch_max != int(batch_max):
+            raise ValueError(f"DRIFTLINE_BATCH_MAX must be a whole number, got {batch_max}")
+        values["batch_max"] = int(batch_max)
         if values["low_confidence"] >= 1:
             raise ValueError(
                 f"DRIFTLINE_LOW_CONFIDENCE must be below 1, got {values['low_confidence']}"

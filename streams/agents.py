@@ -1,4 +1,10 @@
-"""Faust agents: thin loops that hand each raw message to the :class:`MonitorRuntime`."""
+"""Faust agents: thin loops that hand batches of raw messages to the :class:`MonitorRuntime`.
+
+Each agent takes up to ``DRIFTLINE_BATCH_MAX`` messages, or what arrived within
+``DRIFTLINE_BATCH_WAIT_S``, and hands them over together (``take_events``: the messages are
+acknowledged only after the batch is processed), so the monitor updates each model's detectors
+once per batch instead of once per event.
+"""
 
 from __future__ import annotations
 
@@ -21,15 +27,17 @@ def register(app: faust.App, publisher, runtime: MonitorRuntime) -> None:
     inferences = publisher.topic(topics.inferences)
     labels = publisher.topic(topics.labels)
 
+    size, wait = runtime.settings.batch_max, runtime.settings.batch_wait_s
+
     @app.agent(inferences, name="monitor-inferences")
     async def monitor_inferences(stream: faust.StreamT) -> None:
-        async for event in stream.events():
-            await runtime.handle_inference(event.value, _source(event))
+        async for batch in stream.take_events(size, within=wait):
+            await runtime.handle_inferences([(event.value, _source(event)) for event in batch])
 
     @app.agent(labels, name="join-labels")
     async def join_labels(stream: faust.StreamT) -> None:
-        async for event in stream.events():
-            await runtime.handle_label(event.value, _source(event))
+        async for batch in stream.take_events(size, within=wait):
+            await runtime.handle_labels([(event.value, _source(event)) for event in batch])
 
     @app.timer(interval=runtime.settings.metrics_flush_s, name="flush-metrics")
     async def flush_metrics() -> None:

@@ -242,10 +242,27 @@ class _Segment:
     # -- outputs -------------------------------------------------------------------------------
     def outputs(self) -> None:
         """The output signals of each version, in the per-event feeding order."""
-        monitor = self.monitor
+        monitor, events = self.monitor, self.events
         low = monitor.config.low_confidence
+        version = events[0].model_version
+        if all(e.model_version == version and e.task != "regression" for e in events):
+            confidences = [e.confidence for e in events]
+            if None not in confidences:  # one version, classes and confidences: columns at once
+                v = monitor.versions[version]
+                everyone = range(len(events))
+                self.feed(v.score, confidences, everyone, "warning", version)
+                uncertain = [1.0 if c < low else 0.0 for c in confidences]
+                self.feed(v.uncertain, uncertain, everyone, "warning", version)
+                if v.performance.calibrated:
+                    pairs = [(c, None) for c in confidences]
+                    self.feed(v.performance, pairs, everyone, "warning", version)
+                else:
+                    self.rank += 1
+                classes = [normalise_label(e.prediction) for e in events]
+                self.feed(v.classes, classes, everyone, "warning", version)
+                return
         groups: dict[str, _Outputs] = {}
-        for i, event in enumerate(self.events):
+        for i, event in enumerate(events):
             group = groups.get(event.model_version)
             if group is None:
                 v = monitor.versions[event.model_version]

@@ -22,12 +22,12 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import Counter
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 from contracts.alarms import Alarm, alarm_id, encode_alarm
-from contracts.envelopes import decode_message
+from contracts.envelopes import Decoded, decode_message
 from contracts.events import InvalidEvent
 from contracts.settings import Settings
 from detectors import StateError
@@ -66,6 +66,9 @@ class Source:
     offset: int
     key: bytes | None = None
     timestamp: float | None = None  # the broker's timestamp, seconds since the epoch
+
+
+Message = tuple[bytes | None, Source]  # a raw value and where it came from
 
 
 class MonitorRuntime:
@@ -122,72 +125,102 @@ class MonitorRuntime:
             self._loading.pop(model_id, None)
 
     async def handle_inference(self, raw: bytes | None, source: Source) -> None:
-        await self._handle(raw, source, "inferences", "inference", ModelMonitor.observe_inference)
+        await self.handle_inferences([(raw, source)])
 
     async def handle_label(self, raw: bytes | None, source: Source) -> None:
-        await self._handle(raw, source, "labels", "label", ModelMonitor.observe_label)
+        await self.handle_labels([(raw, source)])
+
+    async def handle_inferences(self, messages: Sequence[Message]) -> None:
+        """A batch of inference messages (single events or envelopes), as the agent took them
+        from the stream: the same outcome as handling each in order, with each model's events
+        observed together (:meth:`ModelMonitor.observe_inferences`)."""
+        await self._handle(messages, "inferences", "inference", ModelMonitor.observe_inferences)
+
+    async def handle_labels(self, messages: Sequence[Message]) -> None:
+        await self._handle(messages, "labels", "label", ModelMonitor.observe_labels)
 
     async def _handle(
-        self, raw: bytes | None, source: Source, kind: str, event_kind: str, observe: Callable
+        self, messages: Sequence[Message], kind: str, event_kind: str, observe: Callable
     ) -> None:
-        """One message: a single event or an envelope of events of one model."""
+        by_model: dict[str, list[tuple[Any, Source, int | None, bytes | None]]] = {}
+        for raw, source in messages:
+            decoded = await self._decode(raw, source, event_kind)
+            if decoded is None or not decoded.events:
+                continue
+            group = by_model.setdefault(decoded.events[0].model_id, [])
+            for index, event in enumerate(decoded.events):
+                group.append((event, source, index if decoded.is_envelope else None, raw))
+        for model_id, group in by_model.items():
+            await self._observe(model_id, group, kind, observe)
+
+    async def _decode(self, raw: bytes | None, source: Source, event_kind: str) -> Decoded | None:
+        """The message's events; what cannot be used is dead-lettered here, with its reason."""
         try:
             decoded = decode_message(raw, event_kind)
         except InvalidEvent as exc:
             await self._deadletter(raw, source, exc.reason, exc.detail)
-            return
+            return None
         except Exception as exc:  # a bug must not stop the stream: keep the message, say why
             log.exception(
                 "decoding failed for %s[%d]@%d", source.topic, source.partition, source.offset
             )
             await self._deadletter(raw, source, PROCESSING_ERROR, f"{type(exc).__name__}: {exc}")
-            return
+            return None
         for index, element, exc in decoded.rejected:
             await self._deadletter(element, source, exc.reason, exc.detail, index)
-        if not decoded.events:
-            return
-        model_id = decoded.events[0].model_id
+        return decoded
+
+    async def _observe(self, model_id: str, group: list, kind: str, observe: Callable) -> None:
+        """One model's events of a batch, in stream order: skip redeliveries, refuse absurd
+        clocks, observe the rest together, publish what they caused."""
         monitor = await self.monitor(model_id)
-        position = f"{source.topic}:{source.partition}"
-        if source.offset <= monitor.positions.get(position, -1):
-            self._count(f"{kind}.redelivered", len(decoded.events))
-            return
-        for index, event in enumerate(decoded.events):
-            element = index if decoded.is_envelope else None
+        applied = dict(monitor.positions)  # as they were before this batch
+        fresh = []
+        for item in group:
+            event, source, element, raw = item
+            position = f"{source.topic}:{source.partition}"
+            if source.offset <= applied.get(position, -1):
+                self._count(f"{kind}.redelivered")
+                continue
+            monitor.positions[position] = max(source.offset, monitor.positions.get(position, -1))
             try:
                 self._check_clock(event, source)
-                out = observe(monitor, event)
             except InvalidEvent as exc:
-                await self._deadletter(
-                    _event_bytes(raw, event, element), source, exc.reason, exc.detail, element
-                )
+                bad = _event_bytes(raw, event, element)
+                await self._deadletter(bad, source, exc.reason, exc.detail, element)
                 continue
-            except Exception as exc:  # a bug must not stop the stream: keep the event, say why
-                log.exception(
-                    "processing failed for %s[%d]@%d", source.topic, source.partition, source.offset
-                )
-                await self._deadletter(
-                    _event_bytes(raw, event, element),
-                    source,
-                    PROCESSING_ERROR,
-                    f"{type(exc).__name__}: {exc}",
-                    element,
-                )
-                continue
-            await self._apply(model_id, kind, out, source, element)
-        monitor.positions[position] = source.offset
-
-    async def _apply(self, model_id: str, kind: str, out, source: Source, element) -> None:
-        """Count one processed event and publish what it caused."""
-        self._count(f"{kind}.processed")
-        self._count_model(model_id, kind)
+            fresh.append(item)
+        if not fresh:
+            return
+        try:
+            out = observe(monitor, [event for event, *_ in fresh])
+        except Exception as exc:  # a bug must not stop the stream: keep the events, say why
+            first = fresh[0][1]
+            log.exception(
+                "processing failed for %d events of %s from %s[%d]@%d",
+                len(fresh),
+                model_id,
+                first.topic,
+                first.partition,
+                first.offset,
+            )
+            for event, source, element, raw in fresh:
+                detail = f"{type(exc).__name__}: {exc}"
+                bad = _event_bytes(raw, event, element)
+                await self._deadletter(bad, source, PROCESSING_ERROR, detail, element)
+            return
+        self._count(f"{kind}.processed", len(fresh))
+        self._count_model(model_id, kind, len(fresh))
         self._dirty.add(model_id)
-        for sample in out.labelled:
+        for _, sample in out.labelled:
             self.store.add_labelled(model_id, sample.to_dict())
-        where = f"{source.topic}:{source.partition}:{source.offset}"
-        if element is not None:
-            where += f":{element}"
-        for alarm in out.alarms:
+        if out.labelled:
+            self._count_model(model_id, "joined", len(out.labelled))
+        for position, alarm in out.alarms:
+            _, source, element, _ = fresh[position]
+            where = f"{source.topic}:{source.partition}:{source.offset}"
+            if element is not None:
+                where += f":{element}"
             await self.publisher.send(
                 self.topics.alarms,
                 model_id.encode(),
@@ -197,8 +230,6 @@ class MonitorRuntime:
             self._count_model(model_id, "alarms")
             if self.on_alarm is not None:
                 self.on_alarm(alarm)
-        if out.labelled:
-            self._count_model(model_id, "joined", len(out.labelled))
 
     def _check_clock(self, event, source: Source) -> None:
         """An event stamped far after the broker received it (milliseconds sent as seconds, a

@@ -1,25 +1,27 @@
 """The stream pipeline against the real broker and Redis: where one worker stands.
 
     make stack && eval "$(deploy/stack.sh env)"
-    python bench/pipeline.py [--events 20000] [--out docs/pipeline-benchmark.md]
+    python bench/pipeline.py [--events 100000] [--models 10] [--out docs/pipeline-benchmark.md]
 
-Events: 20 numeric features, a prediction and a score each, one model per 1,000 events.  Each
-figure is measured in the same run, on topics of its own:
+Events: 20 numeric features, a prediction and a score each, spread over ``--models`` models (the
+issue's test load: 100,000 events, 10 models).  Each figure is measured in the same run, on
+topics of its own:
 
-- **raw consume**: aiokafka ``getmany`` + ``json.loads`` of every message (the floor);
+- **raw consume**: aiokafka ``getmany`` + ``orjson.loads`` of every message (the floor; the
+  same parser the worker uses);
 - **no-op Faust agent**: a Faust app whose agent does nothing with each message (subprocess);
 - **driftline worker**: ``driftline worker`` end to end (decode, monitor, Redis), from its first
   processed event to its last, read from its Redis counters;
 
 each for single-event messages and for batch envelopes of 100 events, plus the worker's RSS after
-the run and the alarm latency (produce -> alarm on the topic) at a fixed offered load.
+the run and the alarm latency (produce -> alarm on the topic) at a fixed offered load
+(``--alarm-rate`` events/s, in envelopes of ``--alarm-envelope``).
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import os
 import random
 import statistics
@@ -29,6 +31,8 @@ import tempfile
 import time
 import uuid
 from pathlib import Path
+
+import orjson
 
 FEATURES = [f"f{i}" for i in range(20)]
 NOOP_APP = """
@@ -56,14 +60,15 @@ if __name__ == "__main__":
 """
 
 
-def make_events(n: int, seed: int = 0):
+def make_events(n: int, models: int, seed: int = 0):
     from contracts.events import InferenceEvent
 
     rng = random.Random(seed)
     now = time.time()
+    per_model = max(1, n // models)
     return [
         InferenceEvent(
-            f"pipe-{i // 1000}",
+            f"pipe-{i // per_model}",
             "v1",
             f"r{i}",
             now + i * 0.001,
@@ -117,7 +122,7 @@ async def raw_consume(settings, n_events: int) -> float:
                 if start is None:
                     start = time.perf_counter()
                 for record in records:
-                    doc = json.loads(record.value)
+                    doc = orjson.loads(record.value)
                     seen += len(doc["events"]) if "events" in doc else 1
     finally:
         await consumer.stop()
@@ -176,9 +181,10 @@ def _rss_mb(pid: int) -> float:
     return float("nan")
 
 
-async def alarm_latency(settings, rate: float, seconds: float) -> list[float]:
-    """Produce at ``rate`` events/s with a feature shift halfway; seconds from an alarm's
-    event (stamped when produced) to the alarm arriving on the alarms topic."""
+async def alarm_latency(settings, rate: float, seconds: float, envelope: int) -> list[float]:
+    """Produce at ``rate`` events/s (in envelopes of ``envelope``) with a feature shift
+    halfway; seconds from an alarm's event (stamped when produced) to the alarm arriving on
+    the alarms topic."""
     from aiokafka import AIOKafkaConsumer
 
     from contracts.alarms import decode_alarm
@@ -211,20 +217,33 @@ async def alarm_latency(settings, rate: float, seconds: float) -> list[float]:
         stop = asyncio.Event()
         collector = asyncio.create_task(collect(stop))
         async with EventProducer(settings, linger_ms=1) as producer:
-            for i in range(total):
-                shift = 3.0 if i > total // 2 else 0.0
-                features = {
-                    name: rng.gauss(shift if j < 10 else 0.0, 1) for j, name in enumerate(FEATURES)
-                }
-                await producer.send_inference(
-                    InferenceEvent("lat-model", "v1", f"l{i}", time.time(), features, 1, score=0.8)
-                )
-                delay = start + (i + 1) / rate - time.monotonic()
+            for first in range(0, total, envelope):
+                batch = []
+                for i in range(first, min(first + envelope, total)):
+                    shift = 3.0 if i > total // 2 else 0.0
+                    features = {
+                        name: rng.gauss(shift if j < 10 else 0.0, 1)
+                        for j, name in enumerate(FEATURES)
+                    }
+                    batch.append(
+                        InferenceEvent(
+                            "lat-model", "v1", f"l{i}", time.time(), features, 1, score=0.8
+                        )
+                    )
+                if envelope > 1:
+                    await producer.send_inference_batch(batch)
+                else:
+                    await producer.send_inference(batch[0])
+                delay = start + (first + len(batch)) / rate - time.monotonic()
                 if delay > 0:
                     await asyncio.sleep(delay)
+            sent_all = time.monotonic()
         await asyncio.sleep(3.0)
         stop.set()
         await collector
+        behind = sent_all - start - seconds
+        if behind > 0.5:
+            print(f"note: the producer fell {behind:.1f} s behind the offered rate", flush=True)
     finally:
         await consumer.stop()
         stop_worker(proc)
@@ -240,7 +259,7 @@ def isolated(prefix: str):
 async def run(args) -> str:
     from streams.topics import ensure_topics
 
-    events = make_events(args.events)
+    events = make_events(args.events, args.models)
     rows = []
     for envelope in (1, 100):
         settings = isolated(f"pipe{envelope}")
@@ -254,11 +273,14 @@ async def run(args) -> str:
               f"driftline {worker:,.0f}/s, RSS {rss:.0f} MB", flush=True)  # fmt: skip
     latency_settings = isolated("pipelat")
     await ensure_topics(latency_settings)
-    lat = await alarm_latency(latency_settings, args.alarm_rate, args.alarm_seconds)
+    lat = await alarm_latency(
+        latency_settings, args.alarm_rate, args.alarm_seconds, args.alarm_envelope
+    )
     lines = [
         "# Pipeline benchmark",
         "",
-        f"`python bench/pipeline.py --events {args.events}`: one worker process on this machine, "
+        f"`python bench/pipeline.py --events {args.events} --models {args.models}`: one worker "
+        "process on this machine, "
         "real Kafka and Redis; 20 features, a prediction and a score per event, "
         f"{len(by_model(events))} models.  Rates are events per second; ratios against the "
         "same run's raw consumer and no-op Faust agent.",
@@ -278,6 +300,7 @@ async def run(args) -> str:
         lines += [
             "",
             f"Alarm latency at {args.alarm_rate:g} events/s offered for {args.alarm_seconds:g} s "
+            f"(envelopes of {args.alarm_envelope}) "
             f"(10 of 20 features shift halfway): {len(lat)} alarms, p50 {q[49] * 1000:.0f} ms, "
             f"p99 {q[98] * 1000:.0f} ms (event stamped at produce -> alarm read from the topic).",
         ]
@@ -288,8 +311,10 @@ async def run(args) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--events", type=int, default=20_000)
-    parser.add_argument("--alarm-rate", type=float, default=1000.0)
+    parser.add_argument("--events", type=int, default=100_000)
+    parser.add_argument("--models", type=int, default=10)
+    parser.add_argument("--alarm-rate", type=float, default=10_000.0)
+    parser.add_argument("--alarm-envelope", type=int, default=20)
     parser.add_argument("--alarm-seconds", type=float, default=8.0)
     parser.add_argument("--out", default="")
     args = parser.parse_args()

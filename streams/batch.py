@@ -79,13 +79,12 @@ def observe_inferences(monitor: ModelMonitor, events: Sequence[InferenceEvent]) 
             start += 1
             continue
         end, joined = start, None
-        settled: dict[tuple[str, int], bool] = {}  # nothing they depend on changes meanwhile
+        checked: dict[str, bool] = {}  # per version; nothing it depends on changes meanwhile
         while end < n and joined is None:
             event = events[end]
-            kind = (event.model_version, _fed_kind(event))
-            ok = settled.get(kind)
+            ok = checked.get(event.model_version)
             if ok is None:
-                ok = settled[kind] = _batchable(monitor, event)
+                ok = checked[event.model_version] = _batchable(monitor, event)
             if not ok:
                 break
             joined = monitor.join.add_prediction(event)
@@ -100,27 +99,14 @@ def observe_inferences(monitor: ModelMonitor, events: Sequence[InferenceEvent]) 
 
 
 def _batchable(monitor: ModelMonitor, event: InferenceEvent) -> bool:
-    """Whether feeding ``event`` in a batch cannot differ from feeding it alone."""
+    """Whether feeding ``event`` in a batch cannot differ from feeding it alone: the feature
+    layout is fixed, the version's signals exist, and none is calibrated without its baseline
+    (only a checkpoint from an older release can hold that; one by one, the next event would
+    capture it)."""
     if not monitor.feature_order:
         return False
-    signals = monitor.versions.get(event.model_version)
-    return signals is not None and _settled(signals, event)
-
-
-def _fed_kind(event: InferenceEvent) -> int:
-    """Which output signals an event feeds: 0 regression, 1 classes, 2 classes and confidence."""
-    if event.is_regression:
-        return 0
-    return 1 if event.confidence is None else 2
-
-
-def _settled(v: VersionSignals, event: InferenceEvent) -> bool:
-    """Every output signal the event feeds has its baseline, and no other signal is waiting
-    to have one captured (``capture_baselines`` would change nothing)."""
-    fed = [[v.score], [v.classes], [v.score, v.uncertain, v.classes]][_fed_kind(event)]
-    if any(signal.baseline is None for signal in fed):
-        return False
-    return all(s.baseline is not None or not s.calibrated for s in v.signals())
+    v = monitor.versions.get(event.model_version)
+    return v is not None and all(s.baseline is not None or not s.calibrated for s in v.signals())
 
 
 class _Segment:
@@ -162,22 +148,39 @@ class _Segment:
         values: Sequence[Any],
         positions: Sequence[int],
         severity: str,
-        version: str | None = None,
+        owner: VersionSignals | None = None,
     ) -> None:
-        """``values[j]`` is the value of the event at ``positions[j]`` (in the segment)."""
+        """``values[j]`` is the value of the event at ``positions[j]`` (in the segment);
+        ``owner``: the version whose output signal this is."""
         rank, self.rank = self.rank, self.rank + 1
         if not len(values):
             return
         monitor, events = self.monitor, self.events
+        cooldown = monitor.config.alarm_cooldown
 
         def describe(j: int, detector: DriftDetector) -> Alarm:
             event = events[positions[j]]
-            made_by = event.model_version if version is None else version
+            made_by = event.model_version if owner is None else owner.version
             return monitor._alarm(signal, detector, event.event_time, severity, made_by)
 
-        due = signal.feed_many(values, monitor.config.alarm_cooldown, describe)
-        monitor.counts["alarms"] += len(due)
-        self.alarms += [(positions[j], rank, alarm) for j, alarm in due]
+        start = 0
+        if owner is not None and signal.baseline is None:
+            # Still learning its reference: one by one until it is calibrated, so that the
+            # baseline a later version inherits is the state at that very value.
+            while start < len(values) and signal.baseline is None:
+                due = [(0, describe(start, d)) for d in signal.feed(values[start], cooldown)]
+                self.raised(rank, positions, start, due)
+                start += 1
+                owner.capture_baselines()
+        if start < len(values):
+            due = signal.feed_many(values[start:], cooldown, lambda j, d: describe(start + j, d))
+            self.raised(rank, positions, start, due)
+
+    def raised(
+        self, rank: int, positions: Sequence[int], start: int, due: list[tuple[int, Alarm]]
+    ) -> None:
+        self.monitor.counts["alarms"] += len(due)
+        self.alarms += [(positions[start + j], rank, alarm) for j, alarm in due]
 
     # -- features ------------------------------------------------------------------------------
     def inputs(self) -> None:
@@ -250,16 +253,16 @@ class _Segment:
             if None not in confidences:  # one version, classes and confidences: columns at once
                 v = monitor.versions[version]
                 everyone = range(len(events))
-                self.feed(v.score, confidences, everyone, "warning", version)
+                self.feed(v.score, confidences, everyone, "warning", v)
                 uncertain = [1.0 if c < low else 0.0 for c in confidences]
-                self.feed(v.uncertain, uncertain, everyone, "warning", version)
+                self.feed(v.uncertain, uncertain, everyone, "warning", v)
                 if v.performance.calibrated:
                     pairs = [(c, None) for c in confidences]
-                    self.feed(v.performance, pairs, everyone, "warning", version)
+                    self.feed(v.performance, pairs, everyone, "warning", v)
                 else:
                     self.rank += 1
                 classes = [normalise_label(e.prediction) for e in events]
-                self.feed(v.classes, classes, everyone, "warning", version)
+                self.feed(v.classes, classes, everyone, "warning", v)
                 return
         groups: dict[str, _Outputs] = {}
         for i, event in enumerate(events):
@@ -282,24 +285,22 @@ class _Segment:
         for group in groups.values():
             self.rank = first_rank
             v = group.signals
-            self.feed(v.score, group.score.values, group.score.positions, "warning", v.version)
+            self.feed(v.score, group.score.values, group.score.positions, "warning", v)
             self.feed(
                 v.uncertain,
                 group.uncertain.values,
                 group.uncertain.positions,
                 "warning",
-                v.version,
+                v,
             )
             self.feed(
                 v.performance,
                 group.performance.values,
                 group.performance.positions,
                 "warning",
-                v.version,
+                v,
             )
-            self.feed(
-                v.classes, group.classes.values, group.classes.positions, "warning", v.version
-            )
+            self.feed(v.classes, group.classes.values, group.classes.positions, "warning", v)
 
     def rules(self) -> None:
         monitor = self.monitor

@@ -9,7 +9,7 @@ import numpy as np
 
 from detectors.base import DriftDetector
 from detectors.calibration import threshold_for
-from detectors.reference import Reference, ReferenceSketch
+from detectors.reference import BLOCK, Reference, ReferenceSketch
 
 _CHUNK = 1 << 16
 _SIDES = {"up": (1.0,), "down": (-1.0,), "both": (1.0, -1.0)}
@@ -217,6 +217,11 @@ class CUSUM(DriftDetector):
         self._alphas = [c[1] for c in cusums]
         self._betas = [c[2] for c in cusums]
         self._h = [threshold_for(budget, c[3], c[4]) for c in cusums]
+        if ref.binary:
+            widen = _clustering(ref)
+            if widen > 1.0:
+                self._h = [h * widen for h in self._h]
+                self._baseline["clustering"] = widen
         self._stats = [0.0] * len(cusums)
         self._labels = labels
 
@@ -322,6 +327,20 @@ class CUSUM(DriftDetector):
     @classmethod
     def _unit_test_params(cls) -> dict[str, Any]:
         return {"shifts": (1.0,), "target_arl": 10_000.0, "reference_size": 200}
+
+
+def _clustering(ref: Reference) -> float:
+    """How much a 0/1 reference's ones cluster: the factor by which the log-likelihood walk's
+    variance (and so its threshold) grows over independent values.  The AR(1) factor
+    ``(1 + rho) / (1 - rho)`` sees runs; the dispersion of block counts sees clusters at every
+    lag.  Each is used only when it stands out of its own noise."""
+    widen = 1.0
+    if ref.rho > 2 / math.sqrt(ref.n):
+        widen = (1 + ref.rho) / (1 - ref.rho)
+    blocks = ref.n // BLOCK
+    if blocks >= 10 and ref.dispersion > 1 + 2 * math.sqrt(2 / (blocks - 1)):
+        widen = max(widen, ref.dispersion)
+    return widen
 
 
 def _standardise(points: np.ndarray, weights: np.ndarray) -> np.ndarray:

@@ -26,6 +26,7 @@ import numpy as np
 
 PILOT_SIZE = 32
 BINS = 30
+BLOCK = 50  # values per block of a 0/1 reference (their counts measure clustering)
 
 
 @dataclass(frozen=True)
@@ -39,6 +40,7 @@ class Reference:
     mean: float = 0.0  # of u (or the rate of 1s for a binary stream)
     std: float = 1.0  # of u
     rho: float = 0.0  # lag-1 autocorrelation of u, clamped to [0, 0.95]
+    dispersion: float = 1.0  # 0/1 only: variance of block counts over the binomial variance
     points: tuple[float, ...] = ()  # support of u's histogram ...
     weights: tuple[float, ...] = ()  # ... and its probabilities
 
@@ -71,6 +73,7 @@ class ReferenceSketch:
         self.sum_lag = 0.0
         self.prev = 0.0
         self.counts = [0] * (BINS + 2)
+        self.blocks: list[int] = []  # 0/1 streams: ones per block of BLOCK values
 
     @property
     def full(self) -> bool:
@@ -119,6 +122,9 @@ class ReferenceSketch:
                 self._clear()
                 return False
             u = x
+            if self.n % BLOCK == 0:
+                self.blocks.append(0)
+            self.blocks[-1] += int(x)
         else:
             u = min(max((x - self.level0) / self.scale0, -self.clip), self.clip)
             if u >= self.clip:
@@ -154,6 +160,14 @@ class ReferenceSketch:
 
     def _accumulate(self, x: np.ndarray) -> None:
         u = x if self.binary else self.frame(x)
+        if self.binary:
+            block = (self.n + np.arange(len(u))) // BLOCK
+            ones = np.bincount(block, weights=u, minlength=int(block[-1]) + 1).astype(int)
+            first = self.n // BLOCK
+            while len(self.blocks) <= int(block[-1]):
+                self.blocks.append(0)
+            for b in range(first, int(block[-1]) + 1):
+                self.blocks[b] += int(ones[b])
         if self.n:
             self.sum_lag += self.prev * float(u[0])
         self.sum_lag += float(u[1:] @ u[:-1])
@@ -173,10 +187,17 @@ class ReferenceSketch:
         n = self.n
         mean = self.sum / n
         var = max(self.sum_sq / n - mean * mean, 0.0)
-        if self.binary:
-            return Reference(binary=True, n=n, mean=mean, std=math.sqrt(var))
         cov = self.sum_lag / max(n - 1, 1) - mean * mean
         rho = min(max(cov / var, 0.0), 0.95) if var > 0 else 0.0
+        if self.binary:  # flags that come in runs (clustered outliers) carry less information
+            return Reference(
+                binary=True,
+                n=n,
+                mean=mean,
+                std=math.sqrt(var),
+                rho=rho,
+                dispersion=self._dispersion(mean),
+            )
         edges = np.linspace(-self.clip, self.clip, BINS + 1)
         points = np.r_[-self.clip, (edges[:-1] + edges[1:]) / 2, self.clip]
         counts = np.asarray(self.counts, dtype=np.float64)
@@ -193,6 +214,14 @@ class ReferenceSketch:
             weights=tuple((counts[keep] / counts.sum()).tolist()),
         )
 
+    def _dispersion(self, rate: float) -> float:
+        """Variance of the complete blocks' counts over a binomial's: about 1 for independent
+        0/1 values, above 1 when ones come in clusters (all lags, not only the first)."""
+        counts = np.asarray(self.blocks[: self.n // BLOCK], dtype=np.float64)
+        if len(counts) < 10 or not 0.0 < rate < 1.0:
+            return 1.0
+        return float(counts.var(ddof=1)) / (BLOCK * rate * (1.0 - rate))
+
     # -- checkpoints ----------------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -203,6 +232,7 @@ class ReferenceSketch:
             "n": self.n,
             "sums": [self.sum, self.sum_sq, self.sum_lag, self.prev],
             "counts": self.counts,
+            "blocks": self.blocks,
         }
 
     @classmethod
@@ -214,4 +244,5 @@ class ReferenceSketch:
         sketch.n = int(data["n"])
         sketch.sum, sketch.sum_sq, sketch.sum_lag, sketch.prev = map(float, data["sums"])
         sketch.counts = [int(c) for c in data["counts"]]
+        sketch.blocks = [int(c) for c in data.get("blocks", [])]
         return sketch

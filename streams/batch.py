@@ -238,8 +238,7 @@ class _Segment:
             if len(monitor.features) >= monitor.config.max_features:
                 monitor.counts["features_dropped"] += occurrences
                 return None
-            detectors = monitor.config.build(monitor.config.feature_detectors)
-            signal = monitor.features[name] = Signal("feature", name, detectors)
+            signal = monitor.features[name] = monitor.new_feature_signal(name)
         return signal
 
     # -- outputs -------------------------------------------------------------------------------

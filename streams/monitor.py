@@ -59,6 +59,7 @@ restarted worker continues its detectors instead of relearning their references.
 
 from __future__ import annotations
 
+import inspect
 import logging
 import math
 from collections import OrderedDict
@@ -116,6 +117,11 @@ class MonitorConfig:
     max_features: int = 1000
     join_ttl_s: float = 86_400.0  # a label may come a day (of event time) after its prediction
     join_max_pending: int = 100_000
+    # The family-wise false-alarm budget: about one false alarm per this many stationary events
+    # per *model*, all its signals together.  Half goes to the feature signals, half to the
+    # others, shared equally (Bonferroni): each calibrated detector (CUSUM ``target_arl``,
+    # windowed tests' ``alpha`` per window) gets its share unless its spec sets one.
+    false_alarm_events: float = 1_000_000.0
 
     @classmethod
     def from_settings(cls, settings: Settings) -> MonitorConfig:
@@ -126,8 +132,20 @@ class MonitorConfig:
             join_ttl_s=settings.join_ttl_s,
         )
 
-    def build(self, specs: tuple[DetectorSpec, ...]) -> dict[str, DriftDetector]:
-        return {name: REGISTRY[name](**params) for name, params in specs}
+    def build(
+        self, specs: tuple[DetectorSpec, ...], run_length: float | None = None
+    ) -> dict[str, DriftDetector]:
+        """The detectors of ``specs``; with ``run_length``, each calibrated one is set for one
+        false alarm per ``run_length`` values (where its spec does not say otherwise)."""
+        return {
+            name: REGISTRY[name](**_budgeted(name, params, run_length)) for name, params in specs
+        }
+
+    def other_signals(self) -> int:
+        """Signals besides the features that share the budget: log latency, throughput, the
+        feature vector, input outliers, each rule, and a version's five output signals (the
+        SLO is a rule about milliseconds, not a test, and takes no share)."""
+        return 4 + len(self.output_rules) + 5
 
     def rules(self) -> list[OutputRule]:
         return parse_rules(list(self.output_rules))
@@ -187,7 +205,12 @@ class ModelMonitor:
         self.config = config or MonitorConfig()
         self.model_version = ""
         self.features: dict[str, Signal] = {}
-        build = self.config.build
+        share = 2 * self.config.other_signals() * self.config.false_alarm_events
+        self.other_run_length = share  # values between false alarms, per non-feature signal
+
+        def build(specs: tuple[DetectorSpec, ...]) -> dict[str, DriftDetector]:
+            return self.config.build(specs, share)
+
         self.versions: OrderedDict[str, VersionSignals] = OrderedDict()  # oldest first
         self.latency = Signal("system", "log_latency_ms", build(self.config.latency_detectors))
         self.slo = Signal("system", "latency_ms", build(self.config.slo_detectors))
@@ -261,8 +284,7 @@ class ModelMonitor:
                 if len(self.features) >= self.config.max_features:
                     self.counts["features_dropped"] += 1
                     continue
-                detectors = self.config.build(self.config.feature_detectors)
-                signal = self.features[name] = Signal("feature", name, detectors)
+                signal = self.features[name] = self.new_feature_signal(name)
             self._feed(signal, value, t, out, "warning")
 
     def _observe_outputs(self, event: InferenceEvent, out: MonitorOutput) -> None:
@@ -323,8 +345,11 @@ class ModelMonitor:
         if found is not None:
             return found
         predecessor = next(reversed(self.versions.values()), None)
-        build = self.config.build
-        config = self.config
+        config, share = self.config, self.other_run_length
+
+        def build(specs: tuple[DetectorSpec, ...]) -> dict[str, DriftDetector]:
+            return config.build(specs, share)
+
         found = VersionSignals(
             version,
             score=lambda: build(config.feature_detectors),
@@ -338,6 +363,13 @@ class ModelMonitor:
         while len(self.versions) > self.config.versions_kept:
             self.versions.popitem(last=False)
         return found
+
+    def new_feature_signal(self, name: str) -> Signal:
+        """A feature's signal, its detectors set for its share of the budget: half of it,
+        split over the features of the model's layout (known from its first event)."""
+        n_features = max(len(self.feature_order), 1)
+        share = 2 * n_features * self.config.false_alarm_events
+        return Signal("feature", name, self.config.build(self.config.feature_detectors, share))
 
     def _current(self) -> VersionSignals:
         return self.version_signals(self.model_version)
@@ -410,8 +442,7 @@ class ModelMonitor:
                 name = key.removeprefix("feature:")
                 if len(self.features) >= self.config.max_features:
                     continue
-                detectors = self.config.build(self.config.feature_detectors)
-                signal = self.features[name] = Signal("feature", name, detectors)
+                signal = self.features[name] = self.new_feature_signal(name)
             if signal is not None:
                 signal.restore(state)
 
@@ -525,6 +556,19 @@ class ModelMonitor:
         for detector in signal.feed(value, self.config.alarm_cooldown):
             self.counts["alarms"] += 1
             out.alarms.append(self._alarm(signal, detector, event_time, severity, version))
+
+
+def _budgeted(name: str, params: dict[str, Any], run_length: float | None) -> dict[str, Any]:
+    """``params`` with the detector's false-alarm setting derived from ``run_length``."""
+    if run_length is None:
+        return params
+    accepts = inspect.signature(REGISTRY[name].__init__).parameters
+    if "target_arl" in accepts and "target_arl" not in params:
+        return {**params, "target_arl": run_length}
+    if "alpha" in accepts and "window" in accepts and "alpha" not in params:
+        window = params.get("window", accepts["window"].default)
+        return {**params, "alpha": min(0.5, window / run_length)}
+    return params
 
 
 def _severity(signal: Signal, detector: DriftDetector, default: str) -> str:

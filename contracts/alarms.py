@@ -1,9 +1,15 @@
 """Drift alarms as CloudEvents 1.0, JSON structured mode.
 
 Each alarm is one Kafka message on ``<prefix>.alarms`` whose value is a complete CloudEvent
-(``specversion``, ``id``, ``source``, ``type``, ``time``, ``datacontenttype``, ``data``) and whose
-key is the model id.  ``data.dedup_key`` is the same for every alarm of one model + signal +
-detector, so paging bridges can group repeats into one incident.
+(``specversion``, ``id``, ``source``, ``type``, ``time``, ``datacontenttype``, ``data``), whose
+key is the model id, and whose ``content-type`` header is ``application/cloudevents+json``
+(the CloudEvents Kafka binding, structured mode).
+
+Lifecycle (see :mod:`streams.lifecycle`): an alarm *opens* (``type`` ``...drift.v1``,
+``data.status`` ``"firing"``); further detections on its ``data.dedup_key`` (model + signal +
+detector) while it is open are repeats and are not published; it *resolves* (``type``
+``...resolved.v1``, ``data.status`` ``"resolved"``) once its signal has been normal long
+enough.  Alarms of one model opened close together share ``data.incident``: page per incident.
 
 >>> alarm = Alarm(model_id="churn", model_version="v1", signal_kind="error", signal_name="error",
 ...               detector="adwin", statistic=0.21, threshold=0.08, window={"width": 96},
@@ -26,6 +32,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 ALARM_TYPE = "io.driftline.alarm.drift.v1"
+RESOLVED_TYPE = "io.driftline.alarm.resolved.v1"
 SIGNAL_KINDS = (
     "feature",
     "score",
@@ -57,6 +64,7 @@ class Alarm:
     event_time: float  # event time of the value that raised the alarm
     index: int  # values the detector had seen on this signal
     detector_params: dict[str, Any] = field(default_factory=dict, compare=False)
+    incident: str = ""  # alarms of one model raised close together share one incident id
 
     @property
     def dedup_key(self) -> str:
@@ -89,12 +97,84 @@ def to_cloudevent(alarm: Alarm, source: str, event_id: str | None = None) -> dic
             "index": alarm.index,
             "event_time": alarm.event_time,
             "dedup_key": alarm.dedup_key,
+            "status": "firing",
+            "incident": alarm.incident,
         },
     }
 
 
 def encode_alarm(alarm: Alarm, source: str, event_id: str | None = None) -> bytes:
     return json.dumps(to_cloudevent(alarm, source, event_id), separators=(",", ":")).encode()
+
+
+@dataclass(frozen=True, slots=True)
+class Resolution:
+    """An open alarm whose signal has been normal long enough: the end of its lifecycle."""
+
+    alarm: Alarm  # the alarm that opened it
+    resolved_at: float  # event time
+    repeats: int  # detections on the same dedup key while it was open (not published)
+    reason: str
+
+    @property
+    def dedup_key(self) -> str:
+        return self.alarm.dedup_key
+
+
+def resolution_to_cloudevent(resolution: Resolution, source: str, event_id: str) -> dict[str, Any]:
+    alarm = resolution.alarm
+    return {
+        "specversion": "1.0",
+        "id": event_id,
+        "source": source,
+        "type": RESOLVED_TYPE,
+        "subject": alarm.model_id,
+        "time": _rfc3339(resolution.resolved_at),
+        "datacontenttype": "application/json",
+        "data": {
+            "model": alarm.model_id,
+            "model_version": alarm.model_version,
+            "signal": {"kind": alarm.signal_kind, "name": alarm.signal_name},
+            "detector": alarm.detector,
+            "severity": alarm.severity,
+            "dedup_key": alarm.dedup_key,
+            "incident": alarm.incident,
+            "status": "resolved",
+            "opened_at": alarm.event_time,
+            "resolved_at": resolution.resolved_at,
+            "repeats": resolution.repeats,
+            "reason": resolution.reason,
+        },
+    }
+
+
+def encode_resolution(resolution: Resolution, source: str) -> bytes:
+    """A resolution's CloudEvent; its id is derived from the alarm it closes (a replay gives the
+    same id)."""
+    event_id = str(
+        uuid.uuid5(
+            uuid.NAMESPACE_URL,
+            f"driftline:resolved:{resolution.alarm.incident}:{resolution.dedup_key}",
+        )
+    )
+    return json.dumps(
+        resolution_to_cloudevent(resolution, source, event_id), separators=(",", ":")
+    ).encode()
+
+
+#: Kafka record headers of every alarm and resolution: the CloudEvents Kafka protocol binding
+#: requires this content type on structured-mode records.
+CLOUDEVENT_HEADERS = {"content-type": b"application/cloudevents+json; charset=utf-8"}
+
+
+def incident_id(alarm: Alarm) -> str:
+    """The id of the incident an alarm opens: derived from the alarm, so a replay agrees."""
+    return str(
+        uuid.uuid5(
+            uuid.NAMESPACE_URL,
+            f"driftline:incident:{alarm.dedup_key}@{alarm.index}:{alarm.event_time!r}",
+        )
+    )
 
 
 def alarm_id(alarm: Alarm, position: str) -> str:
@@ -106,6 +186,14 @@ def alarm_id(alarm: Alarm, position: str) -> str:
 
 class InvalidAlarm(ValueError):
     """A message on the alarms topic that is not a driftline drift alarm."""
+
+
+def is_resolution(raw: bytes | str | None) -> bool:
+    """Whether an alarms-topic message is a resolution (the end of an alarm), not an alarm."""
+    try:
+        return json.loads(raw or b"null").get("type") == RESOLVED_TYPE
+    except (ValueError, AttributeError):
+        return False
 
 
 def decode_alarm(raw: bytes | str) -> Alarm:
@@ -127,6 +215,7 @@ def decode_alarm(raw: bytes | str) -> Alarm:
             event_time=float(data["event_time"]),
             index=int(data["index"]),
             detector_params=dict(data.get("detector_params", {})),
+            incident=str(data.get("incident", "")),
         )
     except InvalidAlarm:
         raise

@@ -53,6 +53,10 @@ class RedisKeys:
     def checkpoint(self, model_id: str) -> str:
         return f"{self.prefix}:{{{model_id}}}:checkpoint"
 
+    def open_alarms(self, model_id: str) -> str:
+        """Hash: dedup key -> the open alarm (JSON), rewritten with each checkpoint."""
+        return f"{self.prefix}:{{{model_id}}}:alarms:open"
+
     def model_counters(self, model_id: str) -> str:
         return f"{self.prefix}:{{{model_id}}}:counters"
 

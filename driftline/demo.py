@@ -28,7 +28,7 @@ from pathlib import Path
 
 from aiokafka import AIOKafkaConsumer
 
-from contracts.alarms import decode_alarm
+from contracts.alarms import decode_alarm, is_resolution
 from contracts.settings import Settings
 from contracts.updates import ModelUpdate
 from driftline.processes import start_worker, stop_worker, wait_until_ready
@@ -63,6 +63,8 @@ class Narrator:
         return f"[{time.monotonic() - self.t0:6.1f}s]"
 
     def alarm(self, raw: bytes) -> None:
+        if is_resolution(raw):
+            return  # the demo is shorter than a resolution's quiet period
         alarm = decode_alarm(raw)
         if alarm.model_id not in self.models:
             return

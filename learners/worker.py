@@ -28,7 +28,14 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from contracts.alarms import Alarm, InvalidAlarm, decode_alarm, encode_alarm
+from contracts.alarms import (
+    CLOUDEVENT_HEADERS,
+    Alarm,
+    InvalidAlarm,
+    decode_alarm,
+    encode_alarm,
+    is_resolution,
+)
 from contracts.settings import Settings
 from contracts.updates import ModelUpdate
 from learners.job import Decision, Trigger, UpdateJob
@@ -112,6 +119,9 @@ class LearnerWorker:
             await asyncio.to_thread(self.registry.close)
 
     def _on_alarm(self, raw: bytes | None, topic: str, partition: int, offset: int) -> None:
+        if is_resolution(raw):  # an alarm's end: nothing to update
+            self.offsets.seen(topic, partition, offset)
+            return
         try:
             alarm = decode_alarm(raw or b"")
         except InvalidAlarm as exc:
@@ -219,7 +229,10 @@ class LearnerWorker:
     async def _publish_alarm(self, alarm: Alarm) -> None:
         source = f"/driftline/learners/{self.settings.worker_name}"
         await self._producer.send_and_wait(
-            self.settings.topics.alarms, encode_alarm(alarm, source), key=alarm.model_id.encode()
+            self.settings.topics.alarms,
+            encode_alarm(alarm, source),
+            key=alarm.model_id.encode(),
+            headers=list(CLOUDEVENT_HEADERS.items()),
         )
 
     def _decide(self, decision: Decision) -> None:

@@ -93,6 +93,7 @@ def observe_inferences(monitor: ModelMonitor, events: Sequence[InferenceEvent]) 
         if joined is not None:  # a label that came first: its outcome follows its prediction
             outcome = MonitorOutput()
             monitor._observe_outcome(joined, outcome)
+            outcome.alarms = monitor.publishable(outcome.alarms)
             out.add(end - 1, outcome)
         start = end
     return out
@@ -140,7 +141,8 @@ class _Segment:
         self.outputs()
         self.rules()
         self.alarms.sort(key=lambda item: item[:2])
-        out.alarms += [(self.start + i, alarm) for i, _, alarm in self.alarms]
+        for i, _, alarm in self.alarms:  # through the alarm book, in the one-by-one order
+            out.alarms += [(self.start + i, a) for a in self.monitor.publishable([alarm])]
 
     def feed(
         self,
@@ -179,7 +181,6 @@ class _Segment:
     def raised(
         self, rank: int, positions: Sequence[int], start: int, due: list[tuple[int, Alarm]]
     ) -> None:
-        self.monitor.counts["alarms"] += len(due)
         self.alarms += [(positions[start + j], rank, alarm) for j, alarm in due]
 
     # -- features ------------------------------------------------------------------------------

@@ -67,13 +67,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from contracts.alarms import Alarm
+from contracts.alarms import Alarm, Resolution
 from contracts.events import InferenceEvent, LabelEvent, normalise_label
 from contracts.settings import Settings
 from detectors import REGISTRY, DriftDetector, StateError
 from detectors.output_rules import OutputRule, parse_rules
 from streams.batch import BatchOutput, observe_inferences
 from streams.join import JoinedOutcome, LabelJoin
+from streams.lifecycle import AlarmBook
 from streams.rolling import WindowedMetrics
 from streams.signals import Signal, VersionSignals
 
@@ -122,6 +123,11 @@ class MonitorConfig:
     # others, shared equally (Bonferroni): each calibrated detector (CUSUM ``target_arl``,
     # windowed tests' ``alpha`` per window) gets its share unless its spec sets one.
     false_alarm_events: float = 1_000_000.0
+    # Alarm lifecycle (streams/lifecycle.py): an open alarm resolves after this much event time
+    # without a detection on its key, once its signal is back to its baseline; alarms of one
+    # model opened within incident_window_s of an open incident join it.
+    resolve_after_s: float = 600.0
+    incident_window_s: float = 300.0
 
     @classmethod
     def from_settings(cls, settings: Settings) -> MonitorConfig:
@@ -222,6 +228,7 @@ class ModelMonitor:
             rule.name: Signal("rule", rule.name, build(self.config.rate_detectors))
             for rule in self.rules
         }
+        self.book = AlarmBook(self.config.resolve_after_s, self.config.incident_window_s)
         self.feature_order: list[str] = []  # the data signal's row layout, from the first event
         self.positions: dict[str, int] = {}  # "<topic>:<partition>" -> last offset applied
         self.join = LabelJoin(self.config.join_ttl_s, self.config.join_max_pending)
@@ -247,6 +254,7 @@ class ModelMonitor:
         joined = self.join.add_prediction(event)
         if joined is not None:
             self._observe_outcome(joined, out)
+        out.alarms = self.publishable(out.alarms)
         return out
 
     def observe_inferences(self, events: Sequence[InferenceEvent]) -> BatchOutput:
@@ -331,7 +339,62 @@ class ModelMonitor:
         joined = self.join.add_label(label)
         if joined is not None:
             self._observe_outcome(joined, out)
+        out.alarms = self.publishable(out.alarms)
         return out
+
+    # -- alarm lifecycle -----------------------------------------------------------------------
+    def publishable(self, raised: list[Alarm]) -> list[Alarm]:
+        """The detections, in order, through the alarm book: those that open an alarm (with
+        their incident); repeats of an open one are counted in ``alarms_repeated``."""
+        published = []
+        for alarm in raised:
+            opened = self.book.open(alarm)
+            if opened is None:
+                self.counts["alarms_repeated"] = self.counts.get("alarms_repeated", 0) + 1
+            else:
+                published.append(opened)
+        self.counts["alarms"] += len(published)
+        return published
+
+    def resolve_quiet(self) -> list[Resolution]:
+        """Open alarms that have resolved by the newest event time this model has seen."""
+        if not self.book.open_alarms:
+            return []
+        now = max(window.newest for window in self.windows.values())
+        resolved = self.book.resolve(now, self._recovered)
+        self.counts["alarms_resolved"] = self.counts.get("alarms_resolved", 0) + len(resolved)
+        return resolved
+
+    def _recovered(self, alarm: Alarm) -> bool:
+        """Whether the signal behind ``alarm`` is back: its detector has learnt a new reference
+        and (for a CUSUM) that reference is within the smallest shift it watches of the
+        baseline the alarm was raised against."""
+        detector = self._detector_of(alarm)
+        if detector is None:  # its signal is gone (an old version): nothing left to wait for
+            return True
+        if getattr(detector, "fired", None) or not getattr(detector, "calibrated", True):
+            return False  # still at the alarm, or still learning what normal is now
+        old, new = alarm.window.get("baseline"), getattr(detector, "baseline", None)
+        if not old or not new:
+            return True
+        shift = min(detector.params.get("shifts", (0.25,)))
+        if "rate" in old and "rate" in new:
+            sd = math.sqrt(max(old["rate"] * (1 - old["rate"]), 1e-12))
+            return abs(new["rate"] - old["rate"]) <= shift * sd
+        if "mean" in old and "mean" in new:
+            return abs(new["mean"] - old["mean"]) <= shift * max(old.get("sd", 0.0), 1e-12)
+        return True
+
+    def _detector_of(self, alarm: Alarm) -> DriftDetector | None:
+        key = f"{alarm.signal_kind}:{alarm.signal_name}"
+        candidates = [*self._fixed_signals(), *self.features.values()]
+        version = self.versions.get(alarm.model_version)
+        if version is not None:
+            candidates = [*version.signals(), *candidates]
+        for signal in candidates:
+            if signal.key == key:
+                return signal.detectors.get(alarm.detector)
+        return None
 
     # -- outputs -----------------------------------------------------------------------------
     def metrics(self) -> dict[str, dict[str, Any]]:
@@ -417,6 +480,7 @@ class ModelMonitor:
             },
             "versions": {v: signals.checkpoint() for v, signals in self.versions.items()},
             "windows": {name: window.to_state() for name, window in self.windows.items()},
+            "alarm_book": self.book.to_state(),
         }
 
     def restore(self, saved: dict[str, Any]) -> None:
@@ -432,6 +496,7 @@ class ModelMonitor:
         for name, state in saved.get("windows", {}).items():
             if name in self.windows:
                 self.windows[name].restore(state)
+        self.book.restore(saved.get("alarm_book", {}))
         self.versions.clear()
         for version, saved_signals in saved.get("versions", {}).items():
             self.version_signals(str(version)).restore(saved_signals)
@@ -554,7 +619,6 @@ class ModelMonitor:
     ) -> None:
         version = self.model_version if version is None else version
         for detector in signal.feed(value, self.config.alarm_cooldown):
-            self.counts["alarms"] += 1
             out.alarms.append(self._alarm(signal, detector, event_time, severity, version))
 
 

@@ -26,7 +26,13 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from contracts.alarms import Alarm, alarm_id, encode_alarm
+from contracts.alarms import (
+    CLOUDEVENT_HEADERS,
+    Alarm,
+    alarm_id,
+    encode_alarm,
+    encode_resolution,
+)
 from contracts.envelopes import Decoded, decode_message
 from contracts.events import InvalidEvent
 from contracts.settings import Settings
@@ -53,6 +59,7 @@ class MetricsSink(Protocol):
     def add_model_counts(self, model_id: str, counts: dict[str, int]) -> None: ...
     def add_counts(self, counts: dict[str, int]) -> None: ...
     def add_checkpoint(self, model_id: str, checkpoint: dict[str, Any]) -> None: ...
+    def add_open_alarms(self, model_id: str, alarms: dict[str, dict[str, Any]]) -> None: ...
     async def load_checkpoint(self, model_id: str) -> dict[str, Any] | None: ...
     async def flush(self) -> bool: ...
 
@@ -225,11 +232,21 @@ class MonitorRuntime:
                 self.topics.alarms,
                 model_id.encode(),
                 encode_alarm(alarm, self.source_uri, alarm_id(alarm, where)),
+                CLOUDEVENT_HEADERS,
             )
             self._count("alarms.published")
             self._count_model(model_id, "alarms")
             if self.on_alarm is not None:
                 self.on_alarm(alarm)
+        for resolution in monitor.resolve_quiet():
+            await self.publisher.send(
+                self.topics.alarms,
+                model_id.encode(),
+                encode_resolution(resolution, self.source_uri),
+                CLOUDEVENT_HEADERS,
+            )
+            self._count("alarms.resolved")
+            self._count_model(model_id, "alarms_resolved")
 
     def _check_clock(self, event, source: Source) -> None:
         """An event stamped far after the broker received it (milliseconds sent as seconds, a
@@ -297,6 +314,7 @@ class MonitorRuntime:
             monitor = self.monitors[model_id]
             self.store.add_metrics(model_id, monitor.metrics())
             self.store.add_checkpoint(model_id, monitor.checkpoint())
+            self.store.add_open_alarms(model_id, monitor.book.snapshot())
         for model_id, counts in self._pending_model_counts.items():
             self.store.add_model_counts(model_id, dict(counts))
         self.store.add_counts(dict(self._pending_counts))

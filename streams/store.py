@@ -50,6 +50,7 @@ class RedisStore:
         self._model_counts: dict[str, Counter[str]] = defaultdict(Counter)
         self._counts: Counter[str] = Counter()
         self._checkpoints: dict[str, str] = {}
+        self._open_alarms: dict[str, dict[str, str]] = {}
         self.failed_flushes = 0
         self.failed_loads = 0
 
@@ -71,6 +72,17 @@ class RedisStore:
 
     def add_counts(self, counts: dict[str, int]) -> None:
         self._counts.update(counts)
+
+    def add_open_alarms(self, model_id: str, alarms: dict[str, dict[str, Any]]) -> None:
+        """The model's open alarms now (dedup key -> alarm); replaces what Redis holds."""
+        self._open_alarms[model_id] = {
+            k: json.dumps(v, separators=(",", ":")) for k, v in alarms.items()
+        }
+
+    async def open_alarms(self, model_id: str) -> dict[str, dict[str, Any]]:
+        """The open alarms of ``model_id`` as last flushed (dedup key -> alarm)."""
+        raw = await self.client.hgetall(self.keys.open_alarms(model_id))
+        return {k.decode(): json.loads(v) for k, v in raw.items()}
 
     def add_checkpoint(self, model_id: str, checkpoint: dict[str, Any]) -> None:
         self._checkpoints[model_id] = json.dumps(checkpoint, separators=(",", ":"))
@@ -111,18 +123,27 @@ class RedisStore:
     def _take(self) -> tuple:
         """Hand over the buffers and start empty ones: what arrives during a flush's await
         goes to the next flush, never into a buffer that is about to be cleared."""
-        taken = (self._metrics, self._labelled, self._model_counts, self._counts, self._checkpoints)
+        taken = (
+            self._metrics,
+            self._labelled,
+            self._model_counts,
+            self._counts,
+            self._checkpoints,
+            self._open_alarms,
+        )
         self._metrics, self._labelled = {}, defaultdict(list)
         self._model_counts, self._counts = defaultdict(Counter), Counter()
-        self._checkpoints = {}
+        self._checkpoints, self._open_alarms = {}, {}
         return taken
 
     def _give_back(self, taken: tuple) -> None:
         """After a failed flush: merge what was taken under what arrived meanwhile (newer
         snapshots and checkpoints win; samples keep their order; counts add up)."""
-        metrics, labelled, model_counts, counts, checkpoints = taken
+        metrics, labelled, model_counts, counts, checkpoints, open_alarms = taken
         for model_id, windows in metrics.items():
             self._metrics.setdefault(model_id, windows)
+        for model_id, alarms in open_alarms.items():
+            self._open_alarms.setdefault(model_id, alarms)
         for model_id, samples in labelled.items():
             self._labelled[model_id][:0] = samples
         for model_id, c in model_counts.items():
@@ -139,10 +160,11 @@ class RedisStore:
             or self._model_counts
             or self._counts
             or self._checkpoints
+            or self._open_alarms
         ):
             return True
         taken = self._take()
-        metrics, labelled, model_counts, counts, checkpoints = taken
+        metrics, labelled, model_counts, counts, checkpoints, open_alarms = taken
         pipe = self.client.pipeline(transaction=True)
         for model_id, windows in metrics.items():
             pipe.sadd(self.keys.models(), model_id)
@@ -163,6 +185,10 @@ class RedisStore:
             pipe.hincrby(self.keys.counters(), name, n)
         for model_id, checkpoint in checkpoints.items():
             pipe.set(self.keys.checkpoint(model_id), checkpoint)
+        for model_id, alarms in open_alarms.items():
+            pipe.delete(self.keys.open_alarms(model_id))
+            if alarms:
+                pipe.hset(self.keys.open_alarms(model_id), mapping=alarms)
         try:
             await pipe.execute()
         except (RedisError, OSError) as exc:

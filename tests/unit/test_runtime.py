@@ -23,6 +23,10 @@ class ListSink:
     def __init__(self) -> None:
         self.metrics, self.labelled, self.counts = {}, [], Counter()
         self.checkpoints: dict = {}
+        self.open_alarms: dict = {}
+
+    def add_open_alarms(self, model_id, alarms):
+        self.open_alarms[model_id] = json.loads(json.dumps(alarms))
 
     def add_metrics(self, model_id, windows):
         self.metrics[model_id] = windows

@@ -18,6 +18,7 @@ from detectors.mahalanobis import MahalanobisDrift
 from detectors.mmd import MMDDrift
 from detectors.page_hinkley import PageHinkley
 from detectors.result import DriftResult
+from detectors.rolling import RollingReference
 from detectors.state import StateError
 from detectors.throughput import ThroughputDrop
 
@@ -41,6 +42,7 @@ __all__ = [
     "MMDDrift",
     "MahalanobisDrift",
     "PageHinkley",
+    "RollingReference",
     "StateError",
     "ThroughputDrop",
     "detector_from_state",

@@ -73,9 +73,14 @@ class DriftDetector(abc.ABC):
             index=self.n_seen,
             statistic=float(self.statistic),
             threshold=float(self.threshold),
-            detector=self.name,
+            detector=self.reports_as,
             params=self.params,
         )
+
+    @property
+    def reports_as(self) -> str:
+        """The detector name results carry (a wrapper reports the detector it wraps)."""
+        return self.name
 
     def update(self, x: Any) -> None:
         """Feed one value; afterwards ``drift_detected`` says whether it raised an alarm."""

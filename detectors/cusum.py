@@ -225,6 +225,17 @@ class CUSUM(DriftDetector):
         self._stats = [0.0] * len(cusums)
         self._labels = labels
 
+    def keep_spread_of(self, old: CUSUM) -> None:
+        """After re-learning (a rolling reference): never judge the level or the spread against
+        a *narrower* spread than the reference before.  A quieter window is no reason to page
+        sooner; on autocorrelated streams one window's spread is a noisy (low) estimate."""
+        if self._binary or old._binary or not (self.calibrated and old.calibrated):
+            return
+        mine, theirs = self._frame[1] * self._frame[4], old._frame[1] * old._frame[4]
+        if theirs > mine > 0:  # level and spread both read against the wider spread
+            self._frame[3] *= theirs / mine
+            self._frame[4] *= theirs / mine
+
     def _transform(self, x: np.ndarray) -> list[np.ndarray]:
         """The values the CUSUMs read: [standardised level, standardised spread] or [0/1]."""
         if self._binary:

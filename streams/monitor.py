@@ -70,7 +70,7 @@ from typing import Any
 from contracts.alarms import Alarm, Resolution
 from contracts.events import InferenceEvent, LabelEvent, normalise_label
 from contracts.settings import Settings
-from detectors import REGISTRY, DriftDetector, StateError
+from detectors import REGISTRY, DriftDetector, RollingReference, StateError
 from detectors.output_rules import OutputRule, parse_rules
 from streams.batch import BatchOutput, observe_inferences
 from streams.join import JoinedOutcome, LabelJoin
@@ -122,12 +122,16 @@ class MonitorConfig:
     # per *model*, all its signals together.  Half goes to the feature signals, half to the
     # others, shared equally (Bonferroni): each calibrated detector (CUSUM ``target_arl``,
     # windowed tests' ``alpha`` per window) gets its share unless its spec sets one.
-    false_alarm_events: float = 1_000_000.0
+    false_alarm_events: float | None = 1_000_000.0  # None: each detector keeps its own setting
     # Alarm lifecycle (streams/lifecycle.py): an open alarm resolves after this much event time
     # without a detection on its key, once its signal is back to its baseline; alarms of one
     # model opened within incident_window_s of an open incident join it.
     resolve_after_s: float = 600.0
     incident_window_s: float = 300.0
+    # Input signals (features, the feature vector, input outliers) re-learn their reference
+    # every this many values while quiet (detectors/rolling.py), so daily and weekly cycles are
+    # followed instead of paged; None keeps the first reference for good.
+    input_refresh_every: int | None = 10_000
 
     @classmethod
     def from_settings(cls, settings: Settings) -> MonitorConfig:
@@ -139,13 +143,22 @@ class MonitorConfig:
         )
 
     def build(
-        self, specs: tuple[DetectorSpec, ...], run_length: float | None = None
+        self,
+        specs: tuple[DetectorSpec, ...],
+        run_length: float | None = None,
+        rolling: bool = False,
     ) -> dict[str, DriftDetector]:
         """The detectors of ``specs``; with ``run_length``, each calibrated one is set for one
-        false alarm per ``run_length`` values (where its spec does not say otherwise)."""
-        return {
-            name: REGISTRY[name](**_budgeted(name, params, run_length)) for name, params in specs
-        }
+        false alarm per ``run_length`` values (where its spec does not say otherwise); with
+        ``rolling``, each re-learns its reference every ``input_refresh_every`` values."""
+        built: dict[str, DriftDetector] = {}
+        for name, params in specs:
+            params = _budgeted(name, params, run_length)
+            if rolling and self.input_refresh_every:
+                built[name] = RollingReference(name, params, self.input_refresh_every)
+            else:
+                built[name] = REGISTRY[name](**params)
+        return built
 
     def other_signals(self) -> int:
         """Signals besides the features that share the budget: log latency, throughput, the
@@ -211,7 +224,8 @@ class ModelMonitor:
         self.config = config or MonitorConfig()
         self.model_version = ""
         self.features: dict[str, Signal] = {}
-        share = 2 * self.config.other_signals() * self.config.false_alarm_events
+        budget = self.config.false_alarm_events
+        share = None if budget is None else 2 * self.config.other_signals() * budget
         self.other_run_length = share  # values between false alarms, per non-feature signal
 
         def build(specs: tuple[DetectorSpec, ...]) -> dict[str, DriftDetector]:
@@ -221,8 +235,11 @@ class ModelMonitor:
         self.latency = Signal("system", "log_latency_ms", build(self.config.latency_detectors))
         self.slo = Signal("system", "latency_ms", build(self.config.slo_detectors))
         self.throughput = Signal("system", "throughput", build(self.config.throughput_detectors))
-        self.data = Signal("data", "features", build(self.config.vector_detectors))
-        self.outliers = Signal("security", "input_outliers", build(self.config.security_detectors))
+        inputs = self.config.vector_detectors, self.config.security_detectors
+        self.data = Signal("data", "features", self.config.build(inputs[0], share, rolling=True))
+        self.outliers = Signal(
+            "security", "input_outliers", self.config.build(inputs[1], share, rolling=True)
+        )
         self.rules = self.config.rules()
         self.rule_signals = {
             rule.name: Signal("rule", rule.name, build(self.config.rate_detectors))
@@ -431,8 +448,10 @@ class ModelMonitor:
         """A feature's signal, its detectors set for its share of the budget: half of it,
         split over the features of the model's layout (known from its first event)."""
         n_features = max(len(self.feature_order), 1)
-        share = 2 * n_features * self.config.false_alarm_events
-        return Signal("feature", name, self.config.build(self.config.feature_detectors, share))
+        budget = self.config.false_alarm_events
+        share = None if budget is None else 2 * n_features * budget
+        detectors = self.config.build(self.config.feature_detectors, share, rolling=True)
+        return Signal("feature", name, detectors)
 
     def _current(self) -> VersionSignals:
         return self.version_signals(self.model_version)

@@ -1,0 +1,208 @@
+"""A rolling reference around any detector: follow slow cycles, still catch sudden changes.
+
+A detector that learnt "normal" from its first values pages when a feature with a daily or
+weekly cycle (traffic, time of day) moves along its cycle.  :class:`RollingReference` re-learns
+the reference every ``every`` values while the stream is quiet: a fresh copy of the detector
+(the *shadow*) learns from the live values beside the serving one and takes over the moment it
+is calibrated, so the stream is never unwatched.  A numeric CUSUM taking over keeps at least
+the long-run spread of the one it replaces (``keep_spread_of``): a cycle moves the level, and
+a narrower spread from one noisy window must not make it page sooner.
+
+What that buys and what it costs (measured in ``docs/detection-benchmark.md``):
+
+- a cycle moves little between refreshes (at 100 events/s, 50,000 values are 8 minutes, in
+  which a daily cycle of +/-3 sd moves at most 0.11 sd), so it is followed, not paged;
+- a sudden change is caught as before, within one reference period;
+- a drift slower than the refresh is followed too, so the detector does not report it.  The
+  stream worker therefore rolls the *input* signals only; the model's own signals (error rate,
+  score, estimated accuracy) keep their baselines and see what slow input drift does to it.
+
+An alarm drops the shadow (it would have learnt from drifted values); the serving detector
+re-learns by itself after an alarm, as always.  Everything is counted in values, not time, so
+batches and one-by-one updates agree exactly (the conformance suite holds it to that).
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from detectors.base import REGISTRY, DriftDetector, detector_from_state
+
+
+class RollingReference(DriftDetector):
+    """``detector`` (a registry name, built with ``params``), its reference re-learnt every
+    ``every`` values since the serving reference took over.  Reports as the detector it wraps;
+    its attributes (``fired``, ``baseline``, ``calibrated``, ...) are the serving detector's.
+
+    Parameters:
+        detector: Registry name of the wrapped detector.
+        params: Its constructor parameters.
+        every: Values between the serving reference taking over and the next re-learning.
+
+    Examples:
+        >>> import numpy as np
+        >>> rng = np.random.default_rng(1)
+        >>> creep = rng.normal(size=500_000) + np.arange(500_000) * 2e-6  # +1 sd, slowly
+        >>> fixed = REGISTRY["cusum"]()
+        >>> rolling = RollingReference("cusum", {}, every=10_000)
+        >>> len(fixed.update_many(creep)), len(rolling.update_many(creep))  # fixed: 16 pages
+        (16, 2)
+        >>> jump = np.r_[rng.normal(size=2_000), rng.normal(3, 1, size=100)]
+        >>> rolling.update_many(jump).size > 0, rolling.result.detector  # a jump still does
+        (True, 'cusum')
+    """
+
+    name = "rolling"
+
+    def __init__(
+        self, detector: str = "cusum", params: dict[str, Any] | None = None, every: int = 50_000
+    ) -> None:
+        if detector not in REGISTRY or detector == self.name:
+            raise ValueError(f"unknown detector {detector!r} to roll")
+        if every < 1:
+            raise ValueError("every must be >= 1")
+        self.detector = detector
+        # a JSON round trip, so parameters read back from a checkpoint compare equal
+        self.params_ = json.loads(json.dumps(params or {}))
+        self.every = every
+        REGISTRY[detector](**self.params_)  # validates the parameters now
+        super().__init__()
+
+    @property
+    def params(self) -> dict[str, Any]:
+        return {"detector": self.detector, "params": self.params_, "every": self.every}
+
+    def _make(self) -> DriftDetector:
+        return REGISTRY[self.detector](**self.params_)
+
+    def __getattr__(self, name: str) -> Any:
+        inner = self.__dict__.get("_inner")
+        if inner is None or name.startswith("__"):
+            raise AttributeError(name)
+        return getattr(inner, name)
+
+    # -- the protocol --------------------------------------------------------------------------
+    @property
+    def statistic(self) -> float:
+        return self._inner.statistic
+
+    @property
+    def threshold(self) -> float:
+        return self._inner.threshold
+
+    @property
+    def calibrated(self) -> bool:
+        return bool(getattr(self._inner, "calibrated", True))
+
+    @property
+    def reports_as(self) -> str:
+        """Alarms name the detector that fired (``cusum``), not the wrapper."""
+        return self.detector
+
+    def _reset(self) -> None:
+        self._inner = self._make()
+        self._shadow: DriftDetector | None = None
+        self._served = 0  # values since the serving reference took over
+        self.refreshes = 0
+
+    def _update(self, x: float) -> bool:  # pragma: no cover - update() is overridden
+        raise NotImplementedError
+
+    def update(self, x: Any) -> None:
+        inner = self._inner
+        rejected = inner.n_rejected
+        inner.update(x)
+        if inner.n_rejected > rejected:
+            self.n_rejected += 1
+            self._drift_detected = False
+            return
+        self.n_seen += 1
+        if inner.drift_detected:
+            self._alarm()
+            return
+        self._drift_detected = False
+        if not getattr(inner, "calibrated", True):
+            self._served = 0
+        elif self._shadow is not None:
+            self._shadow.update(x)
+            if getattr(self._shadow, "calibrated", True):
+                keep = getattr(self._shadow, "keep_spread_of", None)
+                if keep is not None:
+                    keep(self._inner)
+                self._inner, self._shadow, self._served = self._shadow, None, 0
+                self.refreshes += 1
+        else:
+            self._served += 1
+            if self._served >= self.every:
+                self._shadow = self._make()  # learns from the next value on
+
+    def _alarm(self) -> None:
+        self._shadow, self._served = None, 0
+        self._drift_detected = True
+        self.n_detections += 1
+
+    def update_many(self, values: Any) -> Any:
+        import numpy as np
+
+        items = self._inner._batch(values)
+        alarms, start = [], 0
+        while start < len(items):
+            start += self.update_until_alarm(items[start:])
+            if self._drift_detected:
+                alarms.append(start - 1)
+        return np.asarray(alarms, dtype=np.int64)
+
+    def update_until_alarm(self, values: Any) -> int:
+        """Vectorised while the serving detector is settled and no refresh is due; one by one
+        while it (or a shadow) is learning."""
+        items = self._inner._batch(values)
+        n, i = len(items), 0
+        while i < n:
+            inner = self._inner
+            if self._drift_detected or self._shadow is not None or not self.calibrated:
+                self.update(items[i])
+                i += 1
+                if self._drift_detected:
+                    return i
+                continue
+            chunk = items[i : i + self.every - self._served]
+            rejected = inner.n_rejected
+            used = inner.update_until_alarm(chunk)
+            accepted = used - (inner.n_rejected - rejected)
+            self.n_seen += accepted
+            self.n_rejected += used - accepted
+            i += used
+            if inner.drift_detected:
+                self._alarm()
+                return i
+            self._drift_detected = False
+            self._served += accepted
+            if self._served >= self.every:
+                self._shadow = self._make()
+        return n
+
+    # -- checkpoints ---------------------------------------------------------------------------
+    def _get_state(self) -> dict[str, Any]:
+        shadow = None if self._shadow is None else json.loads(self._shadow.get_state())
+        return {
+            "inner": json.loads(self._inner.get_state()),
+            "shadow": shadow,
+            "served": self._served,
+            "refreshes": self.refreshes,
+        }
+
+    def _set_state(self, state: dict[str, Any]) -> None:
+        self._inner = detector_from_state(json.dumps(state["inner"]))
+        shadow = state["shadow"]
+        self._shadow = None if shadow is None else detector_from_state(json.dumps(shadow))
+        self._served = int(state["served"])
+        self.refreshes = int(state["refreshes"])
+
+    @classmethod
+    def _unit_test_params(cls) -> dict[str, Any]:
+        return {
+            "detector": "cusum",
+            "params": {"shifts": [1.0], "target_arl": 10_000.0, "reference_size": 200},
+            "every": 700,
+        }

@@ -1,9 +1,10 @@
 """Faust agents: thin loops that hand batches of raw messages to the :class:`MonitorRuntime`.
 
 Each agent takes up to ``DRIFTLINE_BATCH_MAX`` messages, or what arrived within
-``DRIFTLINE_BATCH_WAIT_S``, and hands them over together (``take_events``: the messages are
-acknowledged only after the batch is processed), so the monitor updates each model's detectors
-once per batch instead of once per event.
+``DRIFTLINE_BATCH_WAIT_S``, and hands them over together, so the monitor updates each model's
+detectors once per batch instead of once per event.  Messages are taken without acknowledging
+them (``noack_take``); :class:`~streams.acks.AckAfterFlush` acknowledges them after the Redis
+flush that holds their effects, so a committed offset never runs ahead of what Redis holds.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import logging
 
 import faust
 
+from streams.acks import AckAfterFlush
 from streams.runtime import MonitorRuntime, Source
 
 log = logging.getLogger(__name__)
@@ -28,23 +30,27 @@ def register(app: faust.App, publisher, runtime: MonitorRuntime) -> None:
     labels = publisher.topic(topics.labels)
 
     size, wait = runtime.settings.batch_max, runtime.settings.batch_wait_s
+    gate = AckAfterFlush(runtime.flush, max_held=20 * size)
 
     @app.agent(inferences, name="monitor-inferences")
     async def monitor_inferences(stream: faust.StreamT) -> None:
-        async for batch in stream.take_events(size, within=wait):
+        async for batch in stream.noack_take(size, within=wait):
             await runtime.handle_inferences([(event.value, _source(event)) for event in batch])
+            await gate.hold(batch)
 
     @app.agent(labels, name="join-labels")
     async def join_labels(stream: faust.StreamT) -> None:
-        async for batch in stream.take_events(size, within=wait):
+        async for batch in stream.noack_take(size, within=wait):
             await runtime.handle_labels([(event.value, _source(event)) for event in batch])
+            await gate.hold(batch)
 
     @app.timer(interval=runtime.settings.metrics_flush_s, name="flush-metrics")
     async def flush_metrics() -> None:
-        await runtime.flush()
+        await gate.flush()
 
     @app.on_partitions_revoked.connect
     async def on_partitions_revoked(sender, revoked, **kwargs) -> None:
+        await gate.flush()
         await runtime.release({(tp.topic, tp.partition) for tp in revoked})
 
     @app.on_rebalance_complete.connect

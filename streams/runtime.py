@@ -181,26 +181,28 @@ class MonitorRuntime:
         """One model's events of a batch, in stream order: skip redeliveries, refuse absurd
         clocks, observe the rest together, publish what they caused."""
         monitor = await self.monitor(model_id)
-        applied = dict(monitor.positions)  # as they were before this batch
-        fresh = []
+        applied = monitor.positions
+        fresh, refused, reached = [], [], {}
         for item in group:
             event, source, element, raw = item
             position = f"{source.topic}:{source.partition}"
             if source.offset <= applied.get(position, -1):
                 self._count(f"{kind}.redelivered")
                 continue
-            monitor.positions[position] = max(source.offset, monitor.positions.get(position, -1))
+            reached[position] = max(source.offset, reached.get(position, -1))
             try:
                 self._check_clock(event, source)
             except InvalidEvent as exc:
-                bad = _event_bytes(raw, event, element)
-                await self._deadletter(bad, source, exc.reason, exc.detail, element)
+                refused.append((item, exc))
                 continue
             fresh.append(item)
-        if not fresh:
-            return
+        for (event, source, element, raw), exc in refused:
+            bad = _event_bytes(raw, event, element)
+            await self._deadletter(bad, source, exc.reason, exc.detail, element)
+        # From here to the positions' update nothing awaits: a flush (and the checkpoint it
+        # writes) sees either none of this batch's effects or all of them with its positions.
         try:
-            out = observe(monitor, [event for event, *_ in fresh])
+            out = observe(monitor, [event for event, *_ in fresh]) if fresh else None
         except Exception as exc:  # a bug must not stop the stream: keep the events, say why
             first = fresh[0][1]
             log.exception(
@@ -216,9 +218,14 @@ class MonitorRuntime:
                 bad = _event_bytes(raw, event, element)
                 await self._deadletter(bad, source, PROCESSING_ERROR, detail, element)
             return
+        finally:
+            for position, offset in reached.items():
+                applied[position] = max(offset, applied.get(position, -1))
+        self._dirty.add(model_id)  # the positions moved, at least
+        if out is None:
+            return
         self._count(f"{kind}.processed", len(fresh))
         self._count_model(model_id, kind, len(fresh))
-        self._dirty.add(model_id)
         for _, sample in out.labelled:
             self.store.add_labelled(model_id, sample.to_dict())
         if out.labelled:

@@ -60,6 +60,10 @@ def create_app(settings: Settings | None = None) -> tuple[faust.App, MonitorRunt
         # Envelopes are large messages: fetch up to 8 MiB per partition per request (Faust's
         # default, 1 MiB, held envelopes of 100 events to ~22 messages a fetch).
         consumer_max_fetch_size=8 * 1024 * 1024,
+        # A worker that died is noticed after 10 s, not Faust's default 60 s: its partitions
+        # (and a restarted worker) wait that long in "(Re-)joining group".
+        broker_session_timeout=10.0,
+        broker_heartbeat_interval=2.0,
     )
     publisher = FaustPublisher(app)
     store = RedisStore(settings.redis_url, RedisKeys(settings.key_prefix), settings.labelled_keep)

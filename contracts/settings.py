@@ -18,6 +18,11 @@
 | ``DRIFTLINE_BATCH_MAX``    | ``500``                     | messages a worker takes from the stream |
 |                            |                             | and processes together                  |
 | ``DRIFTLINE_BATCH_WAIT_S`` | ``0.05``                    | the longest it waits to fill a batch    |
+| ``DRIFTLINE_MAX_MODELS``   | ``10000``                   | monitors a worker keeps in memory; the  |
+|                            |                             | least recently seen is checkpointed and |
+|                            |                             | dropped to make room                    |
+| ``DRIFTLINE_IDLE_EVICT_S`` | ``3600``                    | a model silent this long (wall clock)   |
+|                            |                             | is checkpointed and dropped from memory |
 | ``DRIFTLINE_BLOB_STORE``   | ``~/.local/share/driftline/``| where model blobs live: a directory    |
 |                            | ``blobs``                   | (``file:///...``) or ``redis``          |
 | ``DRIFTLINE_POLICY``       | (none: built-in defaults)   | TOML update policy for the learner      |
@@ -82,6 +87,8 @@ class Settings:
     max_future_s: float = 3600.0  # how far an event_time may lie after the broker's timestamp
     batch_max: int = 500  # messages taken from the stream and processed together
     batch_wait_s: float = 0.05  # the longest a worker waits to fill a batch (alarm latency)
+    max_models: int = 10_000  # monitors kept in memory (model ids come from untrusted input)
+    idle_evict_s: float = 3600.0  # a model silent this long leaves memory (its checkpoint stays)
     blob_store: str = "~/.local/share/driftline/blobs"  # a directory, file:///dir, or "redis"
     policy_file: str = ""  # TOML update policy for the learner (empty: the defaults)
     worker_name: str = field(default_factory=lambda: f"{os.uname().nodename}-{os.getpid()}")
@@ -113,6 +120,8 @@ class Settings:
             "DRIFTLINE_MAX_FUTURE_S": repr(self.max_future_s),
             "DRIFTLINE_BATCH_MAX": str(self.batch_max),
             "DRIFTLINE_BATCH_WAIT_S": repr(self.batch_wait_s),
+            "DRIFTLINE_MAX_MODELS": str(self.max_models),
+            "DRIFTLINE_IDLE_EVICT_S": repr(self.idle_evict_s),
             "DRIFTLINE_BLOB_STORE": self.blob_store,
             "DRIFTLINE_POLICY": self.policy_file,
         }
@@ -133,6 +142,8 @@ class Settings:
             "max_future_s": env.get("DRIFTLINE_MAX_FUTURE_S", cls.max_future_s),
             "batch_max": env.get("DRIFTLINE_BATCH_MAX", cls.batch_max),
             "batch_wait_s": env.get("DRIFTLINE_BATCH_WAIT_S", cls.batch_wait_s),
+            "max_models": env.get("DRIFTLINE_MAX_MODELS", cls.max_models),
+            "idle_evict_s": env.get("DRIFTLINE_IDLE_EVICT_S", cls.idle_evict_s),
             "blob_store": env.get("DRIFTLINE_BLOB_STORE", cls.blob_store),
             "policy_file": env.get("DRIFTLINE_POLICY", cls.policy_file),
         }
@@ -142,10 +153,15 @@ class Settings:
         values["join_ttl_s"] = _number("DRIFTLINE_JOIN_TTL_S", values["join_ttl_s"])
         values["max_future_s"] = _number("DRIFTLINE_MAX_FUTURE_S", values["max_future_s"])
         values["batch_wait_s"] = _number("DRIFTLINE_BATCH_WAIT_S", values["batch_wait_s"])
-        batch_max = _number("DRIFTLINE_BATCH_MAX", values["batch_max"])
-        if batch_max != int(batch_max):
-            raise ValueError(f"DRIFTLINE_BATCH_MAX must be a whole number, got {batch_max}")
-        values["batch_max"] = int(batch_max)
+        values["idle_evict_s"] = _number("DRIFTLINE_IDLE_EVICT_S", values["idle_evict_s"])
+        for key, name in (
+            ("batch_max", "DRIFTLINE_BATCH_MAX"),
+            ("max_models", "DRIFTLINE_MAX_MODELS"),
+        ):
+            number = _number(name, values[key])
+            if number != int(number):
+                raise ValueError(f"{name} must be a whole number, got {number}")
+            values[key] = int(number)
         if values["low_confidence"] >= 1:
             raise ValueError(
                 f"DRIFTLINE_LOW_CONFIDENCE must be below 1, got {values['low_confidence']}"

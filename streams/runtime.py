@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -86,6 +87,7 @@ class MonitorRuntime:
         store: MetricsSink,
         config: MonitorConfig | None = None,
         on_alarm: Callable[[Alarm], None] | None = None,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.settings = settings
         self.topics = settings.topics
@@ -100,6 +102,8 @@ class MonitorRuntime:
         self._pending_model_counts: dict[str, Counter[str]] = {}
         self._dirty: set[str] = set()
         self.source_uri = f"/driftline/streams/{settings.worker_name}"
+        self._clock = clock
+        self._last_seen: dict[str, float] = {}  # model id -> clock() when last used
 
     async def monitor(self, model_id: str) -> ModelMonitor:
         """The model's monitor; on first sight, resumed from its checkpoint if there is one.
@@ -108,7 +112,11 @@ class MonitorRuntime:
         load: the second waits for the first instead of building a monitor of its own."""
         monitor = self.monitors.get(model_id)
         if monitor is not None:
+            self._last_seen[model_id] = self._clock()
             return monitor
+        if len(self.monitors) >= self.settings.max_models:
+            await self._make_room()
+        self._last_seen[model_id] = self._clock()
         loading = self._loading.get(model_id)
         if loading is None:
             loading = self._loading[model_id] = asyncio.ensure_future(self._load(model_id))
@@ -315,8 +323,34 @@ class MonitorRuntime:
             log.info("rebalance: released %d models (%s)", len(dropped), ", ".join(dropped[:5]))
         return dropped
 
+    async def _make_room(self) -> None:
+        """Too many models in memory: checkpoint, then drop the least recently seen tenth."""
+        if not await self.flush():
+            return  # Redis is down: keep everything rather than lose state
+        by_age = sorted(self.monitors, key=lambda m: self._last_seen.get(m, 0.0))
+        self._evict(by_age[: max(1, len(by_age) // 10)], "over DRIFTLINE_MAX_MODELS")
+
+    def _evict(self, model_ids: list[str], why: str) -> None:
+        """Forget flushed monitors (their checkpoints are in Redis; they come back on demand)."""
+        evicted = [m for m in model_ids if m not in self._dirty and m in self.monitors]
+        for model_id in evicted:
+            del self.monitors[model_id]
+            self._last_seen.pop(model_id, None)
+        if evicted:
+            self._count("models.evicted", len(evicted))
+            log.info("evicted %d models from memory (%s)", len(evicted), why)
+
     async def flush(self) -> bool:
-        """Hand metrics snapshots and counters of changed models to the store, then flush it."""
+        """Hand metrics snapshots and counters of changed models to the store, then flush it;
+        after a successful flush, drop the models idle for ``DRIFTLINE_IDLE_EVICT_S``."""
+        ok = await self._flush()
+        if ok:
+            limit = self._clock() - self.settings.idle_evict_s
+            idle = [m for m in self.monitors if self._last_seen.get(m, limit) < limit]
+            self._evict(idle, f"idle for {self.settings.idle_evict_s:.0f}s")
+        return ok
+
+    async def _flush(self) -> bool:
         for model_id in self._dirty:
             monitor = self.monitors[model_id]
             self.store.add_metrics(model_id, monitor.metrics())

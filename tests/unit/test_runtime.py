@@ -290,3 +290,34 @@ async def test_a_broken_envelope_is_one_dead_letter():
         await runtime.handle_inference(raw, Source("t.inferences", 0, 1))
     reasons = [read_headers(h)["driftline.reason"] for t, _, _, h in publisher.sent]
     assert reasons == ["invalid_envelope", "invalid_envelope"]
+
+
+async def test_idle_models_leave_memory_and_come_back_from_their_checkpoint():
+    now = [0.0]
+    publisher, sink = ListPublisher(), ListSink()
+    settings = Settings(topic_prefix="t", idle_evict_s=60.0)
+    runtime = MonitorRuntime(settings, publisher, sink, clock=lambda: now[0])
+    event = InferenceEvent("quiet", "v1", "r1", 10.0, {"x": 1.0}, 1, score=0.5)
+    await runtime.handle_inference(event.to_json(), Source("t.inferences", 0, 0))
+    await runtime.flush()
+    assert "quiet" in runtime.monitors  # seen just now
+    now[0] = 61.0
+    await runtime.flush()
+    assert "quiet" not in runtime.monitors and runtime.counts["models.evicted"] == 1
+    later = InferenceEvent("quiet", "v1", "r2", 11.0, {"x": 1.0}, 1, score=0.5)
+    await runtime.handle_inference(later.to_json(), Source("t.inferences", 0, 1))
+    assert runtime.monitors["quiet"].counts["inferences"] == 2  # resumed, not restarted
+
+
+async def test_more_models_than_the_cap_evicts_the_least_recently_seen():
+    now = [0.0]
+    publisher, sink = ListPublisher(), ListSink()
+    runtime = MonitorRuntime(
+        Settings(topic_prefix="t", max_models=3), publisher, sink, clock=lambda: now[0]
+    )
+    for offset, model in enumerate(["a", "b", "c", "a", "d"]):
+        now[0] += 1
+        event = InferenceEvent(model, "v1", f"r{offset}", 10.0 + offset, {"x": 1.0}, 1, score=0.5)
+        await runtime.handle_inference(event.to_json(), Source("t.inferences", 0, offset))
+    assert sorted(runtime.monitors) == ["a", "c", "d"]  # b was the least recently seen
+    assert sink.checkpoints["b"]["counts"]["inferences"] == 1  # and it was checkpointed first

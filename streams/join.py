@@ -17,10 +17,13 @@ True
 
 from __future__ import annotations
 
+from array import array
 from collections import OrderedDict
 from dataclasses import dataclass
+from typing import Any, NamedTuple
 
 from contracts.events import InferenceEvent, LabelEvent
+from streams.seen_ids import SeenIds
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,21 +32,55 @@ class JoinedOutcome:
     label: LabelEvent
 
 
+class _Stored(NamedTuple):
+    """A waiting prediction, compact: its feature values in a float array beside a shared
+    tuple of names (about a quarter of an event with its own dict of 20 floats)."""
+
+    event_time: float
+    model_id: str
+    model_version: str
+    request_id: str
+    prediction: Any
+    score: float | None
+    probabilities: dict[str, float] | None
+    latency_ms: float | None
+    schema_version: int
+    task: str | None
+    names: tuple[str, ...]
+    values: array
+
+    def event(self) -> InferenceEvent:
+        return InferenceEvent(
+            model_id=self.model_id,
+            model_version=self.model_version,
+            request_id=self.request_id,
+            event_time=self.event_time,
+            features=dict(zip(self.names, self.values, strict=True)),
+            prediction=self.prediction,
+            score=self.score,
+            probabilities=self.probabilities,
+            latency_ms=self.latency_ms,
+            schema_version=self.schema_version,
+            task=self.task,
+        )
+
+
 class LabelJoin:
     def __init__(self, ttl_s: float = 3600.0, max_pending: int = 100_000) -> None:
         self.ttl_s = ttl_s
         self.max_pending = max_pending
-        self._predictions: OrderedDict[str, InferenceEvent] = OrderedDict()
+        self._predictions: OrderedDict[str, _Stored] = OrderedDict()
+        self._layouts: dict[tuple[str, ...], tuple[str, ...]] = {}  # one tuple per layout
         self._labels: OrderedDict[str, LabelEvent] = OrderedDict()
         self.expired_predictions = 0  # never labelled in time
         self.expired_labels = 0  # label whose prediction never came (or came too late)
         self.duplicates = 0
         # request ids already joined (bounded like the rest): a late duplicate of either side
         # must not wait for, and join with, a redelivered copy of the other
-        self._joined: OrderedDict[str, float] = OrderedDict()
+        self._joined = SeenIds(ttl_s, max_pending)
 
     def _join(self, prediction: InferenceEvent, label: LabelEvent) -> JoinedOutcome:
-        self._joined[prediction.request_id] = max(prediction.event_time, label.event_time)
+        self._joined.add(prediction.request_id, max(prediction.event_time, label.event_time))
         self._expire(label.event_time)
         return JoinedOutcome(prediction, label)
 
@@ -57,17 +94,37 @@ class LabelJoin:
         if event.request_id in self._predictions:
             self.duplicates += 1  # redelivery: keep the first
             return None
-        self._predictions[event.request_id] = event
+        self._predictions[event.request_id] = self._store(event)
         self._expire(event.event_time)
         return None
+
+    def _store(self, event: InferenceEvent) -> _Stored:
+        names = tuple(event.features)
+        names = self._layouts.setdefault(names, names)
+        if len(self._layouts) > 1000:  # layouts churn (ever-new feature names): stop sharing
+            self._layouts.clear()
+        return _Stored(
+            event.event_time,
+            event.model_id,
+            event.model_version,
+            event.request_id,
+            event.prediction,
+            event.score,
+            event.probabilities,
+            event.latency_ms,
+            event.schema_version,
+            event.task,
+            names,
+            array("d", event.features.values()),
+        )
 
     def add_label(self, label: LabelEvent) -> JoinedOutcome | None:
         if label.request_id in self._joined:
             self.duplicates += 1
             return None
-        prediction = self._predictions.pop(label.request_id, None)
-        if prediction is not None:
-            return self._join(prediction, label)
+        stored = self._predictions.pop(label.request_id, None)
+        if stored is not None:
+            return self._join(stored.event(), label)
         if label.request_id in self._labels:
             self.duplicates += 1
             return None
@@ -84,9 +141,7 @@ class LabelJoin:
         horizon = now - self.ttl_s
         self.expired_predictions += _trim(self._predictions, horizon, self.max_pending)
         self.expired_labels += _trim(self._labels, horizon, self.max_pending)
-        joined = self._joined
-        while joined and (len(joined) > self.max_pending or next(iter(joined.values())) < horizon):
-            joined.popitem(last=False)
+        self._joined.expire(now)
 
 
 def _trim(waiting: OrderedDict, horizon: float, max_size: int) -> int:

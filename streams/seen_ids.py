@@ -1,0 +1,95 @@
+"""Request ids already joined, remembered for a day in about 8 bytes each.
+
+The label join must recognise a late duplicate of a prediction or label that already joined
+(a redelivery), or it would wait for, and join with, a redelivered copy of the other side.  A
+dict of the ids themselves costs some 180 bytes per id: 2,400 joined predictions made up over
+half of a model's memory.  :class:`SeenIds` keeps 64-bit hashes instead, in sorted numpy arrays
+per time bucket (plus a small set for the newest additions), and forgets whole buckets as they
+leave the time-to-live.  Two different ids share a hash with probability about n / 2**64 (for
+a million ids, 5e-14): such a pair would be taken for a duplicate and counted as one.
+
+>>> seen = SeenIds(ttl_s=3600.0, max_ids=1000)
+>>> seen.add("r1", 100.0); seen.add("r2", 5000.0)
+>>> "r1" in seen, "r2" in seen, "r3" in seen
+(True, True, False)
+>>> seen.expire(now=5000.0)                  # r1 is older than an hour: forgotten
+>>> "r1" in seen, len(seen)
+(False, 1)
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+import numpy as np
+
+_BUCKETS = 24  # per time-to-live
+_MERGE = 256  # newest additions kept in a set until there are this many
+
+
+def _hash(request_id: str) -> int:
+    digest = hashlib.blake2b(request_id.encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "little")
+
+
+class _Bucket:
+    __slots__ = ("recent", "sorted")
+
+    def __init__(self) -> None:
+        self.sorted = np.zeros(0, dtype=np.uint64)
+        self.recent: set[int] = set()
+
+    def __len__(self) -> int:
+        return len(self.sorted) + len(self.recent)
+
+    def add(self, h: int) -> None:
+        self.recent.add(h)
+        if len(self.recent) >= _MERGE:
+            self.compact()
+
+    def compact(self) -> None:
+        if self.recent:
+            fresh = np.fromiter(self.recent, dtype=np.uint64, count=len(self.recent))
+            self.sorted = np.union1d(self.sorted, fresh)
+            self.recent = set()
+
+    def __contains__(self, h: int) -> bool:
+        if h in self.recent:
+            return True
+        i = int(np.searchsorted(self.sorted, np.uint64(h)))
+        return i < len(self.sorted) and int(self.sorted[i]) == h
+
+
+class SeenIds:
+    def __init__(self, ttl_s: float, max_ids: int) -> None:
+        self.ttl_s, self.max_ids = ttl_s, max_ids
+        self.bucket_s = ttl_s / _BUCKETS
+        self._buckets: dict[int, _Bucket] = {}
+        self._count = 0
+
+    def __len__(self) -> int:
+        return self._count
+
+    def __contains__(self, request_id: str) -> bool:
+        h = _hash(request_id)
+        return any(h in bucket for bucket in self._buckets.values())
+
+    def add(self, request_id: str, event_time: float) -> None:
+        number = int(event_time // self.bucket_s)
+        bucket = self._buckets.get(number)
+        if bucket is None:
+            bucket = self._buckets[number] = _Bucket()
+            for older in self._buckets.values():
+                if older is not bucket:
+                    older.compact()  # only the newest bucket grows a set
+        before = len(bucket)
+        bucket.add(_hash(request_id))
+        self._count += len(bucket) - before
+
+    def expire(self, now: float) -> None:
+        """Forget buckets older than the time-to-live, and the oldest beyond ``max_ids``."""
+        horizon = int((now - self.ttl_s) // self.bucket_s)
+        for number in sorted(self._buckets):
+            if number >= horizon and self._count <= self.max_ids:
+                break
+            self._count -= len(self._buckets.pop(number))

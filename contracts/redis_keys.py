@@ -53,6 +53,10 @@ class RedisKeys:
     def checkpoint(self, model_id: str) -> str:
         return f"{self.prefix}:{{{model_id}}}:checkpoint"
 
+    def pending(self, model_id: str, bucket: int) -> str:
+        """Hash: request id -> a prediction waiting for its label, per time bucket (JSON)."""
+        return f"{self.prefix}:{{{model_id}}}:pending:{bucket}"
+
     def open_alarms(self, model_id: str) -> str:
         """Hash: dedup key -> the open alarm (JSON), rewritten with each checkpoint."""
         return f"{self.prefix}:{{{model_id}}}:alarms:open"

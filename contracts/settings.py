@@ -13,6 +13,8 @@
 |                            |                             | counts as uncertain                     |
 | ``DRIFTLINE_JOIN_TTL_S``   | ``86400``                   | how long (event time) a prediction waits|
 |                            |                             | for its label                           |
+| ``DRIFTLINE_JOIN_MEMORY``  | ``1000``                    | waiting predictions per model kept in   |
+|                            |                             | memory (all wait in Redis)              |
 | ``DRIFTLINE_MAX_FUTURE_S`` | ``3600``                    | an event stamped further after the      |
 |                            |                             | broker's timestamp is dead-lettered     |
 | ``DRIFTLINE_BATCH_MAX``    | ``500``                     | messages a worker takes from the stream |
@@ -84,6 +86,7 @@ class Settings:
     latency_slo_ms: float = 250.0
     low_confidence: float = 0.6
     join_ttl_s: float = 86_400.0  # how long a prediction waits for its label (event time)
+    join_memory: int = 1000  # waiting predictions per model kept in memory (all are in Redis)
     max_future_s: float = 3600.0  # how far an event_time may lie after the broker's timestamp
     batch_max: int = 500  # messages taken from the stream and processed together
     batch_wait_s: float = 0.05  # the longest a worker waits to fill a batch (alarm latency)
@@ -117,6 +120,7 @@ class Settings:
             "DRIFTLINE_LATENCY_SLO_MS": repr(self.latency_slo_ms),
             "DRIFTLINE_LOW_CONFIDENCE": repr(self.low_confidence),
             "DRIFTLINE_JOIN_TTL_S": repr(self.join_ttl_s),
+            "DRIFTLINE_JOIN_MEMORY": str(self.join_memory),
             "DRIFTLINE_MAX_FUTURE_S": repr(self.max_future_s),
             "DRIFTLINE_BATCH_MAX": str(self.batch_max),
             "DRIFTLINE_BATCH_WAIT_S": repr(self.batch_wait_s),
@@ -139,6 +143,7 @@ class Settings:
             "latency_slo_ms": env.get("DRIFTLINE_LATENCY_SLO_MS", cls.latency_slo_ms),
             "low_confidence": env.get("DRIFTLINE_LOW_CONFIDENCE", cls.low_confidence),
             "join_ttl_s": env.get("DRIFTLINE_JOIN_TTL_S", cls.join_ttl_s),
+            "join_memory": env.get("DRIFTLINE_JOIN_MEMORY", cls.join_memory),
             "max_future_s": env.get("DRIFTLINE_MAX_FUTURE_S", cls.max_future_s),
             "batch_max": env.get("DRIFTLINE_BATCH_MAX", cls.batch_max),
             "batch_wait_s": env.get("DRIFTLINE_BATCH_WAIT_S", cls.batch_wait_s),
@@ -157,6 +162,7 @@ class Settings:
         for key, name in (
             ("batch_max", "DRIFTLINE_BATCH_MAX"),
             ("max_models", "DRIFTLINE_MAX_MODELS"),
+            ("join_memory", "DRIFTLINE_JOIN_MEMORY"),
         ):
             number = _number(name, values[key])
             if number != int(number):

@@ -66,7 +66,12 @@ def create_app(settings: Settings | None = None) -> tuple[faust.App, MonitorRunt
         broker_heartbeat_interval=2.0,
     )
     publisher = FaustPublisher(app)
-    store = RedisStore(settings.redis_url, RedisKeys(settings.key_prefix), settings.labelled_keep)
+    store = RedisStore(
+        settings.redis_url,
+        RedisKeys(settings.key_prefix),
+        settings.labelled_keep,
+        settings.join_ttl_s,
+    )
     runtime = MonitorRuntime(settings, publisher, store)
     # Declare the output topics up front so they exist (with our partition count) at start-up.
     for name in (settings.topics.alarms, settings.topics.deadletter, settings.topics.model_updates):

@@ -22,6 +22,8 @@ from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
+import orjson
+
 from contracts.events import InferenceEvent, LabelEvent
 from streams.seen_ids import SeenIds
 
@@ -32,7 +34,7 @@ class JoinedOutcome:
     label: LabelEvent
 
 
-class _Stored(NamedTuple):
+class StoredPrediction(NamedTuple):
     """A waiting prediction, compact: its feature values in a float array beside a shared
     tuple of names (about a quarter of an event with its own dict of 20 floats)."""
 
@@ -48,6 +50,43 @@ class _Stored(NamedTuple):
     task: str | None
     names: tuple[str, ...]
     values: array
+
+    def to_json(self) -> bytes:
+        """Everything but the model and request ids (the backing store's key and field)."""
+        return orjson.dumps(
+            [
+                self.event_time,
+                self.model_version,
+                self.prediction,
+                self.score,
+                self.probabilities,
+                self.latency_ms,
+                self.schema_version,
+                self.task,
+                self.names,
+                list(self.values),
+            ]
+        )
+
+    @classmethod
+    def from_json(cls, model_id: str, request_id: str, raw: bytes | str) -> StoredPrediction:
+        t, version, prediction, score, probabilities, latency, schema, task, names, values = (
+            orjson.loads(raw)
+        )
+        return cls(
+            float(t),
+            model_id,
+            version,
+            request_id,
+            prediction,
+            score,
+            probabilities,
+            latency,
+            schema,
+            task,
+            tuple(names),
+            array("d", values),
+        )
 
     def event(self) -> InferenceEvent:
         return InferenceEvent(
@@ -66,10 +105,26 @@ class _Stored(NamedTuple):
 
 
 class LabelJoin:
-    def __init__(self, ttl_s: float = 3600.0, max_pending: int = 100_000) -> None:
+    """``journal``: record every prediction stored and every one consumed by a join, for a
+    backing store (the worker writes them to Redis with each checkpoint, so waiting predictions
+    survive a restart); ``memory``: then keep only this many waiting predictions in memory, the
+    older ones live in the backing store alone and come back through :meth:`adopt`."""
+
+    def __init__(
+        self,
+        ttl_s: float = 3600.0,
+        max_pending: int = 100_000,
+        memory: int | None = None,
+        journal: bool = False,
+    ) -> None:
         self.ttl_s = ttl_s
         self.max_pending = max_pending
-        self._predictions: OrderedDict[str, _Stored] = OrderedDict()
+        self.memory = memory if journal else None
+        self.journal = journal
+        self.written: list[StoredPrediction] = []  # journal: stored since the last drain
+        self.consumed: list[tuple[str, float]] = []  # journal: (request id, its event time)
+        self._undrained: set[str] = set()  # written, not yet drained: not to be spilled
+        self._predictions: OrderedDict[str, StoredPrediction] = OrderedDict()
         self._layouts: dict[tuple[str, ...], tuple[str, ...]] = {}  # one tuple per layout
         self._labels: OrderedDict[str, LabelEvent] = OrderedDict()
         self.expired_predictions = 0  # never labelled in time
@@ -81,6 +136,8 @@ class LabelJoin:
 
     def _join(self, prediction: InferenceEvent, label: LabelEvent) -> JoinedOutcome:
         self._joined.add(prediction.request_id, max(prediction.event_time, label.event_time))
+        if self.journal:
+            self.consumed.append((prediction.request_id, prediction.event_time))
         self._expire(label.event_time)
         return JoinedOutcome(prediction, label)
 
@@ -94,16 +151,24 @@ class LabelJoin:
         if event.request_id in self._predictions:
             self.duplicates += 1  # redelivery: keep the first
             return None
-        self._predictions[event.request_id] = self._store(event)
+        stored = self._predictions[event.request_id] = self._store(event)
+        if self.journal:
+            self.written.append(stored)
+            self._undrained.add(event.request_id)
         self._expire(event.event_time)
+        if self.memory is not None:  # the oldest stay in the backing store only ...
+            while len(self._predictions) > self.memory:
+                if next(iter(self._predictions)) in self._undrained:
+                    break  # ... once they are in it (drained to the store)
+                self._predictions.popitem(last=False)
         return None
 
-    def _store(self, event: InferenceEvent) -> _Stored:
+    def _store(self, event: InferenceEvent) -> StoredPrediction:
         names = tuple(event.features)
         names = self._layouts.setdefault(names, names)
         if len(self._layouts) > 1000:  # layouts churn (ever-new feature names): stop sharing
             self._layouts.clear()
-        return _Stored(
+        return StoredPrediction(
             event.event_time,
             event.model_id,
             event.model_version,
@@ -131,6 +196,30 @@ class LabelJoin:
         self._labels[label.request_id] = label
         self._expire(label.event_time)
         return None
+
+    # -- the backing store ------------------------------------------------------------------
+    def missing(self, labels: list[LabelEvent]) -> list[LabelEvent]:
+        """Labels whose prediction is neither waiting in memory nor already joined: the ones
+        to look up in the backing store."""
+        waiting, joined = self._predictions, self._joined
+        return [
+            lab for lab in labels if lab.request_id not in waiting and lab.request_id not in joined
+        ]
+
+    def adopt(self, predictions: list[StoredPrediction]) -> None:
+        """Predictions read back from the backing store, waiting again (oldest first in line)."""
+        for stored in sorted(predictions, key=lambda p: p.event_time, reverse=True):
+            if stored.request_id in self._predictions or stored.request_id in self._joined:
+                continue
+            self._predictions[stored.request_id] = stored
+            self._predictions.move_to_end(stored.request_id, last=False)
+
+    def drain(self) -> tuple[list[StoredPrediction], list[tuple[str, float]]]:
+        """The journal since the last drain: (predictions stored, predictions consumed)."""
+        written, consumed = self.written, self.consumed
+        self.written, self.consumed = [], []
+        self._undrained = set()
+        return written, consumed
 
     @property
     def pending(self) -> tuple[int, int]:

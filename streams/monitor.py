@@ -118,6 +118,9 @@ class MonitorConfig:
     max_features: int = 1000
     join_ttl_s: float = 86_400.0  # a label may come a day (of event time) after its prediction
     join_max_pending: int = 100_000
+    # The worker journals the join to Redis (streams/pending.py): waiting predictions survive
+    # restarts and only the join_memory most recent stay in memory.  None: all in memory.
+    join_memory: int | None = None
     # The family-wise false-alarm budget: about one false alarm per this many stationary events
     # per *model*, all its signals together.  Half goes to the feature signals, half to the
     # others, shared equally (Bonferroni): each calibrated detector (CUSUM ``target_arl``,
@@ -140,6 +143,7 @@ class MonitorConfig:
             slo_detectors=(("latency_slo", {"slo_ms": settings.latency_slo_ms}),),
             low_confidence=settings.low_confidence,
             join_ttl_s=settings.join_ttl_s,
+            join_memory=settings.join_memory,
         )
 
     def build(
@@ -248,7 +252,11 @@ class ModelMonitor:
         self.book = AlarmBook(self.config.resolve_after_s, self.config.incident_window_s)
         self.feature_order: list[str] = []  # the data signal's row layout, from the first event
         self.positions: dict[str, int] = {}  # "<topic>:<partition>" -> last offset applied
-        self.join = LabelJoin(self.config.join_ttl_s, self.config.join_max_pending)
+        config = self.config
+        journal = config.join_memory is not None
+        self.join = LabelJoin(
+            config.join_ttl_s, config.join_max_pending, config.join_memory, journal
+        )
         self.windows = {name: WindowedMetrics(w, b) for name, w, b in self.config.windows}
         self.counts = {
             "inferences": 0,

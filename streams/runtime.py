@@ -35,10 +35,11 @@ from contracts.alarms import (
     encode_resolution,
 )
 from contracts.envelopes import Decoded, decode_message
-from contracts.events import InvalidEvent
+from contracts.events import InvalidEvent, LabelEvent
 from contracts.settings import Settings
 from detectors import StateError
 from streams.deadletter import PROCESSING_ERROR, deadletter_headers
+from streams.join import StoredPrediction
 from streams.monitor import ModelMonitor, MonitorConfig
 
 log = logging.getLogger(__name__)
@@ -61,6 +62,15 @@ class MetricsSink(Protocol):
     def add_counts(self, counts: dict[str, int]) -> None: ...
     def add_checkpoint(self, model_id: str, checkpoint: dict[str, Any]) -> None: ...
     def add_open_alarms(self, model_id: str, alarms: dict[str, dict[str, Any]]) -> None: ...
+    def add_pending(
+        self,
+        model_id: str,
+        written: Sequence[StoredPrediction],
+        consumed: Sequence[tuple[str, float]],
+    ) -> None: ...
+    async def load_pending(
+        self, model_id: str, labels: Sequence[LabelEvent]
+    ) -> list[StoredPrediction]: ...
     async def load_checkpoint(self, model_id: str) -> dict[str, Any] | None: ...
     async def flush(self) -> bool: ...
 
@@ -207,6 +217,10 @@ class MonitorRuntime:
         for (event, source, element, raw), exc in refused:
             bad = _event_bytes(raw, event, element)
             await self._deadletter(bad, source, exc.reason, exc.detail, element)
+        if kind == "labels" and monitor.join.journal:
+            missing = monitor.join.missing([event for event, *_ in fresh])
+            if missing:  # waiting in Redis: after a restart, or older than the memory holds
+                monitor.join.adopt(await self.store.load_pending(model_id, missing))
         # From here to the positions' update nothing awaits: a flush (and the checkpoint it
         # writes) sees either none of this batch's effects or all of them with its positions.
         try:
@@ -356,6 +370,8 @@ class MonitorRuntime:
             self.store.add_metrics(model_id, monitor.metrics())
             self.store.add_checkpoint(model_id, monitor.checkpoint())
             self.store.add_open_alarms(model_id, monitor.book.snapshot())
+            if monitor.join.journal:
+                self.store.add_pending(model_id, *monitor.join.drain())
         for model_id, counts in self._pending_model_counts.items():
             self.store.add_model_counts(model_id, dict(counts))
         self.store.add_counts(dict(self._pending_counts))

@@ -15,12 +15,16 @@ import contextlib
 import json
 import logging
 from collections import Counter, defaultdict
+from collections.abc import Sequence
 from typing import Any
 
 from redis import asyncio as aioredis
 from redis.exceptions import RedisError
 
+from contracts.events import LabelEvent
 from contracts.redis_keys import RedisKeys
+from streams.join import StoredPrediction
+from streams.pending import PendingPredictions
 
 log = logging.getLogger(__name__)
 
@@ -40,10 +44,17 @@ def _hash_value(value: Any) -> str | int | float:
 
 
 class RedisStore:
-    def __init__(self, redis_url: str, keys: RedisKeys, labelled_keep: int = 5000) -> None:
+    def __init__(
+        self,
+        redis_url: str,
+        keys: RedisKeys,
+        labelled_keep: int = 5000,
+        join_ttl_s: float = 86_400.0,
+    ) -> None:
         self.redis_url = redis_url
         self.keys = keys
         self.labelled_keep = labelled_keep
+        self.pending = PendingPredictions(keys, join_ttl_s)
         self._client: aioredis.Redis | None = None
         self._metrics: dict[str, dict[str, dict[str, Any]]] = {}
         self._labelled: dict[str, list[str]] = defaultdict(list)
@@ -83,6 +94,36 @@ class RedisStore:
         """The open alarms of ``model_id`` as last flushed (dedup key -> alarm)."""
         raw = await self.client.hgetall(self.keys.open_alarms(model_id))
         return {k.decode(): json.loads(v) for k, v in raw.items()}
+
+    def add_pending(
+        self,
+        model_id: str,
+        written: Sequence[StoredPrediction],
+        consumed: Sequence[tuple[str, float]],
+    ) -> None:
+        """The label join's journal: predictions now waiting, and those a label consumed."""
+        self.pending.add(model_id, written, consumed)
+
+    async def load_pending(
+        self, model_id: str, labels: Sequence[LabelEvent]
+    ) -> list[StoredPrediction]:
+        """Waiting predictions for these labels (see :mod:`streams.pending`).  Like a
+        checkpoint read, a Redis error is retried, never taken for "not there"."""
+        delay = 1.0
+        while True:
+            try:
+                return await self.pending.load(self.client, model_id, labels)
+            except (RedisError, OSError) as exc:
+                self.failed_loads += 1
+                log.warning(
+                    "reading waiting predictions of %s failed (%s); retrying in %.0fs",
+                    model_id,
+                    exc,
+                    delay,
+                )
+                await self._reset_client()
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 30.0)
 
     def add_checkpoint(self, model_id: str, checkpoint: dict[str, Any]) -> None:
         self._checkpoints[model_id] = json.dumps(checkpoint, separators=(",", ":"))
@@ -161,9 +202,11 @@ class RedisStore:
             or self._counts
             or self._checkpoints
             or self._open_alarms
+            or self.pending.has_changes
         ):
             return True
         taken = self._take()
+        pending = self.pending.take()
         metrics, labelled, model_counts, counts, checkpoints, open_alarms = taken
         pipe = self.client.pipeline(transaction=True)
         for model_id, windows in metrics.items():
@@ -189,17 +232,20 @@ class RedisStore:
             pipe.delete(self.keys.open_alarms(model_id))
             if alarms:
                 pipe.hset(self.keys.open_alarms(model_id), mapping=alarms)
+        self.pending.write(pipe, pending)
         try:
             await pipe.execute()
         except (RedisError, OSError) as exc:
             self.failed_flushes += 1
             self._give_back(taken)
+            self.pending.give_back(pending)
             log.warning(
                 "Redis flush failed (%s); keeping %d models' data for the next try",
                 exc,
                 len(self._metrics),
             )
             return False
+        self.pending.done()
         return True
 
     async def close(self) -> None:

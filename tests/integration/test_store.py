@@ -82,3 +82,38 @@ async def test_a_redis_error_while_loading_a_checkpoint_is_retried_not_taken_for
     store.redis_url = settings.redis_url  # Redis is back
     assert await asyncio.wait_for(loading, 10) == {"saved": True}
     await store.close()
+
+
+async def test_waiting_predictions_round_trip_through_redis_buckets(settings):
+    """The label join's journal on the real Redis: written in time buckets with a TTL, found
+    again for labels up to a day later (from the buffer before a flush, from Redis after),
+    and deleted once consumed."""
+    from array import array
+
+    from contracts.events import LabelEvent
+    from streams.join import StoredPrediction
+
+    keys = RedisKeys(settings.key_prefix)
+    store = RedisStore(settings.redis_url, keys, join_ttl_s=86_400.0)
+
+    def waiting(i: int, t: float) -> StoredPrediction:
+        return StoredPrediction(
+            t, "pend-m", "v1", f"r{i}", 1, 0.9, None, None, 1, None, ("x",), array("d", [i])
+        )
+
+    early, late = waiting(1, 1_000.0), waiting(2, 80_000.0)  # 22 hours apart: other buckets
+    store.add_pending("pend-m", [early, late], [])
+    labels = [LabelEvent("pend-m", "r1", 1, 86_000.0), LabelEvent("pend-m", "r2", 0, 86_000.0)]
+    assert {p.request_id for p in await store.load_pending("pend-m", labels)} == {"r1", "r2"}
+    assert await store.flush()  # now only Redis has them
+    client = redis.Redis.from_url(settings.redis_url)
+    bucket_key = keys.pending("pend-m", store.pending.bucket(1_000.0))
+    assert client.hexists(bucket_key, "r1") and 0 < client.ttl(bucket_key) <= 86_400 + 7200
+    found = {p.request_id: p for p in await store.load_pending("pend-m", labels)}
+    assert found["r1"].event().features == {"x": 1.0} and found["r2"].event_time == 80_000.0
+    too_late = LabelEvent("pend-m", "r1", 1, 1_000.0 + 86_400.0 + 3 * 3_600.0)
+    assert await store.load_pending("pend-m", [too_late]) == []  # beyond the time-to-live
+    store.add_pending("pend-m", [], [("r1", 1_000.0)])
+    assert await store.flush()
+    assert not client.hexists(bucket_key, "r1")
+    await store.close()

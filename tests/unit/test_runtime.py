@@ -8,6 +8,7 @@ from collections import Counter
 from contracts.events import InferenceEvent, LabelEvent
 from contracts.settings import Settings
 from streams.deadletter import read_headers
+from streams.join import StoredPrediction
 from streams.runtime import MonitorRuntime, Source
 
 
@@ -24,9 +25,25 @@ class ListSink:
         self.metrics, self.labelled, self.counts = {}, [], Counter()
         self.checkpoints: dict = {}
         self.open_alarms: dict = {}
+        self.pending: dict = {}
 
     def add_open_alarms(self, model_id, alarms):
         self.open_alarms[model_id] = json.loads(json.dumps(alarms))
+
+    def add_pending(self, model_id, written, consumed):
+        waiting = self.pending.setdefault(model_id, {})
+        for stored in written:
+            waiting[stored.request_id] = stored.to_json()  # as Redis would keep it
+        for request_id, _ in consumed:
+            waiting.pop(request_id, None)
+
+    async def load_pending(self, model_id, labels):
+        waiting = self.pending.get(model_id, {})
+        return [
+            StoredPrediction.from_json(model_id, lab.request_id, waiting[lab.request_id])
+            for lab in labels
+            if lab.request_id in waiting
+        ]
 
     def add_metrics(self, model_id, windows):
         self.metrics[model_id] = windows
@@ -321,3 +338,33 @@ async def test_more_models_than_the_cap_evicts_the_least_recently_seen():
         await runtime.handle_inference(event.to_json(), Source("t.inferences", 0, offset))
     assert sorted(runtime.monitors) == ["a", "c", "d"]  # b was the least recently seen
     assert sink.checkpoints["b"]["counts"]["inferences"] == 1  # and it was checkpointed first
+
+
+async def test_predictions_waiting_for_labels_survive_a_restart_and_leave_memory():
+    publisher, sink = ListPublisher(), ListSink()
+    settings = Settings(topic_prefix="t", join_memory=5)
+    first = MonitorRuntime(settings, publisher, sink)
+    events = [
+        InferenceEvent("m", "v1", f"r{i}", 100.0 + i, {"x": float(i)}, 1, score=0.9)
+        for i in range(50)
+    ]
+    await first.handle_inferences(
+        [(e.to_json(), Source("t.inferences", 0, i)) for i, e in enumerate(events)]
+    )
+    assert first.monitors["m"].join.pending[0] == 50  # none leaves memory before the store has it
+    await first.flush()
+    assert len(sink.pending["m"]) == 50
+    one_more = InferenceEvent("m", "v1", "r50", 150.0, {"x": 50.0}, 1, score=0.9)
+    await first.handle_inference(one_more.to_json(), Source("t.inferences", 0, 50))
+    assert first.monitors["m"].join.pending[0] == 5  # now the older ones wait in the store only
+
+    restarted = MonitorRuntime(settings, publisher, sink)  # a new process: empty memory
+    labels = [LabelEvent("m", f"r{i}", 1 if i % 2 else 0, 200.0 + i) for i in range(0, 50, 5)]
+    await restarted.handle_labels(
+        [(lab.to_json(), Source("t.labels", 0, i)) for i, lab in enumerate(labels)]
+    )
+    assert restarted.monitors["m"].counts["joined"] == 10
+    assert [s["request_id"] for s in sink.labelled] == [lab.request_id for lab in labels]
+    assert sink.labelled[1]["features"] == {"x": 5.0}  # the features came back from the store
+    await restarted.flush()
+    assert len(sink.pending["m"]) == 40  # consumed predictions left the store with the flush

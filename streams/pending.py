@@ -1,0 +1,131 @@
+"""Predictions waiting for their label, in Redis: they survive restarts and leave worker memory.
+
+The label join (:class:`~streams.join.LabelJoin`) keeps recent waiting predictions in memory and
+journals every one it stores and every one a label consumes.  The worker hands that journal to
+the store with each checkpoint, and :class:`PendingPredictions` turns it into commands of the
+same Redis transaction:
+
+- ``<prefix>:{<model>}:pending:<bucket>``: a hash, request id -> the prediction (JSON), one per
+  ``ttl / 24`` seconds of event time, expiring ``ttl`` plus two buckets after its last write;
+- a prediction consumed by a join is deleted from its bucket in the same transaction.
+
+So after a crash the waiting predictions in Redis are exactly those of the checkpoint's
+positions.  A label whose prediction is not in memory (the worker restarted, or the prediction
+is older than the ``DRIFTLINE_JOIN_MEMORY`` most recent) is looked up here first
+(:meth:`PendingPredictions.load`), in what is still buffered and then in Redis.
+
+The time-to-live is counted in event time by the join and in wall-clock time by Redis (an
+upper bound that keeps Redis clean); replays of old traffic keep their buckets for a day from
+when they are written.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Sequence
+from typing import Any
+
+from contracts.events import LabelEvent
+from contracts.redis_keys import RedisKeys
+from streams.join import StoredPrediction
+
+_BUCKETS = 24
+
+
+class PendingPredictions:
+    def __init__(self, keys: RedisKeys, ttl_s: float) -> None:
+        self.keys, self.ttl_s = keys, ttl_s
+        self.bucket_s = ttl_s / _BUCKETS
+        # model -> request id -> (bucket, JSON); model -> [(request id, bucket)]
+        self._writes: dict[str, dict[str, tuple[int, bytes]]] = defaultdict(dict)
+        self._deletes: dict[str, list[tuple[str, int]]] = defaultdict(list)
+        self._in_flight: dict[str, dict[str, tuple[int, bytes]]] = {}
+
+    @property
+    def has_changes(self) -> bool:
+        return any(self._writes.values()) or any(self._deletes.values())
+
+    def bucket(self, event_time: float) -> int:
+        return int(event_time // self.bucket_s)
+
+    def add(
+        self,
+        model_id: str,
+        written: Sequence[StoredPrediction],
+        consumed: Sequence[tuple[str, float]],
+    ) -> None:
+        writes = self._writes[model_id]
+        for stored in written:
+            writes[stored.request_id] = (self.bucket(stored.event_time), stored.to_json())
+        deletes = self._deletes[model_id]
+        for request_id, event_time in consumed:
+            if writes.pop(request_id, None) is None:  # written in an earlier flush
+                deletes.append((request_id, self.bucket(event_time)))
+
+    # -- flushing (inside the store's transaction) ----------------------------------------------
+    def take(self) -> tuple[dict, dict]:
+        taken = (dict(self._writes), dict(self._deletes))
+        self._writes, self._deletes = defaultdict(dict), defaultdict(list)
+        self._in_flight = taken[0]
+        return taken
+
+    def give_back(self, taken: tuple[dict, dict]) -> None:
+        writes, deletes = taken
+        for model_id, entries in writes.items():
+            for request_id, entry in entries.items():
+                self._writes[model_id].setdefault(request_id, entry)
+        for model_id, entries in deletes.items():
+            self._deletes[model_id][:0] = entries
+        self._in_flight = {}
+
+    def done(self) -> None:
+        self._in_flight = {}
+
+    def write(self, pipe: Any, taken: tuple[dict, dict]) -> None:
+        writes, deletes = taken
+        keep = int(self.ttl_s + 2 * self.bucket_s)
+        for model_id, entries in writes.items():
+            by_bucket: dict[int, dict[str, bytes]] = defaultdict(dict)
+            for request_id, (bucket, raw) in entries.items():
+                by_bucket[bucket][request_id] = raw
+            for bucket, mapping in by_bucket.items():
+                key = self.keys.pending(model_id, bucket)
+                pipe.hset(key, mapping=mapping)
+                pipe.expire(key, keep)
+        for model_id, entries in deletes.items():
+            fields: dict[int, list[str]] = defaultdict(list)
+            for request_id, bucket in entries:
+                fields[bucket].append(request_id)
+            for bucket, request_ids in fields.items():
+                pipe.hdel(self.keys.pending(model_id, bucket), *request_ids)
+
+    # -- reading --------------------------------------------------------------------------------
+    async def load(
+        self, client: Any, model_id: str, labels: Sequence[LabelEvent]
+    ) -> list[StoredPrediction]:
+        """The waiting predictions these labels judge: from the buffers, then from Redis (the
+        buckets a prediction made up to the time-to-live before its label can be in)."""
+        found: dict[str, bytes] = {}
+        for buffer in (self._writes.get(model_id, {}), self._in_flight.get(model_id, {})):
+            for label in labels:
+                entry = buffer.get(label.request_id)
+                if entry is not None:
+                    found.setdefault(label.request_id, entry[1])
+        wanted = [lab for lab in labels if lab.request_id not in found]
+        if wanted:
+            buckets: dict[int, set[str]] = defaultdict(set)
+            for label in wanted:
+                first = self.bucket(label.event_time - self.ttl_s)
+                for bucket in range(first, self.bucket(label.event_time) + 1):
+                    buckets[bucket].add(label.request_id)
+            pipe = client.pipeline(transaction=False)
+            order = []
+            for bucket, request_ids in buckets.items():
+                ids = sorted(request_ids)
+                pipe.hmget(self.keys.pending(model_id, bucket), ids)
+                order.append(ids)
+            for ids, values in zip(order, await pipe.execute(), strict=True):
+                for request_id, raw in zip(ids, values, strict=True):
+                    if raw is not None:
+                        found.setdefault(request_id, raw)
+        return [StoredPrediction.from_json(model_id, rid, raw) for rid, raw in found.items()]

@@ -3,9 +3,11 @@
     python bench/memory.py [--models 1000] [--events 2500] [--out docs/memory-benchmark.md]
 
 Each model gets ``--events`` inferences (past the 2,000-value reference, so every detector is
-calibrated) through the batch path, in batches of 500.  Two label regimes, each in a fresh
-process: labels arrive 100 events after their predictions (the join holds about 100 waiting
-predictions per model), and no labels at all (it holds every prediction, up to its bound).
+calibrated) through the batch path, in batches of 500, configured as the worker runs them.  Two
+label regimes, each in a fresh process: labels arrive 100 events after their predictions (the
+join holds about 100 waiting predictions per model), and no labels at all (every prediction
+waits: in the worker only the ``DRIFTLINE_JOIN_MEMORY`` (1,000) most recent stay in memory once
+the journal is drained to Redis; here the journal is drained after each batch as a flush would).
 Reported: the process's RSS growth over the same process with the monitors' code imported,
 in total and per model; and a checkpoint's size.
 """
@@ -23,7 +25,8 @@ CHILD = r"""
 import gc, json, os, sys
 import numpy as np
 from contracts.events import InferenceEvent, LabelEvent
-from streams.monitor import ModelMonitor
+from contracts.settings import Settings
+from streams.monitor import ModelMonitor, MonitorConfig
 
 def rss():
     for line in open(f"/proc/{os.getpid()}/status"):
@@ -36,8 +39,9 @@ rng = np.random.default_rng(0)
 gc.collect()
 base = rss()
 monitors = []
+config = MonitorConfig.from_settings(Settings())  # as the worker runs them
 for m in range(n_models):
-    monitor = ModelMonitor(f"model-{m}")
+    monitor = ModelMonitor(f"model-{m}", config)
     x = rng.normal(size=(n_events, 20)).tolist()
     events = [
         InferenceEvent(f"model-{m}", "v1", f"r{i}", 1.7e9 + i / 100, dict(zip(names, row)), i % 2,
@@ -46,6 +50,7 @@ for m in range(n_models):
     ]
     for start in range(0, n_events, 500):
         monitor.observe_inferences(events[start : start + 500])
+        monitor.join.drain()  # what the worker's flush hands to Redis
         if labels:
             done = events[max(0, start - 100) : max(0, start + 400)]
             monitor.observe_labels(

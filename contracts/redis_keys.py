@@ -53,6 +53,10 @@ class RedisKeys:
     def checkpoint(self, model_id: str) -> str:
         return f"{self.prefix}:{{{model_id}}}:checkpoint"
 
+    def reference_profile(self, model_id: str) -> str:
+        """JSON: the model's training inputs (streams/profile.py), for calibrated detectors."""
+        return f"{self.prefix}:{{{model_id}}}:reference-profile"
+
     def pending(self, model_id: str, bucket: int) -> str:
         """Hash: request id -> a prediction waiting for its label, per time bucket (JSON)."""
         return f"{self.prefix}:{{{model_id}}}:pending:{bucket}"

@@ -5,6 +5,7 @@
     driftline demo                      the whole loop on simulated traffic, narrated
     driftline metrics MODEL             a model's rolling metrics from Redis
     driftline models list|show|register|promote|rollback|reference ...
+    driftline reference set <model> train.csv
 
 Connection settings come from the environment (see :mod:`contracts.settings`).  Exit codes: 0
 done, 1 the thing asked about does not exist or was refused, 2 bad usage.
@@ -35,6 +36,11 @@ models_app = typer.Typer(
     help="The model registry: versions, champion, rollbacks.", no_args_is_help=True
 )
 app.add_typer(models_app, name="models")
+reference_app = typer.Typer(
+    help="Reference profiles: a model's training inputs, so its detectors need no warm-up.",
+    no_args_is_help=True,
+)
+app.add_typer(reference_app, name="reference")
 console = Console()
 errors = Console(stderr=True)
 
@@ -154,6 +160,51 @@ def metrics(
         for k in sorted(row):
             table.add_row(k, row[k] or "-")
         console.print(table)
+
+
+# -- reference profiles -------------------------------------------------------------------------
+@reference_app.command("set")
+def reference_set(
+    model: str,
+    csv_file: Annotated[
+        Path, typer.Argument(help="CSV of training inputs, one column per feature")
+    ],
+    drop: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--drop", help="a column that is not a feature (the label, an id); repeatable"
+        ),
+    ] = None,
+    rows: Annotated[int, typer.Option(help="keep at most this many rows")] = 20_000,
+) -> None:
+    """Store a model's reference profile: the worker calibrates its input detectors from it
+    when it first meets the model (no checkpoint yet), instead of from live traffic."""
+    import redis
+
+    from contracts.redis_keys import RedisKeys
+    from streams.profile import ProfileError, ReferenceProfile
+
+    try:
+        profile = ReferenceProfile.from_csv(csv_file, tuple(drop or ()), rows)
+    except ProfileError as exc:
+        _fail(str(exc), 2)
+    settings = _settings()
+    keys = RedisKeys(settings.key_prefix)
+    redis.Redis.from_url(settings.redis_url).set(keys.reference_profile(model), profile.to_json())
+    console.print(
+        f"{model}: reference profile of {len(profile.rows)} rows, features {profile.features}"
+    )
+    if len(profile.rows) < 2000:
+        errors.print(
+            f"[yellow]note:[/yellow] {len(profile.rows)} rows: detectors that learn from 2,000 "
+            "values finish learning on live traffic"
+        )
+    client = redis.Redis.from_url(settings.redis_url)
+    if client.exists(keys.checkpoint(model)):
+        errors.print(
+            f"[yellow]note:[/yellow] {model} already has a checkpoint, which wins over the "
+            "profile; delete it to start from the profile"
+        )
 
 
 # -- models -------------------------------------------------------------------------------------

@@ -67,6 +67,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
+
 from contracts.alarms import Alarm, Resolution
 from contracts.events import InferenceEvent, LabelEvent, normalise_label
 from contracts.settings import Settings
@@ -75,6 +77,7 @@ from detectors.output_rules import OutputRule, parse_rules
 from streams.batch import BatchOutput, observe_inferences
 from streams.join import JoinedOutcome, LabelJoin
 from streams.lifecycle import AlarmBook
+from streams.profile import ReferenceProfile
 from streams.rolling import WindowedMetrics
 from streams.signals import Signal, VersionSignals
 
@@ -451,6 +454,29 @@ class ModelMonitor:
         while len(self.versions) > self.config.versions_kept:
             self.versions.popitem(last=False)
         return found
+
+    def warm_up(self, profile: ReferenceProfile) -> None:
+        """Feed a reference profile (training inputs) to the input signals before any live
+        event, so they start calibrated (:mod:`streams.profile`); anything they would raise on
+        it is dropped: the profile is normal by definition."""
+        if self.feature_order or not profile.rows:
+            return  # live traffic already set the layout: the profile comes too late
+        self.feature_order = list(profile.features)[: self.config.max_features]
+        rows = np.asarray(profile.rows, dtype=np.float64)[:, : len(self.feature_order)]
+        cooldown = self.config.alarm_cooldown
+
+        def drop(_: int, __: DriftDetector) -> None:
+            return None
+
+        for signal in (self.data, self.outliers):
+            signal.feed_many(rows, cooldown, drop)
+        for j, name in enumerate(self.feature_order):
+            signal = self.features.get(name) or self.new_feature_signal(name)
+            self.features[name] = signal
+            signal.feed_many(rows[:, j], cooldown, drop)
+        for signal in [self.data, self.outliers, *self.features.values()]:
+            signal.cooldown_left = 0
+        self.counts["profile_rows"] = len(rows)
 
     def new_feature_signal(self, name: str) -> Signal:
         """A feature's signal, its detectors set for its share of the budget: half of it,

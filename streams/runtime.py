@@ -41,6 +41,7 @@ from detectors import StateError
 from streams.deadletter import PROCESSING_ERROR, deadletter_headers
 from streams.join import StoredPrediction
 from streams.monitor import ModelMonitor, MonitorConfig
+from streams.profile import ReferenceProfile
 
 log = logging.getLogger(__name__)
 
@@ -72,6 +73,7 @@ class MetricsSink(Protocol):
         self, model_id: str, labels: Sequence[LabelEvent]
     ) -> list[StoredPrediction]: ...
     async def load_checkpoint(self, model_id: str) -> dict[str, Any] | None: ...
+    async def load_profile(self, model_id: str) -> ReferenceProfile | None: ...
     async def flush(self) -> bool: ...
 
 
@@ -136,6 +138,11 @@ class MonitorRuntime:
         try:
             monitor = ModelMonitor(model_id, self.config)
             saved = await self.store.load_checkpoint(model_id)
+            if saved is None:
+                profile = await self.store.load_profile(model_id)
+                if profile is not None:
+                    monitor.warm_up(profile)
+                    self._count("profiles.applied")
             if saved is not None:
                 try:
                     monitor.restore(saved)

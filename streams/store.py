@@ -25,6 +25,7 @@ from contracts.events import LabelEvent
 from contracts.redis_keys import RedisKeys
 from streams.join import StoredPrediction
 from streams.pending import PendingPredictions
+from streams.profile import ReferenceProfile
 
 log = logging.getLogger(__name__)
 
@@ -153,6 +154,22 @@ class RedisStore:
             return json.loads(raw)
         except ValueError as exc:
             log.warning("checkpoint of %s is not JSON (%s); starting afresh", model_id, exc)
+            return None
+
+    async def load_profile(self, model_id: str) -> ReferenceProfile | None:
+        """The model's reference profile, if one was set (``driftline reference set``); an
+        unreadable one is logged and ignored (the detectors then learn from live traffic)."""
+        try:
+            raw = await self.client.get(self.keys.reference_profile(model_id))
+        except (RedisError, OSError) as exc:
+            log.warning("reading the reference profile of %s failed (%s); none used", model_id, exc)
+            return None
+        if raw is None:
+            return None
+        try:
+            return ReferenceProfile.from_json(raw)
+        except (ValueError, KeyError, TypeError) as exc:
+            log.warning("reference profile of %s is unreadable (%s); none used", model_id, exc)
             return None
 
     async def _reset_client(self) -> None:

@@ -116,3 +116,35 @@ def test_metrics_by_window_as_json(settings, tmp_path):
     assert out.returncode == 1 and "no metrics" in out.stderr
     out = _cli(settings, tmp_path, "metrics", "cli-metrics", "--window", "1w")
     assert out.returncode == 2 and "choose 1m, 1h or 1d" in out.stderr
+
+
+def test_reference_set_stores_a_profile_the_worker_reads(settings, tmp_path):
+    import asyncio
+
+    import redis
+
+    from contracts.redis_keys import RedisKeys
+    from streams.store import RedisStore
+
+    csv = tmp_path / "train.csv"
+    csv.write_text(
+        "age,tenure,label\n"
+        + "".join(f"{30 + i % 9},{i % 13},{'yes' if i % 2 else 'no'}\n" for i in range(2500))
+    )
+    out = _cli(settings, tmp_path, "reference", "set", "prof-m", str(csv))
+    assert out.returncode == 2 and "--drop" in out.stderr  # the label column is not a feature
+    out = _cli(settings, tmp_path, "reference", "set", "prof-m", str(csv), "--drop", "label")
+    assert out.returncode == 0, out.stderr
+    assert "2500 rows" in out.stdout
+    keys = RedisKeys(settings.key_prefix)
+    assert redis.Redis.from_url(settings.redis_url).exists(keys.reference_profile("prof-m"))
+
+    async def read():
+        store = RedisStore(settings.redis_url, keys)
+        try:
+            return await store.load_profile("prof-m")
+        finally:
+            await store.close()
+
+    profile = asyncio.run(read())
+    assert profile.features == ["age", "tenure"] and len(profile.rows) == 2500

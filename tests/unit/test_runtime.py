@@ -26,6 +26,7 @@ class ListSink:
         self.checkpoints: dict = {}
         self.open_alarms: dict = {}
         self.pending: dict = {}
+        self.profiles: dict = {}
 
     def add_open_alarms(self, model_id, alarms):
         self.open_alarms[model_id] = json.loads(json.dumps(alarms))
@@ -62,6 +63,9 @@ class ListSink:
 
     async def load_checkpoint(self, model_id):
         return self.checkpoints.get(model_id)
+
+    async def load_profile(self, model_id):
+        return self.profiles.get(model_id)
 
     async def flush(self):
         return True

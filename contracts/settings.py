@@ -5,8 +5,10 @@
 | ``KAFKA_BOOTSTRAP_SERVERS``| ``127.0.0.1:9092``          | comma-separated host:port list          |
 | ``REDIS_URL``              | ``redis://127.0.0.1:6379/0``| Redis for metrics, samples, counters    |
 | ``DRIFTLINE_TOPIC_PREFIX`` | ``driftline``               | topics are ``<prefix>.inferences`` etc. |
-| ``DRIFTLINE_KEY_PREFIX``   | ``driftline``               | Redis keys start ``<prefix>:``          |
-| ``DRIFTLINE_APP_ID``       | ``driftline-monitor``       | Faust app id = Kafka consumer group     |
+| ``DRIFTLINE_KEY_PREFIX``   | the topic prefix            | Redis keys start ``<prefix>:``          |
+| ``DRIFTLINE_APP_ID``       | ``<topic prefix>-monitor``  | Faust app id = Kafka consumer group     |
+| ``DRIFTLINE_STATE_DIR``    | ``~/.cache/driftline/state``| Faust's local state (kept out of the    |
+|                            |                             | working directory)                      |
 | ``DRIFTLINE_PARTITIONS``   | ``4``                       | partitions of topics the app creates    |
 | ``DRIFTLINE_LATENCY_SLO_MS``| ``250``                    | p99 latency objective (SLO alarm)       |
 | ``DRIFTLINE_LOW_CONFIDENCE``| ``0.6``                    | confidence below which a prediction     |
@@ -36,6 +38,9 @@
 ('t1.inferences', 't1.deadletter')
 >>> s.to_env()["DRIFTLINE_TOPIC_PREFIX"]
 't1'
+>>> isolated = Settings.from_env(topic_prefix="staging")
+>>> isolated.key_prefix, isolated.app_id
+('staging', 'staging-monitor')
 >>> Settings.from_env(latency_slo_ms="fast")
 Traceback (most recent call last):
 ...
@@ -137,8 +142,6 @@ class Settings:
             "kafka_bootstrap": env.get("KAFKA_BOOTSTRAP_SERVERS", cls.kafka_bootstrap),
             "redis_url": env.get("REDIS_URL", cls.redis_url),
             "topic_prefix": env.get("DRIFTLINE_TOPIC_PREFIX", cls.topic_prefix),
-            "key_prefix": env.get("DRIFTLINE_KEY_PREFIX", cls.key_prefix),
-            "app_id": env.get("DRIFTLINE_APP_ID", cls.app_id),
             "partitions": int(env.get("DRIFTLINE_PARTITIONS", cls.partitions)),
             "latency_slo_ms": env.get("DRIFTLINE_LATENCY_SLO_MS", cls.latency_slo_ms),
             "low_confidence": env.get("DRIFTLINE_LOW_CONFIDENCE", cls.low_confidence),
@@ -153,6 +156,11 @@ class Settings:
             "policy_file": env.get("DRIFTLINE_POLICY", cls.policy_file),
         }
         values.update(overrides)
+        # One deployment name isolates everything: Redis keys and the consumer group follow the
+        # topic prefix unless set on their own.
+        prefix = str(values["topic_prefix"])
+        values.setdefault("key_prefix", env.get("DRIFTLINE_KEY_PREFIX", prefix))
+        values.setdefault("app_id", env.get("DRIFTLINE_APP_ID", f"{prefix}-monitor"))
         values["latency_slo_ms"] = _number("DRIFTLINE_LATENCY_SLO_MS", values["latency_slo_ms"])
         values["low_confidence"] = _number("DRIFTLINE_LOW_CONFIDENCE", values["low_confidence"])
         values["join_ttl_s"] = _number("DRIFTLINE_JOIN_TTL_S", values["join_ttl_s"])

@@ -6,7 +6,9 @@ Run it with ``driftline worker`` (see :mod:`driftline.cli`).  Faust is imported 
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
+from pathlib import Path
 
 import faust
 
@@ -46,8 +48,11 @@ class FaustPublisher:
 
 def create_app(settings: Settings | None = None) -> tuple[faust.App, MonitorRuntime]:
     settings = settings or Settings.from_env()
+    state_dir = Path(os.environ.get("DRIFTLINE_STATE_DIR", "~/.cache/driftline/state")).expanduser()
+    state_dir.mkdir(parents=True, exist_ok=True)
     app = faust.App(
         settings.app_id,
+        datadir=str(state_dir / "{conf.id}-data"),  # not the working directory
         broker=[f"kafka://{server}" for server in settings.bootstrap_list],
         store="memory://",
         key_serializer="raw",

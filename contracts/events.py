@@ -44,6 +44,7 @@ REASONS = (
     "non_finite_number",  # NaN, Infinity, or a number too large for a double
     "invalid_value",  # right type, impossible value (negative latency, empty id, ...)
     "invalid_envelope",  # a batch envelope that is not one (no events list, mixed models, ...)
+    "too_large",  # a message over DRIFTLINE_MAX_MESSAGE_BYTES: not parsed at all
 )
 
 # Model ids end up in Kafka keys and in Redis hash tags ({model}): no braces, no spaces.

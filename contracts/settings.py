@@ -27,6 +27,8 @@
 |                            |                             | dropped to make room                    |
 | ``DRIFTLINE_IDLE_EVICT_S`` | ``3600``                    | a model silent this long (wall clock)   |
 |                            |                             | is checkpointed and dropped from memory |
+| ``DRIFTLINE_MAX_MESSAGE_   | ``1048576``                 | a message larger than this is dead-     |
+| BYTES``                    |                             | lettered unread (reason ``too_large``)  |
 | ``DRIFTLINE_BLOB_STORE``   | ``~/.local/share/driftline/``| where model blobs live: a directory    |
 |                            | ``blobs``                   | (``file:///...``) or ``redis``          |
 | ``DRIFTLINE_POLICY``       | (none: built-in defaults)   | TOML update policy for the learner      |
@@ -96,6 +98,7 @@ class Settings:
     batch_max: int = 500  # messages taken from the stream and processed together
     batch_wait_s: float = 0.05  # the longest a worker waits to fill a batch (alarm latency)
     max_models: int = 10_000  # monitors kept in memory (model ids come from untrusted input)
+    max_message_bytes: int = 1_048_576  # larger messages are dead-lettered unread
     idle_evict_s: float = 3600.0  # a model silent this long leaves memory (its checkpoint stays)
     blob_store: str = "~/.local/share/driftline/blobs"  # a directory, file:///dir, or "redis"
     policy_file: str = ""  # TOML update policy for the learner (empty: the defaults)
@@ -130,6 +133,7 @@ class Settings:
             "DRIFTLINE_BATCH_MAX": str(self.batch_max),
             "DRIFTLINE_BATCH_WAIT_S": repr(self.batch_wait_s),
             "DRIFTLINE_MAX_MODELS": str(self.max_models),
+            "DRIFTLINE_MAX_MESSAGE_BYTES": str(self.max_message_bytes),
             "DRIFTLINE_IDLE_EVICT_S": repr(self.idle_evict_s),
             "DRIFTLINE_BLOB_STORE": self.blob_store,
             "DRIFTLINE_POLICY": self.policy_file,
@@ -151,6 +155,7 @@ class Settings:
             "batch_max": env.get("DRIFTLINE_BATCH_MAX", cls.batch_max),
             "batch_wait_s": env.get("DRIFTLINE_BATCH_WAIT_S", cls.batch_wait_s),
             "max_models": env.get("DRIFTLINE_MAX_MODELS", cls.max_models),
+            "max_message_bytes": env.get("DRIFTLINE_MAX_MESSAGE_BYTES", cls.max_message_bytes),
             "idle_evict_s": env.get("DRIFTLINE_IDLE_EVICT_S", cls.idle_evict_s),
             "blob_store": env.get("DRIFTLINE_BLOB_STORE", cls.blob_store),
             "policy_file": env.get("DRIFTLINE_POLICY", cls.policy_file),
@@ -171,6 +176,7 @@ class Settings:
             ("batch_max", "DRIFTLINE_BATCH_MAX"),
             ("max_models", "DRIFTLINE_MAX_MODELS"),
             ("join_memory", "DRIFTLINE_JOIN_MEMORY"),
+            ("max_message_bytes", "DRIFTLINE_MAX_MESSAGE_BYTES"),
         ):
             number = _number(name, values[key])
             if number != int(number):

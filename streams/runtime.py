@@ -46,6 +46,11 @@ from streams.profile import ReferenceProfile
 log = logging.getLogger(__name__)
 
 
+#: A dead-letter record keeps the original bytes up to this size; above it, only the headers
+#: (reason, source topic/partition/offset, size): Kafka's default request limit is 1 MB.
+DEADLETTER_MAX_VALUE = 512 * 1024
+
+
 class Publisher(Protocol):
     async def send(
         self,
@@ -187,6 +192,11 @@ class MonitorRuntime:
 
     async def _decode(self, raw: bytes | None, source: Source, event_kind: str) -> Decoded | None:
         """The message's events; what cannot be used is dead-lettered here, with its reason."""
+        limit = self.settings.max_message_bytes
+        if raw is not None and len(raw) > limit:
+            detail = f"{len(raw)} bytes, more than DRIFTLINE_MAX_MESSAGE_BYTES ({limit})"
+            await self._deadletter(raw, source, "too_large", detail)
+            return None
         try:
             decoded = decode_message(raw, event_kind)
         except InvalidEvent as exc:
@@ -311,7 +321,24 @@ class MonitorRuntime:
         )
         if element is not None:
             headers["driftline.envelope.index"] = str(element).encode()
-        await self.publisher.send(self.topics.deadletter, source.key, raw, headers)
+        if raw is not None and len(raw) > DEADLETTER_MAX_VALUE:
+            headers["driftline.value_omitted"] = str(len(raw)).encode()
+            raw = None  # too big to copy: the original is at the source position in the headers
+        try:
+            await self.publisher.send(self.topics.deadletter, source.key, raw, headers)
+        except Exception:  # the dead-letter path must not fail: retry without the value
+            log.exception(
+                "dead-letter copy of %s[%d]@%d failed",
+                source.topic,
+                source.partition,
+                source.offset,
+            )
+            headers["driftline.value_omitted"] = str(len(raw or b"")).encode()
+            try:
+                await self.publisher.send(self.topics.deadletter, source.key, None, headers)
+            except Exception:
+                log.exception("dead-letter record without value failed too; counted only")
+                self._count("deadletter.unsent")
         self._count("deadletter.total")
         self._count(f"deadletter.{reason}")
         log.info(

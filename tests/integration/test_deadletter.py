@@ -91,3 +91,38 @@ async def test_malformed_events_are_dead_lettered_and_counts_reconcile(settings,
         json.loads(client.lindex(RedisKeys(settings.key_prefix).labelled("dl-model"), 0))["label"]
         == 1
     )
+
+
+async def test_a_message_of_a_megabyte_is_dead_lettered_and_the_worker_keeps_going(
+    settings, worker
+):
+    """The broker accepts ~1,040,000 bytes; a copy of it does not fit Faust's producer.  The
+    streams issue's trial: the agent crashed and the message was counted nowhere.  Now the
+    dead-letter record carries the reason and where the original is, without its value."""
+    keys = RedisKeys(settings.key_prefix)
+    client = redis.Redis.from_url(settings.redis_url, decode_responses=True)
+    before = client.hgetall(keys.counters())
+    huge = b'{"schema_version": 1, "model_id": "big", "pad": "' + b"z" * 1_040_000 + b'"}'
+    after_it = InferenceEvent("big", "v1", "after", time.time(), {"x": 1.0}, 1, score=0.5)
+    async with EventProducer(settings) as producer:
+        await producer.send_raw(settings.topics.inferences, huge, "big")
+        await producer.send_inference(after_it)
+
+    def grew(name: str) -> int:
+        return int(client.hget(keys.counters(), name) or 0) - int(before.get(name) or 0)
+
+    await wait_until(
+        lambda: grew("deadletter.missing_field") >= 1 and grew("inferences.processed") >= 1,
+        60,
+        "the big message dead-lettered and the next one processed",
+    )
+    dead = await read_topic(
+        settings,
+        settings.topics.deadletter,
+        lambda records: any("driftline.value_omitted" in read_headers(r.headers) for r in records),
+        30,
+    )
+    (record,) = [r for r in dead if "driftline.value_omitted" in read_headers(r.headers)]
+    assert read_headers(record.headers)["driftline.reason"] == "missing_field"
+    assert record.value is None
+    assert read_headers(record.headers)["driftline.value_omitted"] == str(len(huge))

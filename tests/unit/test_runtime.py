@@ -372,3 +372,28 @@ async def test_predictions_waiting_for_labels_survive_a_restart_and_leave_memory
     assert sink.labelled[1]["features"] == {"x": 5.0}  # the features came back from the store
     await restarted.flush()
     assert len(sink.pending["m"]) == 40  # consumed predictions left the store with the flush
+
+
+async def test_oversized_messages_are_dead_lettered_unread_and_the_path_never_fails():
+    publisher, sink = ListPublisher(), ListSink()
+    runtime = MonitorRuntime(Settings(topic_prefix="t", max_message_bytes=600_000), publisher, sink)
+    huge = b'{"schema_version": 1, "pad": "' + b"x" * 700_000 + b'"}'
+    await runtime.handle_inference(huge, Source("t.inferences", 0, 0, b"m"))
+    topic, _, value, headers = publisher.sent[-1]
+    assert topic == "t.deadletter" and headers["driftline.reason"] == b"too_large"
+    assert value is None and headers["driftline.value_omitted"] == str(len(huge)).encode()
+    assert headers["driftline.source.offset"] == b"0"
+
+    class Refusing(ListPublisher):
+        async def send(self, topic, key, value, headers=None):
+            if value is not None and len(value) > 100:
+                raise RuntimeError("MessageSizeTooLargeError")
+            await super().send(topic, key, value, headers)
+
+    refusing = Refusing()
+    runtime = MonitorRuntime(Settings(topic_prefix="t"), refusing, ListSink())
+    bad = b'{"schema_version": 1, "model_id": "m", "oops": "' + b"y" * 200 + b'"}'
+    await runtime.handle_inference(bad, Source("t.inferences", 0, 1, b"m"))
+    ((_, _, value, headers),) = refusing.sent
+    assert value is None and headers["driftline.reason"] == b"missing_field"
+    assert runtime.counts["deadletter.total"] == 1

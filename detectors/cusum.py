@@ -110,6 +110,15 @@ class CUSUM(DriftDetector):
         """Whether the reference window is complete and the CUSUMs are running."""
         return self._sketch is None
 
+    def values_to_calibrate(self) -> int:
+        """At least this many more values before it is calibrated (0: it is)."""
+        if self._restart_pending:
+            return self.reference_size
+        sketch = self._sketch
+        if sketch is None:
+            return 0
+        return max(1, self.reference_size - (sketch.n or len(sketch.pilot)))
+
     # -- state ---------------------------------------------------------------------------------
     def _reset(self) -> None:
         self._sketch: ReferenceSketch | None = ReferenceSketch(self.reference_size, self.clip)

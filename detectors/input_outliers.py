@@ -65,6 +65,17 @@ class InputOutlierRate(VectorInput, DriftDetector):
         super().__init__()
 
     @property
+    def calibrated(self) -> bool:
+        """Normal traffic learnt, and the flag rate's reference too."""
+        return self._ref_n >= self.reference_size and self._rate.calibrated
+
+    def values_to_calibrate(self) -> int:
+        """At least this many more rows before it is calibrated (0: it is)."""
+        rows = max(0, self.reference_size - self._ref_n)
+        flags = self._rate.values_to_calibrate() if rows == 0 else self._rate.reference_size
+        return rows + flags
+
+    @property
     def statistic(self) -> float:
         return self._rate.statistic
 

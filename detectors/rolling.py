@@ -160,7 +160,18 @@ class RollingReference(DriftDetector):
         n, i = len(items), 0
         while i < n:
             inner = self._inner
-            if self._drift_detected or self._shadow is not None or not self.calibrated:
+            learning = self._shadow is not None or not self.calibrated
+            if learning and not self._drift_detected:
+                # Values that cannot complete the learner's reference go in one block; the
+                # one that may complete it goes alone, so the hand-over happens at that value.
+                learner = self._shadow if self._shadow is not None else inner
+                ahead = getattr(learner, "values_to_calibrate", lambda: 0)() - 1
+                if ahead > 0:
+                    i += self._learn(items[i : i + ahead])
+                    if self._drift_detected:
+                        return i
+                    continue
+            if learning or self._drift_detected:
                 self.update(items[i])
                 i += 1
                 if self._drift_detected:
@@ -181,6 +192,24 @@ class RollingReference(DriftDetector):
             if self._served >= self.every:
                 self._shadow = self._make()
         return n
+
+    def _learn(self, block: Any) -> int:
+        """``update`` on each value of a block in which no reference can be completed."""
+        inner = self._inner
+        rejected = inner.n_rejected
+        used = inner.update_until_alarm(block)
+        accepted = used - (inner.n_rejected - rejected)
+        self.n_seen += accepted
+        self.n_rejected += used - accepted
+        if inner.drift_detected:
+            self._alarm()
+            return used
+        self._drift_detected = False
+        if self._shadow is not None:
+            self._shadow.update_many(block[:used])
+        else:
+            self._served = 0
+        return used
 
     # -- checkpoints ---------------------------------------------------------------------------
     def _get_state(self) -> dict[str, Any]:

@@ -49,6 +49,12 @@ class WindowedTest(DriftDetector):
     def calibrated(self) -> bool:
         return self._calibrated
 
+    def values_to_calibrate(self) -> int:
+        """At least this many more values before it is calibrated (0: it is)."""
+        if self._restart_pending:
+            return self.reference_size
+        return 0 if self._calibrated else max(1, self.reference_size - self._n_reference)
+
     def _reset(self) -> None:
         self._calibrated = False
         self._n_reference = 0

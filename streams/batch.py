@@ -170,10 +170,20 @@ class _Segment:
             # Still learning its reference: one by one until it is calibrated, so that the
             # baseline a later version inherits is the state at that very value.
             while start < len(values) and signal.baseline is None:
+                ahead = _values_before_calibrated(signal) - 1
+                if ahead > 0:  # none of these can complete the reference: one block
+                    block = values[start : start + ahead]
+                    due = signal.feed_many(
+                        block, cooldown, lambda j, d, at=start: describe(at + j, d)
+                    )
+                    self.raised(rank, positions, start, due)
+                    start += len(block)
+                    continue
                 due = [(0, describe(start, d)) for d in signal.feed(values[start], cooldown)]
                 self.raised(rank, positions, start, due)
                 start += 1
-                owner.capture_baselines()
+                if signal.calibrated:
+                    owner.capture_baselines()
         if start < len(values):
             due = signal.feed_many(values[start:], cooldown, lambda j, d: describe(start + j, d))
             self.raised(rank, positions, start, due)
@@ -313,6 +323,11 @@ class _Segment:
                 monitor.counts[key] = monitor.counts.get(key, 0) + n_broken
             values = np.asarray(broken, dtype=np.float64)
             self.feed(monitor.rule_signals[rule.name], values, everyone, "warning")
+
+
+def _values_before_calibrated(signal: Signal) -> int:
+    """A lower bound on the values the signal needs before every detector is calibrated."""
+    return min(getattr(d, "values_to_calibrate", lambda: 0)() for d in signal.detectors.values())
 
 
 class _Column:

@@ -89,6 +89,8 @@ class SeenIds:
     def expire(self, now: float) -> None:
         """Forget buckets older than the time-to-live, and the oldest beyond ``max_ids``."""
         horizon = int((now - self.ttl_s) // self.bucket_s)
+        if self._count <= self.max_ids and (not self._buckets or min(self._buckets) >= horizon):
+            return  # the usual case, decided without sorting
         for number in sorted(self._buckets):
             if number >= horizon and self._count <= self.max_ids:
                 break

@@ -75,16 +75,31 @@ def _rfc3339(ts: float) -> str:
     return datetime.fromtimestamp(ts, tz=UTC).isoformat().replace("+00:00", "Z")
 
 
-def to_cloudevent(alarm: Alarm, source: str, event_id: str | None = None) -> dict[str, Any]:
+def _cloudevent(
+    kind: str, event_id: str, source: str, alarm: Alarm, at: float, data: dict[str, Any]
+) -> dict[str, Any]:
+    """The CloudEvents 1.0 envelope every alarms-topic record shares."""
     return {
         "specversion": "1.0",
-        "id": event_id or str(uuid.uuid4()),
+        "id": event_id,
         "source": source,
-        "type": ALARM_TYPE,
+        "type": kind,
         "subject": alarm.model_id,
-        "time": _rfc3339(alarm.event_time),
+        "time": _rfc3339(at),
         "datacontenttype": "application/json",
-        "data": {
+        "data": data,
+    }
+
+
+def to_cloudevent(alarm: Alarm, source: str, event_id: str | None = None) -> dict[str, Any]:
+    event_id = event_id or str(uuid.uuid4())
+    return _cloudevent(
+        ALARM_TYPE,
+        event_id,
+        source,
+        alarm,
+        alarm.event_time,
+        {
             "model": alarm.model_id,
             "model_version": alarm.model_version,
             "signal": {"kind": alarm.signal_kind, "name": alarm.signal_name},
@@ -100,7 +115,7 @@ def to_cloudevent(alarm: Alarm, source: str, event_id: str | None = None) -> dic
             "status": "firing",
             "incident": alarm.incident,
         },
-    }
+    )
 
 
 def encode_alarm(alarm: Alarm, source: str, event_id: str | None = None) -> bytes:
@@ -123,15 +138,13 @@ class Resolution:
 
 def resolution_to_cloudevent(resolution: Resolution, source: str, event_id: str) -> dict[str, Any]:
     alarm = resolution.alarm
-    return {
-        "specversion": "1.0",
-        "id": event_id,
-        "source": source,
-        "type": RESOLVED_TYPE,
-        "subject": alarm.model_id,
-        "time": _rfc3339(resolution.resolved_at),
-        "datacontenttype": "application/json",
-        "data": {
+    return _cloudevent(
+        RESOLVED_TYPE,
+        event_id,
+        source,
+        alarm,
+        resolution.resolved_at,
+        {
             "model": alarm.model_id,
             "model_version": alarm.model_version,
             "signal": {"kind": alarm.signal_kind, "name": alarm.signal_name},
@@ -145,7 +158,7 @@ def resolution_to_cloudevent(resolution: Resolution, source: str, event_id: str)
             "repeats": resolution.repeats,
             "reason": resolution.reason,
         },
-    }
+    )
 
 
 def encode_resolution(resolution: Resolution, source: str) -> bytes:

@@ -88,8 +88,10 @@ class LatencySLO(DriftDetector):
         key = str(math.floor(math.log(max(x, _FLOOR_MS) / _FLOOR_MS, _GROWTH)))
         self._buckets[key] = self._buckets.get(key, 0) + 1
         self._in_window += 1
-        if self._in_window < self.window:
-            return False
+        return self._in_window >= self.window and self._close_window()
+
+    def _close_window(self) -> bool:
+        """Test the full window against the SLO and start the next; True on an alarm."""
         self._last_quantile_ms = self._window_quantile()
         self._statistic = self._last_quantile_ms / self.slo_ms
         self._buckets, self._in_window = {}, 0
@@ -117,14 +119,7 @@ class LatencySLO(DriftDetector):
             self.n_seen += len(block)
             self._in_window += len(block)
             self._drift_detected = False
-            if self._in_window < self.window:
-                continue
-            self._last_quantile_ms = self._window_quantile()
-            self._statistic = self._last_quantile_ms / self.slo_ms
-            self._buckets, self._in_window = {}, 0
-            self._breaches = self._breaches + 1 if self._statistic > 1.0 else 0
-            if self._breaches >= self.consecutive:
-                self._breaches = 0
+            if self._in_window >= self.window and self._close_window():
                 self._drift_detected = True
                 self.n_detections += 1
                 return i

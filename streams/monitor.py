@@ -167,6 +167,11 @@ class MonitorConfig:
                 built[name] = REGISTRY[name](**params)
         return built
 
+    def run_length(self, signals: int) -> float | None:
+        """Values between false alarms for each of ``signals`` sharing half the budget."""
+        budget = self.false_alarm_events
+        return None if budget is None else 2 * signals * budget
+
     def other_signals(self) -> int:
         """Signals besides the features that share the budget: log latency, throughput, the
         feature vector, input outliers, each rule, and a version's five output signals (the
@@ -231,8 +236,7 @@ class ModelMonitor:
         self.config = config or MonitorConfig()
         self.model_version = ""
         self.features: dict[str, Signal] = {}
-        budget = self.config.false_alarm_events
-        share = None if budget is None else 2 * self.config.other_signals() * budget
+        share = self.config.run_length(self.config.other_signals())
         self.other_run_length = share  # values between false alarms, per non-feature signal
 
         def build(specs: tuple[DetectorSpec, ...]) -> dict[str, DriftDetector]:
@@ -482,8 +486,7 @@ class ModelMonitor:
         """A feature's signal, its detectors set for its share of the budget: half of it,
         split over the features of the model's layout (known from its first event)."""
         n_features = max(len(self.feature_order), 1)
-        budget = self.config.false_alarm_events
-        share = None if budget is None else 2 * n_features * budget
+        share = self.config.run_length(n_features)
         detectors = self.config.build(self.config.feature_detectors, share, rolling=True)
         return Signal("feature", name, detectors)
 

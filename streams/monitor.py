@@ -577,6 +577,7 @@ class ModelMonitor:
         predicted, actual = normalise_label(prediction.prediction), normalise_label(label.label)
         correct = predicted == actual
         positive = self.config.positive_label
+        probabilities = _probabilities(prediction, predicted, actual, positive)
         for window in self.windows.values():
             window.add_outcome(
                 label.event_time,
@@ -585,6 +586,7 @@ class ModelMonitor:
                 correct,
                 predicted,
                 actual,
+                probabilities,
             )
         out.labelled.append(LabelledSample.from_joined(self.model_id, joined))
         # Each outcome counts for the version that made the prediction.
@@ -676,6 +678,24 @@ class ModelMonitor:
         version = self.model_version if version is None else version
         for detector in signal.feed(value, self.config.alarm_cooldown):
             out.alarms.append(self._alarm(signal, detector, event_time, severity, version))
+
+
+def _probabilities(
+    prediction: InferenceEvent, predicted: str, actual: str, positive: str
+) -> tuple[float | None, float | None, float | None] | None:
+    """(P(positive), p(true class), confidence) of a classifier's prediction, where known:
+    from ``probabilities``; else from ``score`` (the confidence in the predicted class), which
+    gives P(positive) and p(true) only for a binary model."""
+    if prediction.probabilities:
+        probs = {normalise_label(k): v for k, v in prediction.probabilities.items()}
+        return probs.get(positive), probs.get(actual, 0.0), max(probs.values())
+    score = prediction.score
+    if score is None:
+        return None
+    if prediction.task == "multiclass":
+        return None, (score if predicted == actual else None), score
+    p_positive = score if predicted == positive else 1.0 - score
+    return p_positive, (score if predicted == actual else 1.0 - score), score
 
 
 def _budgeted(name: str, params: dict[str, Any], run_length: float | None) -> dict[str, Any]:

@@ -35,6 +35,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from streams.scores import ScoreStats
+
+Probabilities = tuple[float | None, float | None, float | None]  # P(positive), p(true), confidence
+
 _LAT_MIN_MS = 0.01
 _LAT_BINS_PER_DECADE = 100
 _LAT_DECADES = 8
@@ -82,6 +86,7 @@ class _Bucket:
     sum_y2: float = 0.0
     confusion: dict[tuple[str, str], int] = field(default_factory=dict)  # (actual, predicted)
     latencies: dict[int, int] = field(default_factory=dict)  # sparse histogram
+    scores: ScoreStats | None = None  # probability quality, once an outcome brings one
 
     def clear(self, start: int) -> None:
         self.start = start
@@ -92,6 +97,7 @@ class _Bucket:
         self.sum_y = self.sum_y2 = 0.0
         self.confusion = {}
         self.latencies = {}
+        self.scores = None
 
 
 class WindowedMetrics:
@@ -180,12 +186,20 @@ class WindowedMetrics:
         correct: bool,
         predicted: str | None = None,
         actual: str | None = None,
+        probabilities: Probabilities | None = None,
     ) -> None:
         """A labelled classification outcome; with ``predicted``/``actual`` class labels the
-        window also keeps a confusion matrix (per-class and macro metrics)."""
+        window also keeps a confusion matrix (per-class and macro metrics); with
+        ``probabilities`` (P(positive), p(true class), confidence; any may be None) it keeps
+        ROC-AUC, log loss and calibration error (:mod:`streams.scores`)."""
         bucket = self._bucket(event_time)
         if bucket is None:
             return
+        if probabilities is not None:
+            if bucket.scores is None:
+                bucket.scores = ScoreStats()
+            p_positive, p_true, confidence = probabilities
+            bucket.scores.add(p_positive, actual_positive, p_true, confidence, correct)
         bucket.labelled += 1
         bucket.correct += correct
         if predicted is not None and actual is not None:
@@ -228,6 +242,7 @@ class WindowedMetrics:
                     b.regressed, b.abs_error, b.sq_error, b.sum_y, b.sum_y2,
                     [[k, v] for k, v in sorted(b.latencies.items())],
                     [[a, p, n] for (a, p), n in sorted(b.confusion.items())],
+                    b.scores.to_list() if b.scores is not None else None,
                 ]
                 for b in live
             ],
@@ -243,6 +258,7 @@ class WindowedMetrics:
         self.oldest = math.inf if oldest is None else float(oldest)
         self.too_late = int(state.get("too_late", 0))
         for row in state.get("buckets", []):
+            scores = row[15] if len(row) > 15 else None  # absent in older checkpoints
             (
                 start,
                 events,
@@ -259,7 +275,7 @@ class WindowedMetrics:
                 sy2,
                 lat,
                 confusion,
-            ) = row
+            ) = row[:15]
             bucket = self._ring[int(start) % self.n_buckets]
             bucket.start, bucket.events, bucket.labelled = int(start), int(events), int(labelled)
             bucket.correct, bucket.tp, bucket.fp = int(correct), int(tp), int(fp)
@@ -268,6 +284,7 @@ class WindowedMetrics:
             bucket.sum_y, bucket.sum_y2 = float(sy), float(sy2)
             bucket.latencies = {int(k): int(v) for k, v in lat}
             bucket.confusion = {(str(a), str(p)): int(n) for a, p, n in confusion}
+            bucket.scores = ScoreStats.from_list(scores) if scores else None
 
     def _live(self) -> list[_Bucket]:
         if self.newest == -math.inf:
@@ -312,6 +329,7 @@ class WindowedMetrics:
             "rmse": math.sqrt(sum(b.sq_error for b in live) / regressed) if regressed else None,
             "r2": _r2(live, regressed),
             **_class_metrics(confusion),
+            **ScoreStats.summary([b.scores for b in live if b.scores is not None]),
             "latency_p50_ms": _quantile(hist, 0.50),
             "latency_p95_ms": _quantile(hist, 0.95),
             "latency_p99_ms": _quantile(hist, 0.99),

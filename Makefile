@@ -24,7 +24,9 @@ help:
 	@echo "make bench   benchmarks (bench/): detectors, monitor, hot swaps, learners, Elec2"
 	@echo "make stack / make stop   start / stop the local Kafka + Redis"
 
-$(VENV)/.ready: requirements.lock
+# Order-only: the venv path already carries the lock's hash, and a fresh clone's files are all
+# newer than a cached .ready, which would rebuild a good venv on every CI run.
+$(VENV)/.ready: | requirements.lock
 	@command -v $(PYTHON) >/dev/null || { echo "need $(PYTHON) (3.11+)"; exit 1; }
 	@echo "[make] building virtualenv $(VENV) from requirements.lock (first time: torch is large, several minutes)"
 	rm -rf "$(VENV)"

@@ -14,8 +14,8 @@ enough.  Alarms of one model opened close together share ``data.incident``: page
 >>> alarm = Alarm(model_id="churn", model_version="v1", signal_kind="error", signal_name="error",
 ...               detector="adwin", statistic=0.21, threshold=0.08, window={"width": 96},
 ...               severity="critical", event_time=1700000000.0, index=4096)
->>> alarm.dedup_key
-'churn/error:error/adwin'
+>>> alarm.dedup_key                  # an error rate is one model version's
+'churn/error:error/adwin@v1'
 >>> event = to_cloudevent(alarm, source="/driftline/streams/worker-1", event_id="a1")
 >>> event["type"], event["data"]["signal"]
 ('io.driftline.alarm.drift.v1', {'kind': 'error', 'name': 'error'})
@@ -46,6 +46,7 @@ SIGNAL_KINDS = (
     "rollout",  # raised by the learner: a promotion rolled back in its bake window
 )
 SEVERITIES = ("info", "warning", "critical")
+VERSION_SCOPED_KINDS = ("score", "error", "output", "performance")  # kept per model version
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,7 +69,11 @@ class Alarm:
 
     @property
     def dedup_key(self) -> str:
-        return f"{self.model_id}/{self.signal_kind}:{self.signal_name}/{self.detector}"
+        """One alarm at a time per key: model + signal + detector, and for a model version's
+        own signals (score, error, outputs, estimated accuracy) the version too: a new version
+        that degrades is a new problem, not a repeat of its predecessor's."""
+        key = f"{self.model_id}/{self.signal_kind}:{self.signal_name}/{self.detector}"
+        return f"{key}@{self.model_version}" if self.signal_kind in VERSION_SCOPED_KINDS else key
 
 
 def _rfc3339(ts: float) -> str:

@@ -126,7 +126,7 @@ async def test_alarm_fine_tune_promote_and_every_handle_serves_the_new_digest(
     decided = [d for d in decisions if d.outcome != "skipped"]
     assert [d.outcome for d in decided] == ["promoted"], [(d.outcome, d.detail) for d in decided]
     decision = decided[0]
-    assert decision.trigger == f"{model_id}/error:error/cusum"
+    assert decision.trigger == f"{model_id}/error:error/cusum@{v1.version}"  # the champion's errors
     assert decision.strategy == "fine_tune"
     assert all(check["passed"] for check in decision.verdict["checks"].values())
     assert decision.bake is not None and not decision.bake["rollback"]

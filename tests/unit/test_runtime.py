@@ -134,7 +134,7 @@ async def test_error_drift_publishes_a_critical_cloudevent():
     assert alarms, "a jump from 0% to 50% errors must raise an alarm"
     first = json.loads(alarms[0][2])
     assert first["specversion"] == "1.0" and first["data"]["severity"] == "critical"
-    assert first["data"]["dedup_key"] == "m/error:error/cusum"
+    assert first["data"]["dedup_key"] == "m/error:error/cusum@v1"
     assert 3000 < first["data"]["index"] < 3050
 
 

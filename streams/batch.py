@@ -128,8 +128,10 @@ class _Segment:
         monitor.model_version = events[-1].model_version
         times = [e.event_time for e in events]
         latencies = [e.latency_ms for e in events]
+        layout = monitor.feature_order
+        incomplete = [any(name not in e.features for name in layout) for e in events]
         for window in monitor.windows.values():
-            window.add_inferences(times, latencies)
+            window.add_inferences(times, latencies, incomplete)
         everyone = range(len(events))
         self.feed(monitor.throughput, times, everyone, "warning")
         timed = [i for i, ms in enumerate(latencies) if ms is not None]

@@ -278,8 +278,10 @@ class ModelMonitor:
         out = MonitorOutput()
         self.counts["inferences"] += 1
         self.model_version = event.model_version
+        layout = self.feature_order or sorted(event.features)[: self.config.max_features]
+        incomplete = any(name not in event.features for name in layout)
         for window in self.windows.values():
-            window.add_inference(event.event_time, event.latency_ms)
+            window.add_inference(event.event_time, event.latency_ms, incomplete)
         self._observe_system(event, out)
         self._observe_inputs(event, out)
         self._observe_outputs(event, out)

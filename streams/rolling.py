@@ -87,6 +87,7 @@ class _Bucket:
     confusion: dict[tuple[str, str], int] = field(default_factory=dict)  # (actual, predicted)
     latencies: dict[int, int] = field(default_factory=dict)  # sparse histogram
     scores: ScoreStats | None = None  # probability quality, once an outcome brings one
+    incomplete: int = 0  # inferences missing a feature of the model's layout
 
     def clear(self, start: int) -> None:
         self.start = start
@@ -98,6 +99,7 @@ class _Bucket:
         self.confusion = {}
         self.latencies = {}
         self.scores = None
+        self.incomplete = 0
 
 
 class WindowedMetrics:
@@ -128,16 +130,25 @@ class WindowedMetrics:
             bucket.clear(number)
         return bucket
 
-    def add_inference(self, event_time: float, latency_ms: float | None = None) -> None:
+    def add_inference(
+        self, event_time: float, latency_ms: float | None = None, incomplete: bool = False
+    ) -> None:
+        """An inference; ``incomplete``: it lacked a feature of the model's layout."""
         bucket = self._bucket(event_time)
         if bucket is None:
             return
         bucket.events += 1
+        bucket.incomplete += incomplete
         if latency_ms is not None:
             b = _latency_bin(latency_ms)
             bucket.latencies[b] = bucket.latencies.get(b, 0) + 1
 
-    def add_inferences(self, times: Sequence[float], latencies: Sequence[float | None]) -> None:
+    def add_inferences(
+        self,
+        times: Sequence[float],
+        latencies: Sequence[float | None],
+        incomplete: Sequence[bool] | None = None,
+    ) -> None:
         """:meth:`add_inference` on each pair in order, in one pass (the worker's batches).
 
         Equivalent to the one-by-one calls: an event is too late against the newest time seen
@@ -149,7 +160,8 @@ class WindowedMetrics:
         bins = _latency_bins(latencies)
         filled: dict[int, tuple[list[int], dict[int, int]]] = {}
         too_late = 0
-        for t, b in zip(times, bins, strict=True):
+        flags = incomplete if incomplete is not None else [False] * len(times)
+        for t, b, missing in zip(times, bins, flags, strict=True):
             if t > newest:
                 newest = t
                 newest_number = int(t // bucket_s)
@@ -161,19 +173,21 @@ class WindowedMetrics:
                 oldest = t
             entry = filled.get(number)
             if entry is None:
-                entry = filled[number] = ([0], {})
+                entry = filled[number] = ([0, 0], {})
             entry[0][0] += 1
+            entry[0][1] += missing
             if b >= 0:
                 hist = entry[1]
                 hist[b] = hist.get(b, 0) + 1
         self.newest, self.oldest = newest, oldest
         self.too_late += too_late
         for number in sorted(filled):
-            (events,), hist = filled[number]
+            (events, missing), hist = filled[number]
             bucket = self._ring[number % n_buckets]
             if bucket.start != number:
                 bucket.clear(number)
             bucket.events += events
+            bucket.incomplete += missing
             latencies_of = bucket.latencies
             for b, n in hist.items():
                 latencies_of[b] = latencies_of.get(b, 0) + n
@@ -243,6 +257,7 @@ class WindowedMetrics:
                     [[k, v] for k, v in sorted(b.latencies.items())],
                     [[a, p, n] for (a, p), n in sorted(b.confusion.items())],
                     b.scores.to_list() if b.scores is not None else None,
+                    b.incomplete,
                 ]
                 for b in live
             ],
@@ -285,6 +300,7 @@ class WindowedMetrics:
             bucket.latencies = {int(k): int(v) for k, v in lat}
             bucket.confusion = {(str(a), str(p)): int(n) for a, p, n in confusion}
             bucket.scores = ScoreStats.from_list(scores) if scores else None
+            bucket.incomplete = int(row[16]) if len(row) > 16 else 0
 
     def _live(self) -> list[_Bucket]:
         if self.newest == -math.inf:
@@ -320,6 +336,7 @@ class WindowedMetrics:
         return {
             "events": events,
             "event_rate_per_s": events / span if live else 0.0,
+            "missing_rate": sum(b.incomplete for b in live) / events if events else None,
             "labelled": labelled,
             "accuracy": sum(b.correct for b in live) / classified if classified else None,
             "precision": precision,

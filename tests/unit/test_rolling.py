@@ -149,9 +149,14 @@ def test_probability_metrics_match_a_direct_computation():
         p = min(max(rng.gauss(0.65 if actual else 0.35, 0.2), 0.001), 0.999)
         p = min(max(round(p, 2), 0.01), 0.98) + 0.001  # inside a 0.01 bin: binned AUC exact
         event = InferenceEvent(
-            "m", "v1", f"r{i}", 100.0 + i, {"x": 1.0}, int(p >= 0.5),
+            "m",
+            "v1",
+            f"r{i}",
+            100.0 + i,
+            {"x": 1.0},
+            int(p >= 0.5),
             probabilities={"1": p, "0": 1 - p},
-        )  # fmt: skip
+        )
         monitor.observe_inference(event)
         monitor.observe_label(LabelEvent("m", f"r{i}", int(actual), 100.0 + i))
         rows.append((p, actual))
@@ -174,3 +179,27 @@ def test_probability_metrics_match_a_direct_computation():
     resumed = ModelMonitor("m")
     resumed.restore(monitor.checkpoint())
     assert resumed.metrics()["1h"]["roc_auc"] == snap["roc_auc"]  # kept in the checkpoint
+
+
+def test_missing_rate_counts_inferences_without_a_feature_of_the_layout():
+    from contracts.events import InferenceEvent
+    from streams.monitor import ModelMonitor
+
+    events = [
+        InferenceEvent(
+            "m",
+            "v1",
+            f"r{i}",
+            100.0 + i,
+            {"a": 1.0} if i % 10 == 3 else {"a": 1.0, "b": 2.0},
+            1,
+            score=0.9,
+        )
+        for i in range(400)
+    ]
+    one, batched = ModelMonitor("m"), ModelMonitor("m")
+    for event in events:
+        one.observe_inference(event)
+    batched.observe_inferences(events)
+    assert one.metrics()["1h"]["missing_rate"] == pytest.approx(0.1)
+    assert batched.metrics()["1h"]["missing_rate"] == pytest.approx(0.1)

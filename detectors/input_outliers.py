@@ -135,7 +135,7 @@ class InputOutlierRate(VectorInput, DriftDetector):
             and bool(np.isfinite(block).all())
         )
         if not clean:  # rows to reject among them: the one-by-one path counts them
-            return i + self._one_by_one(block)
+            return i + super().update_until_alarm(block)
         diff = block - self._ref_mean
         scores = ((diff @ self._precision) * diff).sum(axis=1)
         flagged = (scores > self._cutoff).astype(np.float64)
@@ -145,13 +145,6 @@ class InputOutlierRate(VectorInput, DriftDetector):
         self._drift_detected = self._rate.drift_detected
         self.n_detections += int(self._drift_detected)
         return i + used
-
-    def _one_by_one(self, rows: Any) -> int:
-        for i, row in enumerate(rows):
-            self.update(row)
-            if self._drift_detected:
-                return i + 1
-        return len(rows)
 
     @classmethod
     def _unit_test_params(cls) -> dict[str, Any]:

@@ -27,6 +27,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import numpy as np
+
 from detectors.base import REGISTRY, DriftDetector, detector_from_state
 
 
@@ -142,9 +144,7 @@ class RollingReference(DriftDetector):
         self._drift_detected = True
         self.n_detections += 1
 
-    def update_many(self, values: Any) -> Any:
-        import numpy as np
-
+    def update_many(self, values: Any) -> np.ndarray:
         items = self._inner._batch(values)
         alarms, start = [], 0
         while start < len(items):

@@ -15,8 +15,8 @@ import contextlib
 import json
 import logging
 from collections import Counter, defaultdict
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any, TypeVar
 
 from redis import asyncio as aioredis
 from redis.exceptions import RedisError
@@ -28,6 +28,7 @@ from streams.pending import PendingPredictions
 from streams.profile import ReferenceProfile
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 def metrics_ttl(window_s: float | None) -> int:
@@ -110,21 +111,10 @@ class RedisStore:
     ) -> list[StoredPrediction]:
         """Waiting predictions for these labels (see :mod:`streams.pending`).  Like a
         checkpoint read, a Redis error is retried, never taken for "not there"."""
-        delay = 1.0
-        while True:
-            try:
-                return await self.pending.load(self.client, model_id, labels)
-            except (RedisError, OSError) as exc:
-                self.failed_loads += 1
-                log.warning(
-                    "reading waiting predictions of %s failed (%s); retrying in %.0fs",
-                    model_id,
-                    exc,
-                    delay,
-                )
-                await self._reset_client()
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 30.0)
+        return await self._read_retrying(
+            f"the waiting predictions of {model_id}",
+            lambda: self.pending.load(self.client, model_id, labels),
+        )
 
     def add_checkpoint(self, model_id: str, checkpoint: dict[str, Any]) -> None:
         self._checkpoints[model_id] = json.dumps(checkpoint, separators=(",", ":"))
@@ -135,19 +125,10 @@ class RedisStore:
         A Redis error is *not* "no checkpoint": starting blank would re-apply redelivered
         messages and then overwrite the good checkpoint.  It retries with backoff (1 s doubling
         to 30 s) until Redis answers; the model's messages wait meanwhile."""
-        delay = 1.0
-        while True:
-            try:
-                raw = await self.client.get(self.keys.checkpoint(model_id))
-                break
-            except (RedisError, OSError) as exc:
-                self.failed_loads += 1
-                log.warning(
-                    "cannot read the checkpoint of %s (%s); retrying in %.0fs", model_id, exc, delay
-                )
-                await self._reset_client()
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 30.0)
+        raw = await self._read_retrying(
+            f"the checkpoint of {model_id}",
+            lambda: self.client.get(self.keys.checkpoint(model_id)),
+        )
         if raw is None:
             return None
         try:
@@ -171,6 +152,20 @@ class RedisStore:
         except (ValueError, KeyError, TypeError) as exc:
             log.warning("reference profile of %s is unreadable (%s); none used", model_id, exc)
             return None
+
+    async def _read_retrying(self, what: str, read: Callable[[], Awaitable[T]]) -> T:
+        """``read()`` until Redis answers: backoff from 1 s doubling to 30 s, a fresh
+        connection each time (a read that fails must never pass for "nothing there")."""
+        delay = 1.0
+        while True:
+            try:
+                return await read()
+            except (RedisError, OSError) as exc:
+                self.failed_loads += 1
+                log.warning("cannot read %s (%s); retrying in %.0fs", what, exc, delay)
+                await self._reset_client()
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 30.0)
 
     async def _reset_client(self) -> None:
         client, self._client = self._client, None

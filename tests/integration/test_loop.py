@@ -200,7 +200,9 @@ async def test_a_degraded_promotion_is_rolled_back_in_the_bake_window(settings, 
             traffic = Traffic(producer, model_id, label_delay_s=0.3)
             for _ in range(80):
                 await _play(traffic, handles, scenario, "normal", 300)
-                if any(d.model_id == model_id for d in decisions):
+                # a skipped alarm (the pruned v2's score/output alarms) is no verdict: traffic
+                # goes on until the bake window has its rows
+                if any(d.model_id == model_id and d.outcome != "skipped" for d in decisions):
                     break
             await traffic.drain()
         await wait_until(lambda: all(h.generation >= 3 for h in handles), 30, "the rollback")
@@ -218,7 +220,8 @@ async def test_a_degraded_promotion_is_rolled_back_in_the_bake_window(settings, 
     # pruned v2's outputs also moved against v1's baseline: score/output alarms, not triggers)
     skipped = {d.detail for d in mine if d.outcome == "skipped"}
     assert "policy: critical rollout alarms trigger no update" in skipped
-    assert all(detail.startswith("policy:") for detail in skipped), skipped
+    # an error alarm of v2 raised while its bake window runs waits behind it and is superseded
+    assert all(detail.startswith(("policy:", "superseded")) for detail in skipped), skipped
     bake = decided[0].bake
     assert bake["rollback"] and bake["new_error"] > bake["previous_error"] + 0.05
     assert registry.champion(model_id).digest == v1.digest

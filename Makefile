@@ -15,7 +15,7 @@ PY := $(VENV)/bin/python
 STACK := deploy/stack.sh
 STACK_ENV = eval "$$($(STACK) env)"
 
-.PHONY: help venv install stack stop demo test unit lint bench lock clean-venv
+.PHONY: help venv install browser stack stop demo test unit lint bench lock clean-venv
 
 help:
 	@echo "make demo    run the whole loop: events -> drift -> alarm -> learner -> hot swap"
@@ -42,6 +42,13 @@ venv: $(VENV)/.ready
 install: venv
 	@"$(PY)" -m pip install --quiet --no-deps --no-build-isolation -e . >/dev/null
 
+# Debian's chromium, for the dashboard's browser test: Playwright drives it through its
+# executable_path (Playwright's own browser download cannot reach our machines).
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+browser:
+	@command -v chromium >/dev/null || { echo "[make] installing Debian's chromium (browser tests)"; \
+	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq chromium >/dev/null; }
+
 stack:
 	$(STACK) start
 
@@ -51,7 +58,7 @@ stop:
 demo: install stack
 	@$(STACK_ENV); "$(VENV)/bin/driftline" demo
 
-test: install stack
+test: install browser stack
 	@$(STACK_ENV); "$(PY)" -m ruff check . && "$(PY)" -m pytest
 
 unit: install

@@ -65,6 +65,10 @@ class RedisKeys:
         """Hash: dedup key -> the open alarm (JSON), rewritten with each checkpoint."""
         return f"{self.prefix}:{{{model_id}}}:alarms:open"
 
+    def series(self, model_id: str) -> str:
+        """Stream: the model's metrics and detector readings over time (the dashboard's)."""
+        return f"{self.prefix}:{{{model_id}}}:series"
+
     def model_counters(self, model_id: str) -> str:
         return f"{self.prefix}:{{{model_id}}}:counters"
 

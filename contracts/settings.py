@@ -32,6 +32,10 @@
 | ``DRIFTLINE_BLOB_STORE``   | ``~/.local/share/driftline/``| where model blobs live: a directory    |
 |                            | ``blobs``                   | (``file:///...``) or ``redis``          |
 | ``DRIFTLINE_POLICY``       | (none: built-in defaults)   | TOML update policy for the learner      |
+| ``DRIFTLINE_SERIES_EVERY_S``| ``5``                      | how often a model's metrics and detector|
+|                            |                             | readings go to its Redis time series    |
+|                            |                             | (the dashboard's history; 0: never)     |
+| ``DRIFTLINE_SERIES_KEEP``  | ``720``                     | points kept per model (an hour at 5 s)  |
 | ``DRIFTLINE_MODEL_FACTORIES``| (none)                    | module prefixes allowed to build torch  |
 |                            |                             | models (besides ``learners.zoo``)       |
 
@@ -79,6 +83,11 @@ class TopicNames:
     def deadletter(self) -> str:
         return f"{self.prefix}.deadletter"
 
+    @property
+    def alarms_retry(self) -> str:
+        """Alarms a paging bridge could not deliver yet, parked for a later try."""
+        return f"{self.prefix}.alarms.retry"
+
 
 @dataclass(frozen=True)
 class Settings:
@@ -102,6 +111,8 @@ class Settings:
     idle_evict_s: float = 3600.0  # a model silent this long leaves memory (its checkpoint stays)
     blob_store: str = "~/.local/share/driftline/blobs"  # a directory, file:///dir, or "redis"
     policy_file: str = ""  # TOML update policy for the learner (empty: the defaults)
+    series_every_s: float = 5.0  # a model's dashboard time series: one point this often
+    series_keep: int = 720  # points kept per model
     worker_name: str = field(default_factory=lambda: f"{os.uname().nodename}-{os.getpid()}")
 
     @property
@@ -137,6 +148,8 @@ class Settings:
             "DRIFTLINE_IDLE_EVICT_S": repr(self.idle_evict_s),
             "DRIFTLINE_BLOB_STORE": self.blob_store,
             "DRIFTLINE_POLICY": self.policy_file,
+            "DRIFTLINE_SERIES_EVERY_S": repr(self.series_every_s),
+            "DRIFTLINE_SERIES_KEEP": str(self.series_keep),
         }
 
     @classmethod
@@ -159,6 +172,8 @@ class Settings:
             "idle_evict_s": env.get("DRIFTLINE_IDLE_EVICT_S", cls.idle_evict_s),
             "blob_store": env.get("DRIFTLINE_BLOB_STORE", cls.blob_store),
             "policy_file": env.get("DRIFTLINE_POLICY", cls.policy_file),
+            "series_every_s": env.get("DRIFTLINE_SERIES_EVERY_S", cls.series_every_s),
+            "series_keep": env.get("DRIFTLINE_SERIES_KEEP", cls.series_keep),
         }
         values.update(overrides)
         # One deployment name isolates everything: Redis keys and the consumer group follow the
@@ -172,11 +187,15 @@ class Settings:
         values["max_future_s"] = _number("DRIFTLINE_MAX_FUTURE_S", values["max_future_s"])
         values["batch_wait_s"] = _number("DRIFTLINE_BATCH_WAIT_S", values["batch_wait_s"])
         values["idle_evict_s"] = _number("DRIFTLINE_IDLE_EVICT_S", values["idle_evict_s"])
+        values["series_every_s"] = _number(
+            "DRIFTLINE_SERIES_EVERY_S", values["series_every_s"], allow_zero=True
+        )
         for key, name in (
             ("batch_max", "DRIFTLINE_BATCH_MAX"),
             ("max_models", "DRIFTLINE_MAX_MODELS"),
             ("join_memory", "DRIFTLINE_JOIN_MEMORY"),
             ("max_message_bytes", "DRIFTLINE_MAX_MESSAGE_BYTES"),
+            ("series_keep", "DRIFTLINE_SERIES_KEEP"),
         ):
             number = _number(name, values[key])
             if number != int(number):
@@ -189,11 +208,12 @@ class Settings:
         return cls(**values)  # type: ignore[arg-type]
 
 
-def _number(name: str, raw: object) -> float:
+def _number(name: str, raw: object, allow_zero: bool = False) -> float:
     try:
         value = float(raw)  # type: ignore[arg-type]
     except (TypeError, ValueError):
         value = -1.0
-    if not value > 0:
-        raise ValueError(f"{name} must be a positive number, got {raw!r}")
+    if not (value > 0 or (allow_zero and value == 0)):
+        kind = "a number >= 0" if allow_zero else "a positive number"
+        raise ValueError(f"{name} must be {kind}, got {raw!r}")
     return value

@@ -23,48 +23,20 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
-app = typer.Typer(
-    help="driftline: streaming drift monitoring that closes the loop to model updates.",
-    no_args_is_help=True,
-    add_completion=False,
-    pretty_exceptions_enable=False,
+from driftline.cli_base import (
+    LogLevel,
+    app,
+    console,
+    errors,
+    models_app,
+    reference_app,
+    serve_metrics,
 )
-models_app = typer.Typer(
-    help="The model registry: versions, champion, rollbacks.", no_args_is_help=True
-)
-app.add_typer(models_app, name="models")
-reference_app = typer.Typer(
-    help="Reference profiles: a model's training inputs, so its detectors need no warm-up.",
-    no_args_is_help=True,
-)
-app.add_typer(reference_app, name="reference")
-console = Console()
-errors = Console(stderr=True)
-
-LogLevel = Annotated[str, typer.Option("--loglevel", help="debug, info, warning or error")]
-
-
-def _fail(message: str, code: int = 1) -> None:
-    errors.print(f"[red]error:[/red] {message}")
-    raise typer.Exit(code)
-
-
-def _settings():
-    from contracts.settings import Settings
-
-    try:
-        return Settings.from_env()
-    except ValueError as exc:
-        _fail(str(exc), 2)
-
-
-def _registry():
-    from learners.registry import ModelRegistry
-
-    return ModelRegistry.from_settings(_settings())
+from driftline.cli_base import fail as _fail
+from driftline.cli_base import registry as _registry
+from driftline.cli_base import settings as _settings
 
 
 # -- processes ----------------------------------------------------------------------------------
@@ -73,11 +45,14 @@ def worker(loglevel: LogLevel = "info") -> None:
     """Run the Faust monitoring worker (consumes inferences and labels, publishes alarms)."""
     from faust.worker import Worker
 
+    from streams import telemetry
     from streams.app import create_app
     from streams.topics import ensure_topics
 
     asyncio.run(ensure_topics(_settings()))
-    faust_app, _ = create_app()
+    faust_app, runtime = create_app()
+    telemetry.install(runtime, telemetry.faust_highwater(faust_app))
+    serve_metrics("worker", 9310)
     sys.argv = [sys.argv[0]]  # Faust's Worker reads argv; it must not see ours
     Worker(faust_app, loglevel=loglevel).execute_from_commandline()
 
@@ -97,6 +72,7 @@ def learner(loglevel: LogLevel = "info") -> None:
     except ValueError as exc:
         _fail(str(exc), 2)
     registry = _registry()
+    serve_metrics("learner", 9311)
     if not registry.models():
         errors.print(
             "[yellow]no model is registered yet[/yellow]: alarms will be skipped until one is. "
@@ -450,6 +426,8 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     return 0
 
+
+import driftline.cli_ops  # noqa: E402, F401  (registers bridge, status, alarms, replay, ...)
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -38,6 +38,7 @@ from contracts.alarms import (
 )
 from contracts.settings import Settings
 from contracts.updates import ModelUpdate
+from learners import telemetry
 from learners.job import Decision, Trigger, UpdateJob
 from learners.offsets import OffsetTracker
 from learners.policy import PolicySet
@@ -213,7 +214,11 @@ class LearnerWorker:
         )
 
         async def run() -> None:
-            decision = await job.run()
+            telemetry.JOBS_IN_FLIGHT.inc()
+            try:
+                decision = await job.run()
+            finally:
+                telemetry.JOBS_IN_FLIGHT.dec()
             if decision.outcome in ("promoted", "rolled_back"):
                 self._last_move[trigger.model_id] = time.monotonic()
             self._decide(decision)
@@ -237,6 +242,7 @@ class LearnerWorker:
 
     def _decide(self, decision: Decision) -> None:
         self.decisions.append(decision)
+        telemetry.DECISIONS.labels(decision.outcome).inc()
         log.info(
             "%s [%s]: %s: %s",
             decision.model_id,

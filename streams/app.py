@@ -77,6 +77,7 @@ def create_app(settings: Settings | None = None) -> tuple[faust.App, MonitorRunt
         settings.labelled_keep,
         settings.join_ttl_s,
     )
+    store.series_keep = settings.series_keep
     runtime = MonitorRuntime(settings, publisher, store)
     # Declare the output topics up front so they exist (with our partition count) at start-up.
     for name in (settings.topics.alarms, settings.topics.deadletter, settings.topics.model_updates):

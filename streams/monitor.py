@@ -434,6 +434,21 @@ class ModelMonitor:
     def metrics(self) -> dict[str, dict[str, Any]]:
         return {name: window.snapshot() for name, window in self.windows.items()}
 
+    def readings(self) -> list[tuple[str, str, float, float]]:
+        """Each detector's statistic against its threshold: ``(signal key, detector name,
+        statistic, threshold)``, for dashboards and Prometheus.  A detector still calibrating
+        (no threshold yet) is left out."""
+        out = []
+        for signal in self.signals():
+            for name, detector in signal.detectors.items():
+                try:
+                    statistic, threshold = float(detector.statistic), float(detector.threshold)
+                except (ArithmeticError, TypeError, ValueError, AttributeError):
+                    continue
+                if math.isfinite(statistic) and math.isfinite(threshold):
+                    out.append((signal.key, name, statistic, threshold))
+        return out
+
     # -- checkpoints -------------------------------------------------------------------------
     # -- model versions ----------------------------------------------------------------------
     def version_signals(self, version: str) -> VersionSignals:

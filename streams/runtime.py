@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import time
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
@@ -68,6 +69,7 @@ class MetricsSink(Protocol):
     def add_counts(self, counts: dict[str, int]) -> None: ...
     def add_checkpoint(self, model_id: str, checkpoint: dict[str, Any]) -> None: ...
     def add_open_alarms(self, model_id: str, alarms: dict[str, dict[str, Any]]) -> None: ...
+    def add_series_point(self, model_id: str, point: dict[str, Any]) -> None: ...
     def add_pending(
         self,
         model_id: str,
@@ -115,6 +117,12 @@ class MonitorRuntime:
         self.monitors: dict[str, ModelMonitor] = {}
         self._loading: dict[str, asyncio.Future[ModelMonitor]] = {}
         self.counts: Counter[str] = Counter()  # lifetime totals, also flushed to the store
+        self.reached: dict[tuple[str, int], int] = {}  # highest offset taken per partition
+        #: each model's detector readings as of its last flush (Prometheus reads these)
+        self.readings: dict[str, list[tuple[str, str, float, float]]] = {}
+        self._series_at: dict[str, float] = {}
+        #: called after each batch with (kind, seconds, messages): Prometheus hooks in here
+        self.batch_seconds: Callable[[str, float, int], None] = lambda kind, s, n: None
         self._pending_counts: Counter[str] = Counter()
         self._pending_model_counts: dict[str, Counter[str]] = {}
         self._dirty: set[str] = set()
@@ -179,8 +187,19 @@ class MonitorRuntime:
     async def _handle(
         self, messages: Sequence[Message], kind: str, event_kind: str, observe: Callable
     ) -> None:
+        started = time.perf_counter()
+        try:
+            await self._handle_batch(messages, kind, event_kind, observe)
+        finally:
+            self.batch_seconds(kind, time.perf_counter() - started, len(messages))
+
+    async def _handle_batch(
+        self, messages: Sequence[Message], kind: str, event_kind: str, observe: Callable
+    ) -> None:
         by_model: dict[str, list[tuple[Any, Source, int | None, bytes | None]]] = {}
         for raw, source in messages:
+            tp = (source.topic, source.partition)
+            self.reached[tp] = max(source.offset, self.reached.get(tp, -1))
             decoded = await self._decode(raw, source, event_kind)
             if decoded is None or not decoded.events:
                 continue
@@ -367,6 +386,7 @@ class MonitorRuntime:
         dropped = [m for m, monitor in self.monitors.items() if revoked & set(monitor.positions)]
         for model_id in dropped:
             del self.monitors[model_id]
+            self.readings.pop(model_id, None)
         if dropped:
             log.info("rebalance: released %d models (%s)", len(dropped), ", ".join(dropped[:5]))
         return dropped
@@ -384,6 +404,7 @@ class MonitorRuntime:
         for model_id in evicted:
             del self.monitors[model_id]
             self._last_seen.pop(model_id, None)
+            self.readings.pop(model_id, None)
         if evicted:
             self._count("models.evicted", len(evicted))
             log.info("evicted %d models from memory (%s)", len(evicted), why)
@@ -399,9 +420,21 @@ class MonitorRuntime:
         return ok
 
     async def _flush(self) -> bool:
+        now = self._clock()
         for model_id in self._dirty:
             monitor = self.monitors[model_id]
-            self.store.add_metrics(model_id, monitor.metrics())
+            metrics = monitor.metrics()
+            self.store.add_metrics(model_id, metrics)
+            self.readings[model_id] = monitor.readings()
+            every = self.settings.series_every_s
+            if every and now - self._series_at.get(model_id, -math.inf) >= every:
+                self._series_at[model_id] = now
+                minute = metrics.get("1m", {})
+                # event time, like the alarms the dashboard marks on the same axis
+                t = minute.get("newest_event_time") or time.time()
+                self.store.add_series_point(
+                    model_id, series_point(t, minute, self.readings[model_id])
+                )
             self.store.add_checkpoint(model_id, monitor.checkpoint())
             self.store.add_open_alarms(model_id, monitor.book.snapshot())
             if monitor.join.journal:
@@ -413,6 +446,30 @@ class MonitorRuntime:
         self._pending_model_counts.clear()
         self._pending_counts.clear()
         return await self.store.flush()
+
+
+#: the 1-minute metrics a dashboard plots
+SERIES_METRICS = (
+    "events", "event_rate_per_s", "accuracy", "mae", "latency_p99_ms", "missing_rate",
+    "score_mean", "labelled",
+)
+
+
+def series_point(
+    t: float, window: Mapping[str, Any], readings: list[tuple[str, str, float, float]]
+) -> dict[str, Any]:
+    """One dashboard point: event time, a few 1-minute metrics, and every detector reading as
+    ``"signal/detector": [statistic, threshold]``.
+
+    >>> series_point(10.0, {"events": 5, "accuracy": None}, [("error:error", "cusum", 1.5, 4.0)])
+    {'t': 10.0, 'm': {'events': 5}, 'r': {'error:error/cusum': [1.5, 4.0]}}
+    """
+    metrics = {k: window[k] for k in SERIES_METRICS if window.get(k) is not None}
+    return {
+        "t": t,
+        "m": metrics,
+        "r": {f"{s}/{d}": [round(stat, 6), round(thr, 6)] for s, d, stat, thr in readings},
+    }
 
 
 def _event_bytes(raw: bytes | None, event, element: int | None) -> bytes | None:

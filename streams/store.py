@@ -64,6 +64,8 @@ class RedisStore:
         self._counts: Counter[str] = Counter()
         self._checkpoints: dict[str, str] = {}
         self._open_alarms: dict[str, dict[str, str]] = {}
+        self._series: list[tuple[str, bytes]] = []
+        self.series_keep = 720
         self.failed_flushes = 0
         self.failed_loads = 0
 
@@ -76,6 +78,10 @@ class RedisStore:
 
     def add_metrics(self, model_id: str, windows: dict[str, dict[str, Any]]) -> None:
         self._metrics[model_id] = windows
+
+    def add_series_point(self, model_id: str, point: dict[str, Any]) -> None:
+        """One point of the model's dashboard time series (best effort: not checkpointed)."""
+        self._series.append((model_id, json.dumps(point, separators=(",", ":")).encode()))
 
     def add_labelled(self, model_id: str, sample: dict[str, Any]) -> None:
         self._labelled[model_id].append(json.dumps(sample, separators=(",", ":")))
@@ -208,7 +214,8 @@ class RedisStore:
     async def flush(self) -> bool:
         """Send everything buffered; return False (and keep the data) if Redis failed."""
         if not (
-            self._metrics
+            self._series
+            or self._metrics
             or self._labelled
             or self._model_counts
             or self._counts
@@ -258,7 +265,24 @@ class RedisStore:
             )
             return False
         self.pending.done()
+        await self._write_series()
         return True
+
+    async def _write_series(self) -> None:
+        """Dashboard points, capped per model; a failure loses only these points."""
+        points, self._series = self._series, []
+        if not points:
+            return
+        pipe = self.client.pipeline(transaction=False)
+        for model_id, point in points:
+            pipe.xadd(
+                self.keys.series(model_id), {"p": point}, maxlen=self.series_keep,
+                approximate=True,
+            )
+        try:
+            await pipe.execute()
+        except (RedisError, OSError) as exc:
+            log.info("dashboard series points dropped (%s)", exc)
 
     async def close(self) -> None:
         if self._client is not None:

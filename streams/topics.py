@@ -21,7 +21,7 @@ log = logging.getLogger(__name__)
 
 def topic_names(settings: Settings) -> list[str]:
     t = settings.topics
-    return [t.inferences, t.labels, t.alarms, t.model_updates, t.deadletter]
+    return [t.inferences, t.labels, t.alarms, t.model_updates, t.deadletter, t.alarms_retry]
 
 
 async def ensure_topics(settings: Settings, replication_factor: int = 1) -> list[str]:

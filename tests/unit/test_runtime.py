@@ -27,6 +27,10 @@ class ListSink:
         self.open_alarms: dict = {}
         self.pending: dict = {}
         self.profiles: dict = {}
+        self.series: list = []
+
+    def add_series_point(self, model_id, point):
+        self.series.append((model_id, point))
 
     def add_open_alarms(self, model_id, alarms):
         self.open_alarms[model_id] = json.loads(json.dumps(alarms))

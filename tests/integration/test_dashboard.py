@@ -1,0 +1,147 @@
+"""The live dashboard in a real headless Chromium (Debian's, driven by Playwright), fed by the
+real worker: the page loads, its plots render, and an alarm raised by the worker during the
+test appears on the page without a reload.  A screenshot is kept as a test artefact."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import os
+import shutil
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import redis
+from aiohttp import web
+
+from contracts.events import InferenceEvent
+from contracts.redis_keys import RedisKeys
+from driftline.dashboard.server import create_app
+from streams.producer import EventProducer
+from streams.profile import ReferenceProfile
+from tests.integration.conftest import REPO
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+ARTIFACTS = Path(os.environ.get("DRIFTLINE_ARTIFACTS", REPO / "test-artifacts"))
+FEATURES = [f"f{i}" for i in range(5)]
+MODEL = "dash-model"
+
+
+@pytest.fixture(scope="module")
+def settings(settings):
+    """The dashboard's history: a point every half second (5 s in production)."""
+    return dataclasses.replace(settings, series_every_s=0.5)
+
+
+def _events(rng, n: int, shift: float, start: float) -> list[InferenceEvent]:
+    """``n`` events 1 ms apart in event time from ``start``."""
+    x = rng.normal(0.0, 1.0, size=(n, len(FEATURES)))
+    x[:, 0] += shift
+    return [
+        InferenceEvent(
+            model_id=MODEL, model_version="v1", request_id=f"r{start + i}",
+            event_time=start + i * 0.001, features=dict(zip(FEATURES, map(float, row), strict=True)),
+            prediction=int(row[1] > 0), score=0.9, latency_ms=12.0,
+        )
+        for i, row in enumerate(x)
+    ]
+
+
+async def _play(settings, rng, n: int, shift: float, start: float) -> None:
+    """``n`` events at about 1,000 a second (the worker writes a series point every 0.5 s)."""
+    async with EventProducer(settings) as producer:
+        for i in range(0, n, 200):
+            await producer.send_inference_batch(
+                _events(rng, min(200, n - i), shift, start + i * 0.001)
+            )
+            await producer.flush()
+            await asyncio.sleep(0.2)
+
+
+@pytest.mark.timeout(300)
+async def test_the_page_plots_live_data_and_shows_an_alarm_raised_during_the_test(
+    settings, worker, tmp_path
+):
+    from playwright.async_api import async_playwright
+
+    assert Path(CHROMIUM).exists(), "Debian's chromium is missing: make test installs it"
+    rng = np.random.default_rng(5)
+    # a reference profile, so the detectors need no warm-up on this short stream
+    profile = ReferenceProfile.from_rows(FEATURES, rng.normal(0, 1, size=(2000, 5)).tolist())
+    redis.Redis.from_url(settings.redis_url).set(
+        RedisKeys(settings.key_prefix).reference_profile(MODEL), profile.to_json()
+    )
+    now = time.time() - 3600
+    await _play(settings, rng, 2000, 0.0, now)
+  # normal traffic: history to plot
+
+    runner = web.AppRunner(create_app(settings, poll_s=0.3))
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    url = f"http://127.0.0.1:{site._server.sockets[0].getsockname()[1]}/?model={MODEL}"
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    try:
+        async with async_playwright() as pw:
+            browser = await pw.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+            page = await browser.new_page(viewport={"width": 1280, "height": 1100})
+            page_errors: list[str] = []
+            page.on("pageerror", lambda exc: page_errors.append(str(exc)))
+            await page.goto(url)
+            await page.wait_for_selector("body[data-ready='1']", timeout=30_000)
+            # Plotly drew real traces from the worker's series (not an empty frame)
+            await page.wait_for_function(
+                "Number(document.body.dataset.points) >= 2", timeout=30_000
+            )
+            for plot in ("#metrics-plot", "#detector-plot", "#version-plot"):
+                await page.wait_for_selector(f"{plot} .main-svg", timeout=10_000)
+            assert await page.locator("#detector-plot .scatterlayer .trace").count() >= 2
+            assert await page.locator("#metrics-plot .scatterlayer .trace path.js-line").count() >= 1
+            await page.wait_for_selector("#live.on", timeout=10_000)
+            assert await page.locator("#alarm-list li").count() == 0
+
+            # the feature drifts now: the worker raises an alarm, the page shows it live
+            await _play(settings, rng, 3000, 3.0, now + 2.0)
+            await page.wait_for_selector(
+                "#alarm-list li[data-status='firing']", timeout=90_000
+            )
+            firing = await page.locator("#alarm-list li[data-status='firing']").all_inner_texts()
+            # the shifted feature: its own drift, the joint input drift or outlying inputs
+            expected = ("feature:f0", "data:features", "security:input_outliers")
+            assert any(kind in text for text in firing for kind in expected), firing
+            await page.wait_for_selector("#open-alarms tbody tr", timeout=30_000)
+            points_before = int(await page.evaluate("document.body.dataset.points"))
+            await page.wait_for_function(
+                f"Number(document.body.dataset.points) > {points_before}", timeout=30_000
+            )
+            await page.screenshot(path=str(ARTIFACTS / "dashboard.png"), full_page=True)
+            assert not page_errors, page_errors
+            await browser.close()
+    finally:
+        await runner.cleanup()
+    assert (ARTIFACTS / "dashboard.png").stat().st_size > 10_000
+
+
+async def test_api_and_metrics_endpoints_answer(settings, worker):
+    runner = web.AppRunner(create_app(settings))
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    base = f"http://127.0.0.1:{site._server.sockets[0].getsockname()[1]}"
+    import aiohttp
+
+    try:
+        async with aiohttp.ClientSession() as http:
+            async with http.get(f"{base}/healthz") as r:
+                assert r.status == 200 and await r.text() == "ok"
+            async with http.get(f"{base}/static/plotly.min.js") as r:
+                assert r.status == 200 and len(await r.read()) > 1_000_000
+            async with http.get(f"{base}/api/models/{MODEL}") as r:
+                body = await r.json()
+                assert set(body) >= {"series", "open_alarms", "versions", "alarms"}
+            async with http.get(f"{base}/metrics") as r:
+                assert "driftline_dashboard_streams_total" in await r.text()
+    finally:
+        await runner.cleanup()

@@ -42,12 +42,14 @@ venv: $(VENV)/.ready
 install: venv
 	@"$(PY)" -m pip install --quiet --no-deps --no-build-isolation -e . >/dev/null
 
-# Debian's chromium, for the dashboard's browser test: Playwright drives it through its
-# executable_path (Playwright's own browser download cannot reach our machines).
+# Debian packages the tests use: chromium for the dashboard's browser test (Playwright drives it
+# through its executable_path; Playwright's own browser download cannot reach our machines) and
+# systemd's `systemd-analyze verify` for deploy/systemd.
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+TEST_PACKAGES := $(if $(shell command -v chromium),,chromium) $(if $(shell command -v systemd-analyze),,systemd)
 browser:
-	@command -v chromium >/dev/null || { echo "[make] installing Debian's chromium (browser tests)"; \
-	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq chromium >/dev/null; }
+	@if [ -n "$(strip $(TEST_PACKAGES))" ]; then echo "[make] installing Debian packages for the tests:$(TEST_PACKAGES)"; \
+	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $(TEST_PACKAGES) >/dev/null; fi
 
 stack:
 	$(STACK) start

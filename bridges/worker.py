@@ -57,6 +57,7 @@ class BridgeConfig:
     park_max_s: float = 900.0
     park_attempts: int = 48  # tries from the retry topic before it is dead-lettered
     batch_max: int = 200
+    start_at: str = "earliest"  # a new consumer group's first position ("latest": new alarms only)
 
     def __post_init__(self) -> None:
         if self.min_severity not in SEVERITIES:
@@ -139,7 +140,7 @@ class BridgeWorker:
                 bootstrap_servers=self.settings.bootstrap_list,
                 group_id=group,
                 enable_auto_commit=False,
-                auto_offset_reset="earliest",
+                auto_offset_reset=self.config.start_at,
                 session_timeout_ms=10_000,
                 heartbeat_interval_ms=3_000,
             )

@@ -32,6 +32,8 @@
 | ``DRIFTLINE_BLOB_STORE``   | ``~/.local/share/driftline/``| where model blobs live: a directory    |
 |                            | ``blobs``                   | (``file:///...``) or ``redis``          |
 | ``DRIFTLINE_POLICY``       | (none: built-in defaults)   | TOML update policy for the learner      |
+| ``DRIFTLINE_RESOLVE_AFTER_S``| ``600``                  | an open alarm resolves once its signal  |
+|                            |                             | is back and quiet this long (event time)|
 | ``DRIFTLINE_SERIES_EVERY_S``| ``5``                      | how often a model's metrics and detector|
 |                            |                             | readings go to its Redis time series    |
 |                            |                             | (the dashboard's history; 0: never)     |
@@ -111,6 +113,7 @@ class Settings:
     idle_evict_s: float = 3600.0  # a model silent this long leaves memory (its checkpoint stays)
     blob_store: str = "~/.local/share/driftline/blobs"  # a directory, file:///dir, or "redis"
     policy_file: str = ""  # TOML update policy for the learner (empty: the defaults)
+    resolve_after_s: float = 600.0  # event time an alarm's signal must be quiet to resolve it
     series_every_s: float = 5.0  # a model's dashboard time series: one point this often
     series_keep: int = 720  # points kept per model
     worker_name: str = field(default_factory=lambda: f"{os.uname().nodename}-{os.getpid()}")
@@ -148,6 +151,7 @@ class Settings:
             "DRIFTLINE_IDLE_EVICT_S": repr(self.idle_evict_s),
             "DRIFTLINE_BLOB_STORE": self.blob_store,
             "DRIFTLINE_POLICY": self.policy_file,
+            "DRIFTLINE_RESOLVE_AFTER_S": repr(self.resolve_after_s),
             "DRIFTLINE_SERIES_EVERY_S": repr(self.series_every_s),
             "DRIFTLINE_SERIES_KEEP": str(self.series_keep),
         }
@@ -172,6 +176,7 @@ class Settings:
             "idle_evict_s": env.get("DRIFTLINE_IDLE_EVICT_S", cls.idle_evict_s),
             "blob_store": env.get("DRIFTLINE_BLOB_STORE", cls.blob_store),
             "policy_file": env.get("DRIFTLINE_POLICY", cls.policy_file),
+            "resolve_after_s": env.get("DRIFTLINE_RESOLVE_AFTER_S", cls.resolve_after_s),
             "series_every_s": env.get("DRIFTLINE_SERIES_EVERY_S", cls.series_every_s),
             "series_keep": env.get("DRIFTLINE_SERIES_KEEP", cls.series_keep),
         }
@@ -187,6 +192,7 @@ class Settings:
         values["max_future_s"] = _number("DRIFTLINE_MAX_FUTURE_S", values["max_future_s"])
         values["batch_wait_s"] = _number("DRIFTLINE_BATCH_WAIT_S", values["batch_wait_s"])
         values["idle_evict_s"] = _number("DRIFTLINE_IDLE_EVICT_S", values["idle_evict_s"])
+        values["resolve_after_s"] = _number("DRIFTLINE_RESOLVE_AFTER_S", values["resolve_after_s"])
         values["series_every_s"] = _number(
             "DRIFTLINE_SERIES_EVERY_S", values["series_every_s"], allow_zero=True
         )

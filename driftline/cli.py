@@ -94,11 +94,18 @@ def demo(
     events: Annotated[int, typer.Option(help="inference events per scene")] = 12_000,
     rate: Annotated[float, typer.Option(help="events per second")] = 500.0,
     seed: int = 7,
+    keep_open: Annotated[
+        bool, typer.Option("--keep-open", help="keep the dashboard and pages up until Ctrl-C")
+    ] = False,
 ) -> None:
-    """Run the whole loop on simulated traffic: drift, alarm, fine-tune, gate, hot swap."""
+    """Run the whole loop on simulated traffic: drift, alarm, page, fine-tune, gate, hot swap."""
     from driftline.demo import run_demo
 
-    raise typer.Exit(asyncio.run(run_demo(events=events, rate=rate, seed=seed)))
+    try:
+        status = asyncio.run(run_demo(events=events, rate=rate, seed=seed, keep_open=keep_open))
+    except KeyboardInterrupt:
+        status = 0
+    raise typer.Exit(status)
 
 
 @app.command()

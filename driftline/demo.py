@@ -21,7 +21,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
+import signal
 import time
 from collections import Counter
 from pathlib import Path
@@ -31,6 +33,7 @@ from aiokafka import AIOKafkaConsumer
 from contracts.alarms import decode_alarm, is_resolution
 from contracts.settings import Settings
 from contracts.updates import ModelUpdate
+from driftline.demo_paging import LocalPaging
 from driftline.processes import start_worker, stop_worker, wait_until_ready
 from driftline.simulation import DriftingScenario
 from driftline.traffic import Traffic
@@ -64,7 +67,10 @@ class Narrator:
 
     def alarm(self, raw: bytes) -> None:
         if is_resolution(raw):
-            return  # the demo is shorter than a resolution's quiet period
+            data = json.loads(raw)["data"]
+            if data["model"] in self.models:
+                say(f"{self.stamp()} ok RESOLVED {data['dedup_key']}: {data['reason']}")
+            return
         alarm = decode_alarm(raw)
         if alarm.model_id not in self.models:
             return
@@ -161,8 +167,12 @@ class Scene:
         return sum(rows) / len(rows) if rows else None
 
 
-async def run_demo(events: int = 12_000, rate: float = 500.0, seed: int = 7) -> int:
-    settings = Settings.from_env(app_id="driftline-demo")
+async def run_demo(
+    events: int = 12_000, rate: float = 500.0, seed: int = 7, keep_open: bool = False
+) -> int:
+    # alarms resolve after 5 s of quiet here (600 s by default), so the demo shows both ends
+    # and the dashboard gets a point a second (5 s by default)
+    settings = Settings.from_env(app_id="driftline-demo", resolve_after_s=5.0, series_every_s=1.0)
     run_id = time.strftime("%H%M%S")
     main_id, rollout_id = f"demo-{run_id}", f"demo-canary-{run_id}"
     run_dir = Path(os.environ.get("DRIFTLINE_CACHE", Path.home() / ".cache" / "driftline")) / "run"
@@ -224,8 +234,10 @@ async def run_demo(events: int = 12_000, rate: float = 500.0, seed: int = 7) -> 
     worker = start_worker(settings, worker_log)
     say(f"monitoring worker started (pid {worker.pid}, log {worker_log})")
     tasks: list[asyncio.Task] = []
+    paging = LocalPaging(settings, say, {main_id, rollout_id}, narrator.stamp)
     try:
         await wait_until_ready(worker_log, worker)
+        await paging.__aenter__()
         handle = ModelHandle(main_id, registry.blobs)
         canary = ModelHandle(rollout_id, registry.blobs)
         learner = LearnerWorker(
@@ -287,19 +299,34 @@ async def run_demo(events: int = 12_000, rate: float = 500.0, seed: int = 7) -> 
             await canary_traffic.drain()
         await asyncio.sleep(1.0)
         say()
-        return _summary(narrator, scene, canary_scene, registry, main_id, rollout_id)
+        status = _summary(narrator, scene, canary_scene, registry, main_id, rollout_id, paging)
+        if keep_open:
+            say(f"still running for you: dashboard {paging.dashboard_url}/ - Ctrl-C ends the demo")
+            await _until_interrupted()
+        return status
     except RuntimeError as exc:
         say(f"demo failed: {exc}")
         return 1
     finally:
         stop.set()
         await asyncio.gather(*tasks, return_exceptions=True)
+        with contextlib.suppress(Exception):
+            await paging.__aexit__(None, None, None)
         stop_worker(worker)
         with contextlib.suppress(Exception):
             registry.close()
 
 
-def _summary(narrator, scene, canary_scene, registry, main_id, rollout_id) -> int:
+async def _until_interrupted() -> None:
+    done = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, done.set)
+    await done.wait()
+    say("stopping ...")
+
+
+def _summary(narrator, scene, canary_scene, registry, main_id, rollout_id, paging) -> int:
     say("summary")
     say("  accuracy of served predictions (ground truth from the simulator):")
     for key, rows in scene.correct.items():
@@ -313,7 +340,18 @@ def _summary(narrator, scene, canary_scene, registry, main_id, rollout_id) -> in
             f"  {model_id}: decisions {narrator.outcomes(model_id)}; champion now {champion.version}; "
             f"see `driftline models show {model_id}`"
         )
+    pages = paging.pages
+    say(
+        "  pages: Alertmanager-style receiver "
+        f"{pages['alertmanager.firing']} firing, {pages['alertmanager.resolved']} resolved; "
+        f"PagerDuty-style receiver {pages['pagerduty.trigger']} trigger, "
+        f"{pages['pagerduty.resolve']} resolve"
+    )
     problems = []
+    if not (pages["alertmanager.firing"] and pages["pagerduty.trigger"]):
+        problems.append("no page reached the local receivers")
+    if not (pages["alertmanager.resolved"] and pages["pagerduty.resolve"]):
+        problems.append("no resolve reached the local receivers")
     first = narrator.outcomes(main_id)
     if not first or first[0] != "promoted":
         problems.append(f"scene 1 ended with {first[:1] or 'no decision'}, not a promotion")

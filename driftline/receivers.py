@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections import deque
+from collections.abc import Callable
 from typing import Any
 
 import jsonschema
@@ -28,10 +29,13 @@ class Receiver:
         path: str = "/hook",
         content_type: str | None = None,
         secret: str | None = None,
+        on_body: Callable[[dict[str, Any]], None] | None = None,
+        port: int = 0,
     ) -> None:
         self.name, self.schema, self.path = name, schema, path
         self.content_type = content_type
         self.secret = secret  # PagerDuty-style: the body's routing_key must equal it
+        self.on_body, self.port = on_body, port
         self.accepted: list[dict[str, Any]] = []
         self.invalid: list[str] = []  # why bodies were refused (a failing test shows them)
         self.requests = 0
@@ -71,6 +75,8 @@ class Receiver:
             return web.json_response({"status": "invalid routing key"}, status=400)
         self.accepted.append(body)
         self.arrived.set()
+        if self.on_body is not None:
+            self.on_body(body)
         return web.json_response({"status": "success", "message": "Event processed"}, status=202)
 
     async def __aenter__(self) -> Receiver:
@@ -78,7 +84,7 @@ class Receiver:
         app.router.add_post(self.path, self._handle)
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        site = web.TCPSite(self._runner, "127.0.0.1", self.port)
         await site.start()
         port = site._server.sockets[0].getsockname()[1]
         self.url = f"http://127.0.0.1:{port}{self.path}"

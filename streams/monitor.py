@@ -147,6 +147,7 @@ class MonitorConfig:
             low_confidence=settings.low_confidence,
             join_ttl_s=settings.join_ttl_s,
             join_memory=settings.join_memory,
+            resolve_after_s=settings.resolve_after_s,
         )
 
     def build(

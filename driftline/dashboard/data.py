@@ -21,9 +21,7 @@ class DashboardData:
 
     async def models(self) -> list[dict[str, Any]]:
         monitored = {m.decode() for m in await self.client.smembers(self.keys.models())}
-        registered = {
-            m.decode() for m in await self.client.smembers(self.keys.registered_models())
-        }
+        registered = {m.decode() for m in await self.client.smembers(self.keys.registered_models())}
         out = []
         for model_id in sorted(monitored | registered):
             open_alarms = await self.client.hlen(self.keys.open_alarms(model_id))

@@ -104,10 +104,14 @@ def create_app(settings: Settings, poll_s: float = 1.0) -> web.Application:
                         after = point["id"]
                         await _send(response, "point", point)
                     if ticks % 5 == 0:
-                        await _send(response, "state", {
-                            "open_alarms": await data.open_alarms(model_id),
-                            "versions": await data.versions(model_id),
-                        })
+                        await _send(
+                            response,
+                            "state",
+                            {
+                                "open_alarms": await data.open_alarms(model_id),
+                                "versions": await data.versions(model_id),
+                            },
+                        )
                 else:
                     await response.write(b": keep-alive\n\n")
                 ticks += 1

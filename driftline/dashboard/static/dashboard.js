@@ -53,14 +53,19 @@ function drawDetectors() {
 }
 
 function drawVersions() {
+  // one row per kind of registry event, so a registration and its promotion never overlap
+  const rows = { registered: "registered", promoted: "promoted", rolled_back: "rolled back" };
   const colors = { registered: "#64748b", promoted: "#1f9d55", rolled_back: "#b91c1c" };
-  const v = state.versions;
+  const v = state.versions.filter((e) => rows[e.action]);
   Plotly.react("version-plot", [{
-    mode: "markers+text", x: v.map((e) => when(e.at)), y: v.map(() => 0),
-    text: v.map((e) => `${e.action.replace("_", " ")} ${e.version || ""}`), textposition: "top center",
-    marker: { size: 14, color: v.map((e) => colors[e.action] || "#334155") },
-    hovertext: v.map((e) => e.reason || e.strategy || ""), hoverinfo: "text+x",
-  }], { ...layoutBase, showlegend: false, yaxis: { visible: false, range: [-1, 1.5] },
+    mode: "markers+text", x: v.map((e) => when(e.at)), y: v.map((e) => rows[e.action]),
+    text: v.map((e) => e.version || ""), textposition: "middle right",
+    marker: { size: 13, color: v.map((e) => colors[e.action]) },
+    hovertext: v.map((e) => `${rows[e.action]} ${e.version || ""}: ${e.reason || e.strategy || ""}`),
+    hoverinfo: "text+x",
+  }], { ...layoutBase, showlegend: false, margin: { l: 90, r: 50, t: 10, b: 30 },
+    yaxis: { type: "category", categoryorder: "array",
+             categoryarray: ["registered", "promoted", "rolled back"] },
     annotations: v.length ? [] : [{ text: "no version registered for this model", showarrow: false,
       xref: "paper", yref: "paper", x: 0.5, y: 0.5 }] });
 }

@@ -309,7 +309,7 @@ def alarms(
                         sys.stdout.flush()
                     else:
                         console.print(_alarm_line(event), highlight=False)
-                done = all(await consumer.position(tp) >= ends[tp] for tp in tps)
+                done = all([await consumer.position(tp) >= ends[tp] for tp in tps])
                 if done and not follow:
                     break
             if not shown and not as_json:

@@ -19,21 +19,16 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import redis
 from aiohttp import web
 from prometheus_client.parser import text_string_to_metric_families
 
-from contracts.events import InferenceEvent
-from contracts.redis_keys import RedisKeys
 from driftline.dashboard.server import create_app
-from streams.producer import EventProducer
-from streams.profile import ReferenceProfile
 from tests.integration.conftest import REPO, start_worker, stop_worker
+from tests.integration.synthetic import play, set_reference
 from tests.unit.test_deploy_files import alert_rules, grafana_exprs, promql_metric_names
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 ARTIFACTS = Path(os.environ.get("DRIFTLINE_ARTIFACTS", REPO / "test-artifacts"))
-FEATURES = [f"f{i}" for i in range(5)]
 MODEL = "dash-model"
 
 
@@ -43,34 +38,8 @@ def settings(settings):
     return dataclasses.replace(settings, series_every_s=0.5)
 
 
-def _events(rng, n: int, shift: float, start: float) -> list[InferenceEvent]:
-    """``n`` events 1 ms apart in event time from ``start``."""
-    x = rng.normal(0.0, 1.0, size=(n, len(FEATURES)))
-    x[:, 0] += shift
-    return [
-        InferenceEvent(
-            model_id=MODEL,
-            model_version="v1",
-            request_id=f"r{start + i}",
-            event_time=start + i * 0.001,
-            features=dict(zip(FEATURES, map(float, row), strict=True)),
-            prediction=int(row[1] > 0),
-            score=0.9,
-            latency_ms=12.0,
-        )
-        for i, row in enumerate(x)
-    ]
-
-
 async def _play(settings, rng, n: int, shift: float, start: float) -> None:
-    """``n`` events at about 1,000 a second (the worker writes a series point every 0.5 s)."""
-    async with EventProducer(settings) as producer:
-        for i in range(0, n, 200):
-            await producer.send_inference_batch(
-                _events(rng, min(200, n - i), shift, start + i * 0.001)
-            )
-            await producer.flush()
-            await asyncio.sleep(0.2)
+    await play(settings, MODEL, rng, n, shift, start)
 
 
 @pytest.mark.timeout(300)
@@ -81,11 +50,7 @@ async def test_the_page_plots_live_data_and_shows_an_alarm_raised_during_the_tes
 
     assert Path(CHROMIUM).exists(), "Debian's chromium is missing: make test installs it"
     rng = np.random.default_rng(5)
-    # a reference profile, so the detectors need no warm-up on this short stream
-    profile = ReferenceProfile.from_rows(FEATURES, rng.normal(0, 1, size=(2000, 5)).tolist())
-    redis.Redis.from_url(settings.redis_url).set(
-        RedisKeys(settings.key_prefix).reference_profile(MODEL), profile.to_json()
-    )
+    set_reference(settings, MODEL, rng)
     now = time.time() - 3600
     await _play(settings, rng, 2000, 0.0, now)
     # normal traffic: history to plot

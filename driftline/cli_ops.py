@@ -108,6 +108,20 @@ async def _lags(s, groups: dict[str, list[str]]) -> list[tuple[str, str, int, in
         await admin.close()
 
 
+def _monitors(client, keys, model_id: str) -> tuple[int, tuple[str, float] | None]:
+    """How many detectors watch the model, and the one nearest its threshold (statistic /
+    threshold), from the worker's latest dashboard point."""
+    last = client.xrevrange(keys.series(model_id), count=1)
+    if not last:
+        return 0, None
+    readings = json.loads(last[0][1]["p"])["r"]
+    ratios = {k: s / t for k, (s, t) in readings.items() if t}
+    if not ratios:
+        return len(readings), None
+    name = max(ratios, key=ratios.get)
+    return len(readings), (name, ratios[name])
+
+
 def _ago(ts: float | None) -> str:
     if not ts:
         return "-"
@@ -139,6 +153,7 @@ def status(
         hour = client.hgetall(keys.metrics(model_id, "1h"))
         open_alarms = client.hgetall(keys.open_alarms(model_id))
         champion = registry.champion(model_id) if model_id in registered else None
+        detectors, nearest = _monitors(client, keys, model_id)
         models.append(
             {
                 "model": model_id,
@@ -153,6 +168,8 @@ def status(
                 if hour.get("newest_event_time")
                 else None,
                 "champion": champion.version if champion else None,
+                "detectors": detectors,
+                "nearest_threshold": nearest,
             }
         )
     t = s.topics
@@ -194,13 +211,15 @@ def status(
         "labels",
         "events 1h",
         "accuracy 1h",
+        "detectors",
+        "nearest threshold",
         "alarms",
         "open alarms",
         "newest event",
     ):
         table.add_column(col, justify="right" if col[0] in "ilea" and col != "model" else "left")
     for m in models:
-        acc = m["accuracy_1h"]
+        acc, nearest = m["accuracy_1h"], m["nearest_threshold"]
         table.add_row(
             m["model"],
             m["champion"] or "-",
@@ -208,6 +227,8 @@ def status(
             str(m["labels"]),
             str(m["events_1h"]),
             f"{float(acc):.3f}" if acc else "-",
+            str(m["detectors"]),
+            "-" if nearest is None else f"{nearest[0]} {nearest[1]:.2f}",
             str(m["alarms"]),
             "\n".join(m["open_alarms"]) or "-",
             _ago(m["newest_event"]),

@@ -241,3 +241,60 @@ async def test_offsets_wait_for_delivery_and_a_refused_page_is_dead_lettered(fre
     )
     refused = [read_headers(r.headers) for r in dead]
     assert any(h.get("driftline.detail") == "slack refused it: HTTP 400" for h in refused)
+
+
+@pytest.mark.timeout(180)
+async def test_the_bridge_command_pages_serves_metrics_and_stops_cleanly(fresh, tmp_path):
+    import os
+    import signal
+    import socket
+    import subprocess
+    import sys
+
+    import aiohttp
+
+    from tests.integration.conftest import REPO
+
+    settings = fresh
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = {**os.environ, **settings.to_env(), "DRIFTLINE_METRICS_PORT": str(port)}
+    no_sinks = subprocess.run(
+        [sys.executable, "-m", "driftline.cli", "bridge"],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=REPO,
+        timeout=60,
+    )
+    assert no_sinks.returncode == 2 and "no paging sink is configured" in no_sinks.stderr
+    async with Receiver("webhook", {"required": ["type"]}, path="/in/SeCrEtPaTh") as hook:
+        env["DRIFTLINE_WEBHOOK_URL"] = hook.url
+        log = tmp_path / "bridge.log"
+        with log.open("wb") as out:
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "driftline.cli", "bridge"],
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                env=env,
+                cwd=REPO,
+            )
+        try:
+            await wait_until(lambda: "bridge ready" in log.read_text(), 60, "the bridge")
+            model = "bridge-cli"
+            await _produce(settings, [encode_alarm(_alarm(model), source="/s")], model.encode())
+            await wait_until(lambda: hook.accepted, 60, "the page")
+            async with (
+                aiohttp.ClientSession() as http,
+                http.get(f"http://127.0.0.1:{port}/metrics") as response,
+            ):
+                metrics = await response.text()
+            delivered = 'driftline_bridge_deliveries_total{outcome="delivered",sink="webhook"} 1.0'
+            assert delivered in metrics, metrics[-2000:]
+        finally:
+            proc.send_signal(signal.SIGTERM)
+            code = proc.wait(timeout=30)
+        text = log.read_text()
+        assert code == 0 and "Traceback" not in text, text[-3000:]
+        assert "SeCrEtPaTh" not in text  # the URL's path is never logged

@@ -67,6 +67,7 @@ def test_status_lists_the_model_its_open_alarms_and_the_consumer_lag(settings, t
         assert time.monotonic() < deadline, (model, lag)
         time.sleep(1)
     assert model["monitored"] and model["open_alarms"], model
+    assert model["detectors"] >= 10 and model["nearest_threshold"][1] >= 0, model
     assert sum(r["end"] for r in lag) == 5000 // 200  # envelopes of 200 events
     table = _cli(settings, "status")
     assert MODEL in table.stdout and "consumer lag" in table.stdout

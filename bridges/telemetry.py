@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from prometheus_client import Counter, Histogram
+from prometheus_client import Counter, Gauge, Histogram
 
 NOTICES = Counter(
     "driftline_bridge_notices_total",
@@ -20,4 +20,9 @@ DELIVERY_SECONDS = Histogram(
     "From the first attempt to delivery, per request",
     ["sink"],
     buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120),
+)
+CONSUMER_LAG = Gauge(
+    "driftline_bridge_consumer_lag",
+    "Alarms-topic records not yet handled by this bridge, per partition",
+    ["topic", "partition"],
 )

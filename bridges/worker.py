@@ -125,6 +125,7 @@ class BridgeWorker:
         self.worker_name = f"bridge-{settings.worker_name}"
         self.ready = asyncio.Event()
         self.stats: Counter[str] = Counter()  # also exported as Prometheus metrics
+        self._handled: dict[tuple[str, int], int] = {}  # next offset per partition
         self._session: aiohttp.ClientSession | None = None
         self._producer = None
 
@@ -178,6 +179,8 @@ class BridgeWorker:
                 await consumer.commit(
                     {TopicPartition(tp.topic, tp.partition): records[-1].offset + 1}
                 )
+                self._handled[(tp.topic, tp.partition)] = records[-1].offset + 1
+            self._record_lag(consumer)
 
     async def _retries(self, consumer, stop: asyncio.Event) -> None:
         from aiokafka import TopicPartition
@@ -310,6 +313,15 @@ class BridgeWorker:
         return not stop.is_set()
 
     # -- bookkeeping -------------------------------------------------------------------------
+    def _record_lag(self, consumer) -> None:
+        """Records between what this bridge has handled and each partition's end."""
+        for tp in consumer.assignment():
+            end, handled = consumer.highwater(tp), self._handled.get((tp.topic, tp.partition))
+            if end is not None and handled is not None:
+                telemetry.CONSUMER_LAG.labels(tp.topic, str(tp.partition)).set(
+                    max(0, end - handled)
+                )
+
     def _count(self, outcome: str) -> None:
         self.stats[f"notices.{outcome}"] += 1
         telemetry.NOTICES.labels(outcome).inc()

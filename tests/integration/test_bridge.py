@@ -292,6 +292,12 @@ async def test_the_bridge_command_pages_serves_metrics_and_stops_cleanly(fresh, 
                 metrics = await response.text()
             delivered = 'driftline_bridge_deliveries_total{outcome="delivered",sink="webhook"} 1.0'
             assert delivered in metrics, metrics[-2000:]
+            lag = [
+                line
+                for line in metrics.splitlines()
+                if line.startswith("driftline_bridge_consumer_lag{")
+            ]
+            assert lag and all(line.endswith(" 0.0") for line in lag), lag
         finally:
             proc.send_signal(signal.SIGTERM)
             code = proc.wait(timeout=30)

@@ -21,6 +21,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from driftline.cli_base import LogLevel, app, console, errors, fail, serve_metrics, settings
+from driftline.kafka_partitions import topic_partitions
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -73,7 +74,7 @@ def bridge(loglevel: LogLevel = "info") -> None:
 # -- status -------------------------------------------------------------------------------------
 async def _lags(s, groups: dict[str, list[str]]) -> list[tuple[str, str, int, int, int | None]]:
     """(group, topic, partition, end offset, committed offset) for each group's topics."""
-    from aiokafka import AIOKafkaConsumer, TopicPartition
+    from aiokafka import AIOKafkaConsumer
     from aiokafka.admin import AIOKafkaAdminClient
 
     admin = AIOKafkaAdminClient(bootstrap_servers=s.bootstrap_list, request_timeout_ms=5000)
@@ -85,11 +86,7 @@ async def _lags(s, groups: dict[str, list[str]]) -> list[tuple[str, str, int, in
         for group, topics in groups.items():
             committed = await admin.list_consumer_group_offsets(group)
             for topic in topics:
-                partitions = probe.partitions_for_topic(topic)
-                if partitions is None:
-                    await probe._client.force_metadata_update()
-                    partitions = probe.partitions_for_topic(topic) or set()
-                tps = [TopicPartition(topic, p) for p in sorted(partitions)]
+                tps = await topic_partitions(probe, topic)
                 ends = await probe.end_offsets(tps) if tps else {}
                 for tp in tps:
                     meta = committed.get(tp)
@@ -283,7 +280,7 @@ def alarms(
     as_json: Annotated[bool, typer.Option("--json", help="one CloudEvent per line")] = False,
 ) -> None:
     """Tail the alarms topic (firing and resolved), with filters."""
-    from aiokafka import AIOKafkaConsumer, TopicPartition
+    from aiokafka import AIOKafkaConsumer
 
     from contracts.alarms import SEVERITIES
 
@@ -297,13 +294,9 @@ def alarms(
         consumer = AIOKafkaConsumer(bootstrap_servers=s.bootstrap_list, enable_auto_commit=False)
         await consumer.start()
         try:
-            partitions = consumer.partitions_for_topic(s.topics.alarms)
-            if partitions is None:
-                await consumer._client.force_metadata_update()
-                partitions = consumer.partitions_for_topic(s.topics.alarms)
-            if not partitions:
+            tps = await topic_partitions(consumer, s.topics.alarms)
+            if not tps:
                 fail(f"topic {s.topics.alarms} does not exist: is a worker running?")
-            tps = [TopicPartition(s.topics.alarms, p) for p in sorted(partitions)]
             consumer.assign(tps)
             ends = await consumer.end_offsets(tps)
             starts = await consumer.beginning_offsets(tps)
@@ -403,7 +396,7 @@ def replay(
 
 
 def _topic_events(topic: str, start: int, end: int, model: str | None):
-    from aiokafka import AIOKafkaConsumer, TopicPartition
+    from aiokafka import AIOKafkaConsumer
 
     from contracts.envelopes import decode_message
     from contracts.events import InvalidEvent
@@ -415,11 +408,9 @@ def _topic_events(topic: str, start: int, end: int, model: str | None):
         consumer = AIOKafkaConsumer(bootstrap_servers=s.bootstrap_list, enable_auto_commit=False)
         await consumer.start()
         try:
-            await consumer._client.force_metadata_update()
-            partitions = consumer.partitions_for_topic(topic)
-            if not partitions:
+            tps = await topic_partitions(consumer, topic)
+            if not tps:
                 fail(f"no topic {topic!r}")
-            tps = [TopicPartition(topic, p) for p in sorted(partitions)]
             consumer.assign(tps)
             ends = await consumer.end_offsets(tps)
             for tp in tps:

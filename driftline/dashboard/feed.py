@@ -49,12 +49,13 @@ class AlarmFeed:
 
         from aiokafka import AIOKafkaConsumer, TopicPartition
 
+        from driftline.kafka_partitions import topic_partitions
+
         consumer = AIOKafkaConsumer(bootstrap_servers=self.bootstrap, enable_auto_commit=False)
         await consumer.start()
         try:
-            await consumer._client.force_metadata_update()
-            partitions = consumer.partitions_for_topic(self.topic) or {0}
-            tps = [TopicPartition(self.topic, p) for p in sorted(partitions)]
+            # the topic may not exist yet (no worker ran): then its partition 0 is followed
+            tps = await topic_partitions(consumer, self.topic) or [TopicPartition(self.topic, 0)]
             consumer.assign(tps)
             ends = await consumer.end_offsets(tps)
             for tp in tps:

@@ -39,7 +39,7 @@ from bridges.notice import Notice, notice_from_record
 from bridges.sinks import Sink
 from contracts.alarms import SEVERITIES, InvalidAlarm
 from contracts.settings import Settings
-from streams.deadletter import deadletter_headers, read_headers
+from streams.deadletter import PROCESSING_ERROR, deadletter_headers, read_headers
 
 log = logging.getLogger(__name__)
 
@@ -237,7 +237,16 @@ class BridgeWorker:
         retry = self.config.retry
         if parked_attempt:  # from the retry topic: one short round, then park again
             retry = RetryPolicy(attempts=2, initial_s=retry.initial_s, timeout_s=retry.timeout_s)
-        for notices, body in sink.build([n for n, _ in items]):
+        try:
+            requests = sink.build([n for n, _ in items])
+        except Exception as exc:  # a bug of ours must not stop paging: keep the alarms, say why
+            log.exception("%s could not format %d notices", sink.name, len(items))
+            for _, record in items:
+                detail = f"{sink.name}: {type(exc).__name__}: {exc}"
+                await self._deadletter(record, PROCESSING_ERROR, detail, sink.name)
+            self._outcome(sink.name, "rejected", len(items))
+            return
+        for notices, body in requests:
             outcome = await post_json(
                 self._session,
                 sink.url,

@@ -11,9 +11,9 @@ from bridges.alertmanager import alertmanager_payloads
 from bridges.delivery import RetryPolicy, parse_retry_after
 from bridges.notice import notice_from_record
 from bridges.pagerduty import pagerduty_event
-from bridges.sinks import sinks_from_env
+from bridges.sinks import Sink, sinks_from_env
 from bridges.webhooks import slack_message
-from bridges.worker import BridgeConfig, Parked
+from bridges.worker import BridgeConfig, BridgeWorker, Parked
 from contracts.alarms import (
     Alarm,
     InvalidAlarm,
@@ -123,3 +123,47 @@ def test_retry_after_in_seconds_or_as_an_http_date():
 def test_parked_headers_round_trip():
     parked = Parked("pagerduty", 3, 1700000000.5, "HTTP 503")
     assert Parked.from_headers(parked.headers()) == parked
+
+
+class _Record:
+    def __init__(self, value, offset=0):
+        self.value, self.key, self.topic, self.partition, self.offset = value, b"k", "t", 0, offset
+        self.headers = []
+
+
+class _Producer:
+    def __init__(self):
+        self.sent = []
+
+    async def send_and_wait(self, topic, value, key=None, headers=None):
+        self.sent.append((topic, value, dict(headers or [])))
+
+
+async def test_a_sink_that_cannot_format_dead_letters_and_the_others_still_deliver():
+    from contracts.settings import Settings
+
+    delivered = []
+
+    def broken(notices):
+        raise KeyError("oops")
+
+    def fine(notices):
+        delivered.extend(notices)
+        return []  # nothing to POST
+
+    bridge = BridgeWorker(
+        Settings(topic_prefix="t"),
+        [
+            Sink("broken", "http://127.0.0.1:9/x", broken),
+            Sink("fine", "http://127.0.0.1:9/y", fine),
+        ],
+    )
+    bridge._producer = _Producer()
+    raw = encode_alarm(_alarm(), source="/s")
+    await bridge.handle([_Record(raw), _Record(b"junk", 1)])
+    assert len(delivered) == 1
+    reasons = [
+        (h["driftline.reason"], h.get("driftline.bridge.sink")) for _, _, h in bridge._producer.sent
+    ]
+    assert reasons == [(b"invalid_alarm", None), (b"processing_error", b"broken")]
+    assert bridge.stats["broken.rejected"] == 1

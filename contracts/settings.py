@@ -32,6 +32,10 @@
 | ``DRIFTLINE_BLOB_STORE``   | ``~/.local/share/driftline/``| where model blobs live: a directory    |
 |                            | ``blobs``                   | (``file:///...``) or ``redis``          |
 | ``DRIFTLINE_POLICY``       | (none: built-in defaults)   | TOML update policy for the learner      |
+| ``DRIFTLINE_CONFIG``       | (none)                      | the TOML config file: ``[limits]``,     |
+|                            |                             | ``[monitor]``, ``[models.<id>]``,       |
+|                            |                             | ``[policy]`` (deploy/driftline.example. |
+|                            |                             | toml); its keys win over variables      |
 | ``DRIFTLINE_RESOLVE_AFTER_S``| ``600``                  | an open alarm resolves once its signal  |
 |                            |                             | is back and quiet this long (event time)|
 | ``DRIFTLINE_SERIES_EVERY_S``| ``5``                      | how often a model's metrics and detector|
@@ -59,6 +63,9 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field, replace
+
+#: The tables of the config file: the worker reads limits, monitor and models; the learner policy.
+CONFIG_TABLES = ("limits", "monitor", "models", "policy")
 
 
 @dataclass(frozen=True)
@@ -113,6 +120,7 @@ class Settings:
     idle_evict_s: float = 3600.0  # a model silent this long leaves memory (its checkpoint stays)
     blob_store: str = "~/.local/share/driftline/blobs"  # a directory, file:///dir, or "redis"
     policy_file: str = ""  # TOML update policy for the learner (empty: the defaults)
+    config_file: str = ""  # the TOML config file (streams/config_file.py, learners/policy.py)
     resolve_after_s: float = 600.0  # event time an alarm's signal must be quiet to resolve it
     series_every_s: float = 5.0  # a model's dashboard time series: one point this often
     series_keep: int = 720  # points kept per model
@@ -151,6 +159,7 @@ class Settings:
             "DRIFTLINE_IDLE_EVICT_S": repr(self.idle_evict_s),
             "DRIFTLINE_BLOB_STORE": self.blob_store,
             "DRIFTLINE_POLICY": self.policy_file,
+            "DRIFTLINE_CONFIG": self.config_file,
             "DRIFTLINE_RESOLVE_AFTER_S": repr(self.resolve_after_s),
             "DRIFTLINE_SERIES_EVERY_S": repr(self.series_every_s),
             "DRIFTLINE_SERIES_KEEP": str(self.series_keep),
@@ -176,6 +185,7 @@ class Settings:
             "idle_evict_s": env.get("DRIFTLINE_IDLE_EVICT_S", cls.idle_evict_s),
             "blob_store": env.get("DRIFTLINE_BLOB_STORE", cls.blob_store),
             "policy_file": env.get("DRIFTLINE_POLICY", cls.policy_file),
+            "config_file": env.get("DRIFTLINE_CONFIG", cls.config_file),
             "resolve_after_s": env.get("DRIFTLINE_RESOLVE_AFTER_S", cls.resolve_after_s),
             "series_every_s": env.get("DRIFTLINE_SERIES_EVERY_S", cls.series_every_s),
             "series_keep": env.get("DRIFTLINE_SERIES_KEEP", cls.series_keep),

@@ -50,7 +50,10 @@ def worker(loglevel: LogLevel = "info") -> None:
     from streams.topics import ensure_topics
 
     asyncio.run(ensure_topics(_settings()))
-    faust_app, runtime = create_app()
+    try:
+        faust_app, runtime = create_app()
+    except ValueError as exc:  # the config file: the message names the table and key
+        _fail(str(exc), 2)
     telemetry.install(runtime, telemetry.faust_highwater(faust_app))
     serve_metrics("worker", 9310)
     sys.argv = [sys.argv[0]]  # Faust's Worker reads argv; it must not see ours
@@ -69,8 +72,19 @@ def learner(loglevel: LogLevel = "info") -> None:
     settings = _settings()
     try:
         policies = PolicySet.from_file(settings.policy_file)
+        in_config = (
+            PolicySet.from_config_file(settings.config_file) if settings.config_file else None
+        )
     except ValueError as exc:
         _fail(str(exc), 2)
+    if in_config is not None:
+        if settings.policy_file:
+            _fail(
+                "the update policy is set twice: DRIFTLINE_POLICY and the [policy] table of "
+                "DRIFTLINE_CONFIG; keep one",
+                2,
+            )
+        policies = in_config
     registry = _registry()
     serve_metrics("learner", 9311)
     if not registry.models():

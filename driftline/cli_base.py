@@ -8,6 +8,7 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 app = typer.Typer(
     help="driftline: streaming drift monitoring that closes the loop to model updates.",
@@ -31,7 +32,7 @@ LogLevel = Annotated[str, typer.Option("--loglevel", help="debug, info, warning 
 
 
 def fail(message: str, code: int = 1) -> None:
-    errors.print(f"[red]error:[/red] {message}")
+    errors.print(f"[red]error:[/red] {escape(message)}")  # a message may hold [brackets]
     raise typer.Exit(code)
 
 

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
@@ -179,7 +180,8 @@ def status(
         lags = asyncio.run(asyncio.wait_for(_lags(s, groups), 20))
     except Exception as exc:  # the broker is down: say so, still show what Redis knows
         lags = []
-        errors.print(f"[yellow]consumer lag unavailable[/yellow]: {type(exc).__name__}: {exc}")
+        reason = escape(f"{type(exc).__name__}: {exc}")
+        errors.print(f"[yellow]consumer lag unavailable[/yellow]: {reason}")
     if as_json:
         console.print_json(
             json.dumps(

@@ -134,7 +134,10 @@ class PolicySet:
 
     @classmethod
     def from_toml(cls, text: str) -> PolicySet:
-        doc = tomllib.loads(text)
+        return cls.from_doc(tomllib.loads(text))
+
+    @classmethod
+    def from_doc(cls, doc: dict[str, Any]) -> PolicySet:
         unknown = set(doc) - {"default", "models"}
         if unknown:
             raise ValueError(
@@ -143,6 +146,23 @@ class PolicySet:
         default = UpdatePolicy().merged(doc.get("default", {}))
         models = {m: default.merged(table) for m, table in doc.get("models", {}).items()}
         return cls(default, models)
+
+    @classmethod
+    def from_config_file(cls, path: str | Path) -> PolicySet | None:
+        """The ``[policy]`` table of the driftline config file (``[policy.default]``,
+        ``[policy.models.<id>]``); None when the file has none."""
+        from contracts.settings import CONFIG_TABLES
+
+        try:
+            doc = tomllib.loads(Path(path).read_text())
+            unknown = set(doc) - set(CONFIG_TABLES)
+            if unknown:
+                raise ValueError(f"unknown tables {sorted(unknown)}")
+            if "policy" not in doc:
+                return None
+            return cls.from_doc(doc["policy"])
+        except (OSError, tomllib.TOMLDecodeError, ValueError) as exc:
+            raise ValueError(f"config file {path} [policy]: {exc}") from None
 
     @classmethod
     def from_file(cls, path: str | Path | None) -> PolicySet:

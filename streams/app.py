@@ -15,6 +15,8 @@ import faust
 from contracts.redis_keys import RedisKeys
 from contracts.settings import Settings
 from streams import agents
+from streams.config_file import WorkerConfig
+from streams.monitor import MonitorConfig
 from streams.runtime import MonitorRuntime
 from streams.store import RedisStore
 
@@ -47,7 +49,13 @@ class FaustPublisher:
 
 
 def create_app(settings: Settings | None = None) -> tuple[faust.App, MonitorRuntime]:
+    """The Faust app and its runtime; ``DRIFTLINE_CONFIG`` (a ValueError names a bad key)
+    sets limits, every model's monitor and per-model overrides."""
     settings = settings or Settings.from_env()
+    config = None
+    if settings.config_file:
+        config = WorkerConfig.from_file(settings.config_file, MonitorConfig.from_settings(settings))
+        settings = config.settings(settings)
     state_dir = Path(os.environ.get("DRIFTLINE_STATE_DIR", "~/.cache/driftline/state")).expanduser()
     state_dir.mkdir(parents=True, exist_ok=True)
     app = faust.App(
@@ -78,7 +86,13 @@ def create_app(settings: Settings | None = None) -> tuple[faust.App, MonitorRunt
         settings.join_ttl_s,
     )
     store.series_keep = settings.series_keep
-    runtime = MonitorRuntime(settings, publisher, store)
+    runtime = MonitorRuntime(
+        settings,
+        publisher,
+        store,
+        config=None if config is None else config.default,
+        model_configs=None if config is None else config.models,
+    )
     # Declare the output topics up front so they exist (with our partition count) at start-up.
     for name in (settings.topics.alarms, settings.topics.deadletter, settings.topics.model_updates):
         publisher.topic(name)

@@ -107,12 +107,14 @@ class MonitorRuntime:
         config: MonitorConfig | None = None,
         on_alarm: Callable[[Alarm], None] | None = None,
         clock: Callable[[], float] = time.monotonic,
+        model_configs: Mapping[str, MonitorConfig] | None = None,
     ) -> None:
         self.settings = settings
         self.topics = settings.topics
         self.publisher = publisher
         self.store = store
         self.config = config or MonitorConfig.from_settings(settings)
+        self.model_configs = dict(model_configs or {})  # per-model overrides (config file)
         self.on_alarm = on_alarm
         self.monitors: dict[str, ModelMonitor] = {}
         self._loading: dict[str, asyncio.Future[ModelMonitor]] = {}
@@ -149,7 +151,7 @@ class MonitorRuntime:
 
     async def _load(self, model_id: str) -> ModelMonitor:
         try:
-            monitor = ModelMonitor(model_id, self.config)
+            monitor = ModelMonitor(model_id, self.model_configs.get(model_id, self.config))
             saved = await self.store.load_checkpoint(model_id)
             if saved is None:
                 profile = await self.store.load_profile(model_id)
@@ -162,7 +164,7 @@ class MonitorRuntime:
                     self._count("checkpoints.restored")
                 except (StateError, KeyError, TypeError, ValueError) as exc:
                     log.warning("starting %s afresh: unusable checkpoint (%s)", model_id, exc)
-                    monitor = ModelMonitor(model_id, self.config)
+                    monitor = ModelMonitor(model_id, self.model_configs.get(model_id, self.config))
                     self._count("checkpoints.discarded")
             self.monitors[model_id] = monitor
             return monitor

@@ -26,6 +26,7 @@ import yaml
 
 from driftline.cli import app
 from learners.policy import PolicySet
+from streams.config_file import WorkerConfig
 
 REPO = Path(__file__).resolve().parents[2]
 DEPLOY = REPO / "deploy"
@@ -114,12 +115,19 @@ def test_kubernetes_validation_can_fail():
         kubernetes_validate.validate(doc, "1.37", strict=True)
 
 
-def test_the_configmap_policy_is_one_the_learner_accepts(tmp_path):
+def test_the_config_files_shipped_are_ones_worker_and_learner_accept(tmp_path):
     config = yaml.safe_load((DEPLOY / "k8s" / "configmap.yaml").read_text())
-    path = tmp_path / "policy.toml"
-    path.write_text(config["data"]["policy.toml"])
-    policies = PolicySet.from_file(str(path))
-    assert policies.for_model("any").min_labelled == 500
+    assert config["data"]["DRIFTLINE_CONFIG"] == "/etc/driftline/driftline.toml"
+    in_configmap = tmp_path / "driftline.toml"
+    in_configmap.write_text(config["data"]["driftline.toml"])
+    for path in (in_configmap, DEPLOY / "driftline.example.toml"):
+        worker = WorkerConfig.from_file(path)
+        assert worker.limits["max_models"] == 10000
+        assert PolicySet.from_config_file(path).default.bake_samples == 200
+    assert PolicySet.from_config_file(in_configmap).for_model("any").min_labelled == 500
+    compose = yaml.safe_load((DEPLOY / "docker-compose.yml").read_text())
+    mounted = compose["x-driftline"]["volumes"][1].split(":")[0]
+    assert (DEPLOY / mounted).exists(), mounted
 
 
 SYSTEMD = sorted((DEPLOY / "systemd").glob("*.service"))

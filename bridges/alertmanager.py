@@ -37,8 +37,10 @@ def fingerprint(labels: dict[str, str]) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
-def alert(notice: Notice, generator_url: str = "", runbook_url: str = "") -> dict[str, Any]:
-    labels = notice.labels()
+def alert(
+    notice: Notice, generator_url: str = "", runbook_url: str = "", per_incident: bool = False
+) -> dict[str, Any]:
+    labels = notice.labels(per_incident)
     annotations = {
         "summary": notice.summary,
         "dedup_key": notice.dedup_key,
@@ -71,6 +73,7 @@ def alertmanager_payloads(
     external_url: str = "",
     generator_url: str = "",
     runbook_url: str = "",
+    per_incident: bool = False,
 ) -> list[dict[str, Any]]:
     """One webhook body per model, in the order the models first appear."""
     by_model: dict[str, list[Notice]] = defaultdict(list)
@@ -78,7 +81,7 @@ def alertmanager_payloads(
         by_model[notice.model].append(notice)
     bodies = []
     for model, group in by_model.items():
-        alerts = [alert(n, generator_url, runbook_url) for n in group]
+        alerts = [alert(n, generator_url, runbook_url, per_incident) for n in group]
         bodies.append(
             {
                 "version": "4",

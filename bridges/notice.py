@@ -22,7 +22,14 @@ from typing import Any
 
 import orjson
 
-from contracts.alarms import ALARM_TYPE, RESOLVED_TYPE, SEVERITIES, InvalidAlarm
+from contracts.alarms import (
+    ALARM_TYPE,
+    RESOLVED_TYPE,
+    SEVERITIES,
+    InvalidAlarm,
+    decode_alarm,
+    incident_id,
+)
 
 #: What each signal kind means, for summaries (the runbook has the long form).
 KIND_WORDS = {
@@ -60,10 +67,24 @@ class Notice:
     source: str
     data: dict[str, Any] = field(compare=False)  # the CloudEvent's data, for custom details
     event: dict[str, Any] = field(compare=False)  # the whole CloudEvent
+    opens_incident: bool = True  # firing: this alarm started its incident
+    incident_open: int = 0  # resolved: alarms of its incident still open (0: the incident ends)
 
     @property
     def firing(self) -> bool:
         return self.status == "firing"
+
+    @property
+    def incident_key(self) -> str:
+        """What pages per incident are keyed by (the alarm's dedup key if it has none)."""
+        return f"{self.model}/incident/{self.incident}" if self.incident else self.dedup_key
+
+    def pages_for_incident(self) -> bool:
+        """Whether this notice changes its incident: the alarm that opened it, or the
+        resolution that ended it (an alarm without an incident pages on its own)."""
+        if not self.incident:
+            return True
+        return self.opens_incident if self.firing else self.incident_open == 0
 
     @property
     def summary(self) -> str:
@@ -75,8 +96,15 @@ class Notice:
             text += f" ({self.detector} {self.statistic:.3g} > {self.threshold:.3g})"
         return text
 
-    def labels(self) -> dict[str, str]:
-        """Identity labels: the same for an alarm and its resolution."""
+    def labels(self, per_incident: bool = False) -> dict[str, str]:
+        """Identity labels: the same for an alarm and its resolution (per incident: for the
+        alarm that opened the incident and the resolution that ended it)."""
+        if per_incident and self.incident:
+            return {
+                "alertname": "DriftlineIncident",
+                "model": self.model,
+                "incident": self.incident,
+            }
         return {
             "alertname": "DriftlineAlarm",
             "model": self.model,
@@ -89,6 +117,12 @@ class Notice:
 
     def severity_at_least(self, minimum: str) -> bool:
         return SEVERITIES.index(self.severity) >= SEVERITIES.index(minimum)
+
+
+def _opens_incident(raw: bytes | str) -> bool:
+    """An incident's id is derived from the alarm that opened it (contracts.alarms)."""
+    alarm = decode_alarm(raw)
+    return not alarm.incident or alarm.incident == incident_id(alarm)
 
 
 def notice_from_record(raw: bytes | str | None) -> Notice:
@@ -128,6 +162,8 @@ def notice_from_record(raw: bytes | str | None) -> Notice:
             source=str(event.get("source", "")),
             data=data,
             event=event,
+            opens_incident=_opens_incident(raw) if firing else False,
+            incident_open=0 if firing else int(data.get("incident_open", 0)),
         )
     except InvalidAlarm:
         raise

@@ -28,8 +28,11 @@ DEDUP_KEY_MAX = 255
 SEVERITY = {"critical": "critical", "warning": "warning", "info": "info"}
 
 
-def pagerduty_event(notice: Notice, routing_key: str, client_url: str = "") -> dict[str, Any]:
-    dedup_key = notice.dedup_key[:DEDUP_KEY_MAX]
+def pagerduty_event(
+    notice: Notice, routing_key: str, client_url: str = "", per_incident: bool = False
+) -> dict[str, Any]:
+    """Keyed by the alarm's dedup key, or with ``per_incident`` by its incident."""
+    dedup_key = (notice.incident_key if per_incident else notice.dedup_key)[:DEDUP_KEY_MAX]
     if not notice.firing:
         return {"routing_key": routing_key, "event_action": "resolve", "dedup_key": dedup_key}
     body: dict[str, Any] = {

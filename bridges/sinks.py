@@ -11,6 +11,7 @@ Sinks come from the environment (:func:`sinks_from_env`); any subset may be conf
 ``DRIFTLINE_SLACK_WEBHOOK_URL``        a Slack incoming webhook (its path is a secret)
 ``DRIFTLINE_DASHBOARD_URL``            links back from pages (``externalURL``, ``client_url``)
 ``DRIFTLINE_RUNBOOK_URL``              each alert's ``runbook_url`` annotation (+ ``#<kind>``)
+``DRIFTLINE_BRIDGE_PAGE_PER``          ``alarm`` (default) or ``incident``: one page per incident
 ====================================  =========================================================
 
 A sink's ``repr`` names its kind and host only, never the path or a key.
@@ -52,8 +53,20 @@ def one_each(body: Callable[[Notice], Any]) -> Callable[[list[Notice]], list[Req
     return lambda notices: [([n], body(n)) for n in notices]
 
 
+def per_incident_only(
+    build: Callable[[list[Notice]], list[Request]],
+) -> Callable[[list[Notice]], list[Request]]:
+    """Only what changes an incident: the alarm that opens it and the resolution that ends
+    it; the other alarms of the incident are not sent (the worker counts them as grouped)."""
+    return lambda notices: build([n for n in notices if n.pages_for_incident()])
+
+
 def alertmanager_sink(
-    url: str, receiver: str = "driftline", external_url: str = "", runbook_url: str = ""
+    url: str,
+    receiver: str = "driftline",
+    external_url: str = "",
+    runbook_url: str = "",
+    per_incident: bool = False,
 ) -> Sink:
     def build(notices: list[Notice]) -> list[Request]:
         bodies = alertmanager_payloads(
@@ -62,27 +75,36 @@ def alertmanager_sink(
             external_url=external_url,
             generator_url=external_url,
             runbook_url=runbook_url,
+            per_incident=per_incident,
         )
         by_model = {b["groupLabels"]["model"]: b for b in bodies}
         return [([n for n in notices if n.model == m], b) for m, b in by_model.items()]
 
-    return Sink("alertmanager", url, build)
+    return Sink("alertmanager", url, per_incident_only(build) if per_incident else build)
 
 
-def pagerduty_sink(routing_key: str, url: str = EVENTS_URL, client_url: str = "") -> Sink:
+def pagerduty_sink(
+    routing_key: str, url: str = EVENTS_URL, client_url: str = "", per_incident: bool = False
+) -> Sink:
     if not routing_key.strip():
         raise ValueError("DRIFTLINE_PAGERDUTY_ROUTING_KEY is empty")
-    return Sink("pagerduty", url, one_each(lambda n: pagerduty_event(n, routing_key, client_url)))
+    build = one_each(lambda n: pagerduty_event(n, routing_key, client_url, per_incident))
+    return Sink("pagerduty", url, per_incident_only(build) if per_incident else build)
 
 
-def webhook_sink(url: str) -> Sink:
+def webhook_sink(url: str, per_incident: bool = False) -> Sink:
+    build = one_each(cloudevent_body)
     return Sink(
-        "webhook", url, one_each(cloudevent_body), "application/cloudevents+json; charset=utf-8"
+        "webhook",
+        url,
+        per_incident_only(build) if per_incident else build,
+        "application/cloudevents+json; charset=utf-8",
     )
 
 
-def slack_sink(url: str) -> Sink:
-    return Sink("slack", url, one_each(slack_message))
+def slack_sink(url: str, per_incident: bool = False) -> Sink:
+    build = one_each(slack_message)
+    return Sink("slack", url, per_incident_only(build) if per_incident else build)
 
 
 def _check_url(name: str, url: str) -> str:
@@ -96,16 +118,20 @@ def _check_url(name: str, url: str) -> str:
 def sinks_from_env(env: Mapping[str, str]) -> list[Sink]:
     dashboard = env.get("DRIFTLINE_DASHBOARD_URL", "")
     runbook = env.get("DRIFTLINE_RUNBOOK_URL", "")
+    page_per = env.get("DRIFTLINE_BRIDGE_PAGE_PER", "alarm")
+    if page_per not in ("alarm", "incident"):
+        raise ValueError(f"DRIFTLINE_BRIDGE_PAGE_PER is alarm or incident, got {page_per!r}")
+    grouped = page_per == "incident"
     sinks = []
     if url := env.get("DRIFTLINE_ALERTMANAGER_WEBHOOK_URL"):
         receiver = env.get("DRIFTLINE_ALERTMANAGER_RECEIVER", "driftline")
         url = _check_url("DRIFTLINE_ALERTMANAGER_WEBHOOK_URL", url)
-        sinks.append(alertmanager_sink(url, receiver, dashboard, runbook))
+        sinks.append(alertmanager_sink(url, receiver, dashboard, runbook, grouped))
     if key := env.get("DRIFTLINE_PAGERDUTY_ROUTING_KEY"):
         url = _check_url("DRIFTLINE_PAGERDUTY_URL", env.get("DRIFTLINE_PAGERDUTY_URL", EVENTS_URL))
-        sinks.append(pagerduty_sink(key, url, dashboard))
+        sinks.append(pagerduty_sink(key, url, dashboard, grouped))
     if url := env.get("DRIFTLINE_WEBHOOK_URL"):
-        sinks.append(webhook_sink(_check_url("DRIFTLINE_WEBHOOK_URL", url)))
+        sinks.append(webhook_sink(_check_url("DRIFTLINE_WEBHOOK_URL", url), grouped))
     if url := env.get("DRIFTLINE_SLACK_WEBHOOK_URL"):
-        sinks.append(slack_sink(_check_url("DRIFTLINE_SLACK_WEBHOOK_URL", url)))
+        sinks.append(slack_sink(_check_url("DRIFTLINE_SLACK_WEBHOOK_URL", url), grouped))
     return sinks

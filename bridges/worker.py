@@ -246,6 +246,9 @@ class BridgeWorker:
                 await self._deadletter(record, PROCESSING_ERROR, detail, sink.name)
             self._outcome(sink.name, "rejected", len(items))
             return
+        covered = {id(n) for notices, _ in requests for n in notices}
+        if len(covered) < len(items):  # per incident: the incident's other alarms
+            self._outcome(sink.name, "grouped", len(items) - len(covered))
         for notices, body in requests:
             outcome = await post_json(
                 self._session,

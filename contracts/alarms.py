@@ -135,6 +135,7 @@ class Resolution:
     resolved_at: float  # event time
     repeats: int  # detections on the same dedup key while it was open (not published)
     reason: str
+    incident_open: int = 0  # alarms of its incident still open after it: 0 ends the incident
 
     @property
     def dedup_key(self) -> str:
@@ -162,6 +163,7 @@ def resolution_to_cloudevent(resolution: Resolution, source: str, event_id: str)
             "resolved_at": resolution.resolved_at,
             "repeats": resolution.repeats,
             "reason": resolution.reason,
+            "incident_open": resolution.incident_open,
         },
     )
 
@@ -186,7 +188,8 @@ CLOUDEVENT_HEADERS = {"content-type": b"application/cloudevents+json; charset=ut
 
 
 def incident_id(alarm: Alarm) -> str:
-    """The id of the incident an alarm opens: derived from the alarm, so a replay agrees."""
+    """The id of the incident an alarm opens: derived from the alarm, so a replay agrees, and
+    so an alarm whose ``incident`` equals ``incident_id(alarm)`` is the one that opened it."""
     return str(
         uuid.uuid5(
             uuid.NAMESPACE_URL,

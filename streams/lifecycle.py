@@ -23,8 +23,8 @@ An :class:`AlarmBook` sits between a model's detectors and the alarms topic:
 (True, None)
 >>> [r.dedup_key for r in book.resolve(now=700.0, recovered=lambda a: True)]
 []
->>> [r.dedup_key for r in book.resolve(now=800.0, recovered=lambda a: True)]
-['m/feature:x/cusum', 'm/feature:y/cusum']
+>>> [(r.dedup_key, r.incident_open) for r in book.resolve(now=800.0, recovered=lambda a: True)]
+[('m/feature:x/cusum', 1), ('m/feature:y/cusum', 0)]
 """
 
 from __future__ import annotations
@@ -91,7 +91,17 @@ class AlarmBook:
                     f"quiet for {quiet:.0f}s and back to its baseline",
                 )
             )
-        return done
+        # each resolution says how many of its incident's alarms stay open after it, counting
+        # the ones resolved later in this pass: exactly one (the last) ends the incident
+        still_open = [o.alarm.incident for o in self.open_alarms.values()]
+        return [
+            dataclasses.replace(
+                r,
+                incident_open=still_open.count(r.alarm.incident)
+                + sum(later.alarm.incident == r.alarm.incident for later in done[i + 1 :]),
+            )
+            for i, r in enumerate(done)
+        ]
 
     def snapshot(self) -> dict[str, dict[str, Any]]:
         """The open alarms as JSON-ready data, by dedup key (what Redis shows operators)."""

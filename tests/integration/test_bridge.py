@@ -304,3 +304,33 @@ async def test_the_bridge_command_pages_serves_metrics_and_stops_cleanly(fresh, 
         text = log.read_text()
         assert code == 0 and "Traceback" not in text, text[-3000:]
         assert "SeCrEtPaTh" not in text  # the URL's path is never logged
+
+
+@pytest.mark.timeout(120)
+async def test_per_incident_one_trigger_and_one_resolve_reach_pagerduty(fresh):
+    from streams.lifecycle import AlarmBook
+
+    settings = fresh
+    model = "bridge-incident"
+    book = AlarmBook(resolve_after_s=60, incident_window_s=30)
+    opened = [book.open(_alarm(model, kind=k)) for k in ("feature", "data", "security")]
+    resolved = book.resolve(now=1.7e9 + 600, recovered=lambda a: True)
+    values = [encode_alarm(a, "/s") for a in opened] + [
+        encode_resolution(r, "/s") for r in resolved
+    ]
+    async with Receiver("pagerduty", PAGERDUTY_V2, path="/v2/enqueue", secret=ROUTING_KEY) as pd:
+        sink = pagerduty_sink(ROUTING_KEY, pd.url, per_incident=True)
+        async with Running(settings, [sink], BridgeConfig(retry=FAST), "incident") as bridge:
+            await _produce(settings, values, model.encode())
+            await wait_until(
+                lambda: (
+                    bridge.stats["pagerduty.delivered"] + bridge.stats["pagerduty.grouped"] == 6
+                ),
+                60,
+                "all six notices handled",
+            )
+    assert [(b["event_action"], b["dedup_key"]) for b in pd.accepted] == [
+        ("trigger", f"{model}/incident/{opened[0].incident}"),
+        ("resolve", f"{model}/incident/{opened[0].incident}"),
+    ]
+    assert bridge.stats["pagerduty.grouped"] == 4

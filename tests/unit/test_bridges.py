@@ -167,3 +167,52 @@ async def test_a_sink_that_cannot_format_dead_letters_and_the_others_still_deliv
     ]
     assert reasons == [(b"invalid_alarm", None), (b"processing_error", b"broken")]
     assert bridge.stats["broken.rejected"] == 1
+
+
+def test_per_incident_pages_once_per_incident_with_a_matching_resolve():
+    from bridges.sinks import alertmanager_sink, pagerduty_sink
+    from streams.lifecycle import AlarmBook
+
+    book = AlarmBook(resolve_after_s=60, incident_window_s=30)
+    opened = [book.open(_alarm(name=f"f{i}", t=1000.0 + i)) for i in range(3)]
+    later = book.open(_alarm(name="g", t=2000.0))  # a second incident, later
+    assert len({a.incident for a in opened}) == 1 and later.incident != opened[0].incident
+    resolutions = book.resolve(now=3000.0, recovered=lambda a: True)
+    assert [r.incident_open for r in resolutions] == [2, 1, 0, 0]
+    records = [encode_alarm(a, "/s") for a in [*opened, later]]
+    records += [encode_resolution(r, "/s") for r in resolutions]
+    notices = [notice_from_record(r) for r in records]
+    assert [n.pages_for_incident() for n in notices] == [
+        True,
+        False,
+        False,
+        True,
+        False,
+        False,
+        True,
+        True,
+    ]
+
+    pd = pagerduty_sink("k" * 32, "http://127.0.0.1:9/", per_incident=True).build(notices)
+    events = [(body["event_action"], body["dedup_key"]) for _, body in pd]
+    first, second = f"churn/incident/{opened[0].incident}", f"churn/incident/{later.incident}"
+    assert events == [
+        ("trigger", first),
+        ("trigger", second),
+        ("resolve", first),
+        ("resolve", second),
+    ]
+    for _, body in pd:
+        jsonschema.validate(body, PAGERDUTY_V2)
+
+    ((covered, body),) = alertmanager_sink("http://127.0.0.1:9/", per_incident=True).build(notices)
+    jsonschema.validate(body, ALERTMANAGER_V4)
+    assert len(covered) == 4  # two openings, two endings
+    by_status = {}
+    for a in body["alerts"]:
+        by_status.setdefault(a["labels"]["incident"], {})[a["status"]] = a["fingerprint"]
+    assert len(by_status) == 2 and all(len(set(v.values())) == 1 for v in by_status.values())
+    # per alarm (the default), every notice is sent
+    assert len(pagerduty_sink("k" * 32, "http://127.0.0.1:9/").build(notices)) == 8
+    with pytest.raises(ValueError, match="DRIFTLINE_BRIDGE_PAGE_PER"):
+        sinks_from_env({"DRIFTLINE_BRIDGE_PAGE_PER": "model"})

@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 
 from detectors.base import DriftDetector
-from detectors.calibration import threshold_for
+from detectors.calibration import thresholds_for
 from detectors.reference import BLOCK, Reference, ReferenceSketch
 
 _CHUNK = 1 << 16
@@ -225,7 +225,7 @@ class CUSUM(DriftDetector):
         self._sources = [c[0] for c in cusums]
         self._alphas = [c[1] for c in cusums]
         self._betas = [c[2] for c in cusums]
-        self._h = [threshold_for(budget, c[3], c[4]) for c in cusums]
+        self._h = thresholds_for(budget, [(c[3], c[4]) for c in cusums])
         if ref.binary:
             widen = _clustering(ref)
             if widen > 1.0:

@@ -64,7 +64,7 @@ class StoredPrediction(NamedTuple):
                 self.schema_version,
                 self.task,
                 self.names,
-                list(self.values),
+                self.values.tolist(),
             ]
         )
 

@@ -71,6 +71,8 @@ class SeenIds:
         return self._count
 
     def __contains__(self, request_id: str) -> bool:
+        if not self._buckets:  # nothing joined yet (or all expired): no hashing
+            return False
         h = _hash(request_id)
         return any(h in bucket for bucket in self._buckets.values())
 

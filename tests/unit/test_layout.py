@@ -6,10 +6,10 @@ import subprocess
 import sys
 
 
-def test_detectors_and_learners_never_import_faust():
+def test_detectors_learners_and_bridges_never_import_faust():
     code = (
-        "import sys, pkgutil, importlib, detectors, learners\n"
-        "for pkg in (detectors, learners):\n"
+        "import sys, pkgutil, importlib, detectors, learners, bridges\n"
+        "for pkg in (detectors, learners, bridges):\n"
         "    for m in pkgutil.walk_packages(pkg.__path__, pkg.__name__ + '.'):\n"
         "        importlib.import_module(m.name)\n"
         "import contracts.events, contracts.alarms, streams.monitor, streams.runtime, streams.producer\n"

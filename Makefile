@@ -57,8 +57,9 @@ stack:
 stop:
 	$(STACK) stop
 
+# make demo DEMO_ARGS=--keep-open keeps the dashboard up after the scenes (Ctrl-C ends it)
 demo: install stack
-	@$(STACK_ENV); "$(VENV)/bin/driftline" demo
+	@$(STACK_ENV); "$(VENV)/bin/driftline" demo $(DEMO_ARGS)
 
 test: install browser stack
 	@$(STACK_ENV); "$(PY)" -m ruff check . && "$(PY)" -m pytest

@@ -20,6 +20,7 @@ KAFKA_PORT=${DRIFTLINE_KAFKA_PORT:-9092}
 CONTROLLER_PORT=${DRIFTLINE_KAFKA_CONTROLLER_PORT:-9093}
 REDIS_PORT=${DRIFTLINE_REDIS_PORT:-6379}
 KAFKA_START_TIMEOUT=${DRIFTLINE_KAFKA_START_TIMEOUT:-120}
+REDIS_LOAD_TIMEOUT=${DRIFTLINE_REDIS_LOAD_TIMEOUT:-300}
 # A fixed id keeps a re-formatted data dir compatible with the one before it.
 CLUSTER_ID=ZHJpZnRsaW5lLWxvY2FsMQ
 
@@ -164,9 +165,21 @@ redis_start() {
   redis-server --bind 127.0.0.1 --port "$REDIS_PORT" --daemonize yes \
     --dir "$RUN_DIR/redis" --pidfile "$RUN_DIR/redis.pid" --logfile "$RUN_DIR/redis/redis.log" \
     --save "" --appendonly yes --appendfsync everysec --maxmemory-policy noeviction >&2
-  for _ in $(seq 1 50); do
-    if [ "$(redis-cli -h 127.0.0.1 -p "$REDIS_PORT" ping 2>/dev/null)" = PONG ]; then
+  # 10 s to answer at all; while it answers LOADING (replaying a large append-only file) it
+  # gets up to REDIS_LOAD_TIMEOUT seconds more
+  local tries=0 loading=0 answer
+  while :; do
+    answer=$(redis-cli -h 127.0.0.1 -p "$REDIS_PORT" ping 2>/dev/null || true)
+    if [ "$answer" = PONG ]; then
       log "Redis answers on 127.0.0.1:$REDIS_PORT"; return 0
+    fi
+    if [ "${answer%% *}" = LOADING ]; then
+      loading=$((loading + 1))
+      [ $((loading % 25)) = 1 ] && log "Redis is loading its append-only file ..."
+      [ "$loading" -ge $((REDIS_LOAD_TIMEOUT * 5)) ] && break
+    else
+      tries=$((tries + 1))
+      [ "$tries" -ge 50 ] && break
     fi
     sleep 0.2
   done

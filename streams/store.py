@@ -31,6 +31,9 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 
+SERIES_TTL_S = 86_400  # a model's dashboard series outlives its last point by a day
+
+
 def metrics_ttl(window_s: float | None) -> int:
     """Seconds a window's metrics key lives after its last write: twice the window, at least
     ten minutes (so a short outage of the worker does not blank the dashboards)."""
@@ -275,10 +278,9 @@ class RedisStore:
             return
         pipe = self.client.pipeline(transaction=False)
         for model_id, point in points:
-            pipe.xadd(
-                self.keys.series(model_id), {"p": point}, maxlen=self.series_keep,
-                approximate=True,
-            )
+            key = self.keys.series(model_id)
+            pipe.xadd(key, {"p": point}, maxlen=self.series_keep, approximate=True)
+            pipe.expire(key, SERIES_TTL_S)  # a model that went quiet leaves no series behind
         try:
             await pipe.execute()
         except (RedisError, OSError) as exc:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import subprocess
@@ -152,24 +153,12 @@ def test_reference_set_stores_a_profile_the_worker_reads(settings, tmp_path):
 
 def test_a_bad_config_file_stops_the_worker_and_names_the_key(settings, tmp_path):
     config = tmp_path / "driftline.toml"
+    configured = dataclasses.replace(settings, config_file=str(config))
     config.write_text("[models.churn]\nlatancy_slo_ms = 100\n")
-    env = {**os.environ, **settings.to_env(), "DRIFTLINE_CONFIG": str(config)}
-    out = subprocess.run(
-        [sys.executable, "-m", "driftline.cli", "worker"],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=120,
-    )
+    out = _cli(configured, tmp_path, "worker")
     assert out.returncode == 2, out.stdout[-2000:] + out.stderr[-2000:]
     said = " ".join(out.stderr.split())  # rich wraps long lines
     assert "[models.churn] unknown key 'latancy_slo_ms'" in said, said
     config.write_text("[policy.default]\nmin_labeled = 40\n")
-    out = subprocess.run(
-        [sys.executable, "-m", "driftline.cli", "learner"],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=120,
-    )
+    out = _cli(configured, tmp_path, "learner")
     assert out.returncode == 2 and "min_labeled" in out.stderr, out.stderr[-2000:]

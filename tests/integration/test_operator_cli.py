@@ -4,9 +4,7 @@ worker, Kafka and Redis."""
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 import time
 
 import numpy as np
@@ -14,19 +12,13 @@ import pytest
 
 from tests.integration.conftest import read_topic
 from tests.integration.synthetic import play, set_reference
+from tests.integration.test_cli import _cli as run_cli
 
 MODEL = "ops-model"
 
 
 def _cli(settings, *args: str) -> subprocess.CompletedProcess:
-    env = {**os.environ, **settings.to_env(), "COLUMNS": "200"}
-    return subprocess.run(
-        [sys.executable, "-m", "driftline.cli", *args],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=120,
-    )
+    return run_cli(settings, settings.blob_store, *args)
 
 
 @pytest.fixture(scope="module")

@@ -46,19 +46,14 @@ def test_the_cli_knows_every_process():
     } <= COMMANDS
 
 
+def _check_compose(path: Path) -> subprocess.CompletedProcess:
+    """check-jsonschema with its vendored Compose Specification schema."""
+    command = [sys.executable, "-m", "check_jsonschema", "--builtin-schema", "vendor.compose-spec"]
+    return subprocess.run([*command, str(path)], capture_output=True, text=True)
+
+
 def test_compose_file_matches_the_compose_spec():
-    proc = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "check_jsonschema",
-            "--builtin-schema",
-            "vendor.compose-spec",
-            str(DEPLOY / "docker-compose.yml"),
-        ],
-        capture_output=True,
-        text=True,
-    )
+    proc = _check_compose(DEPLOY / "docker-compose.yml")
     assert proc.returncode == 0, proc.stdout + proc.stderr
     compose = yaml.safe_load((DEPLOY / "docker-compose.yml").read_text())
     services = compose["services"]
@@ -74,18 +69,7 @@ def test_compose_spec_check_can_fail(tmp_path):
     bad["services"]["worker"]["restart"] = ["always"]  # must be a string
     path = tmp_path / "compose.yml"
     path.write_text(yaml.safe_dump(bad))
-    proc = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "check_jsonschema",
-            "--builtin-schema",
-            "vendor.compose-spec",
-            str(path),
-        ],
-        capture_output=True,
-        text=True,
-    )
+    proc = _check_compose(path)
     assert proc.returncode != 0
 
 

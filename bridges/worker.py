@@ -135,7 +135,7 @@ class BridgeWorker:
 
         topics = self.settings.topics
 
-        def consumer(topic: str, group: str) -> AIOKafkaConsumer:
+        def consumer(topic: str, group: str, longest_wait_s: float) -> AIOKafkaConsumer:
             return AIOKafkaConsumer(
                 topic,
                 bootstrap_servers=self.settings.bootstrap_list,
@@ -144,10 +144,17 @@ class BridgeWorker:
                 auto_offset_reset=self.config.start_at,
                 session_timeout_ms=10_000,
                 heartbeat_interval_ms=3_000,
+                # a consumer that does not poll for this long is taken out of its group
+                max_poll_interval_ms=int((longest_wait_s + 300) * 1000),
             )
 
-        alarms = consumer(topics.alarms, self.group_id)
-        parked = consumer(topics.alarms_retry, f"{self.group_id}-retry")
+        # the main loop may spend the retries of one batch between polls; the retry loop
+        # waits up to park_max_s for a parked notice to fall due
+        retrying = self.config.retry.attempts * (
+            self.config.retry.timeout_s + self.config.retry.retry_after_cap_s
+        )
+        alarms = consumer(topics.alarms, self.group_id, retrying)
+        parked = consumer(topics.alarms_retry, f"{self.group_id}-retry", self.config.park_max_s)
         self._producer = AIOKafkaProducer(
             bootstrap_servers=self.settings.bootstrap_list, acks="all", enable_idempotence=True
         )

@@ -84,8 +84,8 @@ def create_app(settings: Settings | None = None) -> tuple[faust.App, MonitorRunt
         RedisKeys(settings.key_prefix),
         settings.labelled_keep,
         settings.join_ttl_s,
+        settings.series_keep,
     )
-    store.series_keep = settings.series_keep
     runtime = MonitorRuntime(
         settings,
         publisher,

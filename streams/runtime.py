@@ -120,7 +120,7 @@ class MonitorRuntime:
         self._loading: dict[str, asyncio.Future[ModelMonitor]] = {}
         self.counts: Counter[str] = Counter()  # lifetime totals, also flushed to the store
         self.reached: dict[tuple[str, int], int] = {}  # highest offset taken per partition
-        #: each model's detector readings as of its last flush (Prometheus reads these)
+        #: each model's detector readings, refreshed at flushes (Prometheus reads these)
         self.readings: dict[str, list[tuple[str, str, float, float]]] = {}
         self._series_at: dict[str, float] = {}
         #: called after each batch with (kind, seconds, messages): Prometheus hooks in here
@@ -427,16 +427,19 @@ class MonitorRuntime:
             monitor = self.monitors[model_id]
             metrics = monitor.metrics()
             self.store.add_metrics(model_id, metrics)
-            self.readings[model_id] = monitor.readings()
+            # detector readings (the dashboard's series, Prometheus) at most every
+            # DRIFTLINE_SERIES_EVERY_S per model, not at every flush (5 s if series are off)
             every = self.settings.series_every_s
-            if every and now - self._series_at.get(model_id, -math.inf) >= every:
+            if now - self._series_at.get(model_id, -math.inf) >= (every or 5.0):
                 self._series_at[model_id] = now
-                minute = metrics.get("1m", {})
-                # event time, like the alarms the dashboard marks on the same axis
-                t = minute.get("newest_event_time") or time.time()
-                self.store.add_series_point(
-                    model_id, series_point(t, minute, self.readings[model_id])
-                )
+                self.readings[model_id] = monitor.readings()
+                if every:
+                    minute = metrics.get("1m", {})
+                    # event time, like the alarms the dashboard marks on the same axis
+                    t = minute.get("newest_event_time") or time.time()
+                    self.store.add_series_point(
+                        model_id, series_point(t, minute, self.readings[model_id])
+                    )
             self.store.add_checkpoint(model_id, monitor.checkpoint())
             self.store.add_open_alarms(model_id, monitor.book.snapshot())
             if monitor.join.journal:
@@ -452,8 +455,14 @@ class MonitorRuntime:
 
 #: the 1-minute metrics a dashboard plots
 SERIES_METRICS = (
-    "events", "event_rate_per_s", "accuracy", "mae", "latency_p99_ms", "missing_rate",
-    "score_mean", "labelled",
+    "events",
+    "event_rate_per_s",
+    "accuracy",
+    "mae",
+    "latency_p99_ms",
+    "missing_rate",
+    "score_mean",
+    "labelled",
 )
 
 

@@ -55,6 +55,7 @@ class RedisStore:
         keys: RedisKeys,
         labelled_keep: int = 5000,
         join_ttl_s: float = 86_400.0,
+        series_keep: int = 720,
     ) -> None:
         self.redis_url = redis_url
         self.keys = keys
@@ -68,7 +69,7 @@ class RedisStore:
         self._checkpoints: dict[str, str] = {}
         self._open_alarms: dict[str, dict[str, str]] = {}
         self._series: list[tuple[str, bytes]] = []
-        self.series_keep = 720
+        self.series_keep = series_keep
         self.failed_flushes = 0
         self.failed_loads = 0
 

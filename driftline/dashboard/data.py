@@ -39,6 +39,12 @@ class DashboardData:
             points.append(point)
         return points
 
+    async def last_id(self, model_id: str) -> str:
+        """The newest point's stream id (``0-0`` when there is none): a live stream starts
+        after it."""
+        rows = await self.client.xrevrange(self.keys.series(model_id), count=1)
+        return rows[0][0].decode() if rows else "0-0"
+
     async def open_alarms(self, model_id: str) -> list[dict[str, Any]]:
         """Open alarms (streams/lifecycle.py's entries, flattened), oldest first."""
         raw = await self.client.hgetall(self.keys.open_alarms(model_id))

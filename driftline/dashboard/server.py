@@ -79,24 +79,26 @@ def create_app(settings: Settings, poll_s: float = 1.0) -> web.Application:
         model_id = request.query.get("model", "")
         after = request.query.get("after", "-")
         if after == "-" and model_id:
-            newest = await data.series(model_id)
-            after = newest[-1]["id"] if newest else "0-0"
+            after = await data.last_id(model_id)
         response = web.StreamResponse(
             headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"}
         )
         await response.prepare(request)
         SSE_CLIENTS.inc()
         alarms: asyncio.Queue = asyncio.Queue(maxsize=1000)
+        arrived = asyncio.Event()
 
         def on_alarm(view: dict) -> None:
             if not model_id or view["model"] == model_id:
                 with contextlib.suppress(asyncio.QueueFull):
                     alarms.put_nowait(view)
+                arrived.set()
 
         feed.listeners.append(on_alarm)
         try:
             ticks = 0
             while not stop.is_set():
+                arrived.clear()
                 while not alarms.empty():
                     await _send(response, "alarm", alarms.get_nowait())
                 if model_id:
@@ -116,7 +118,7 @@ def create_app(settings: Settings, poll_s: float = 1.0) -> web.Application:
                     await response.write(b": keep-alive\n\n")
                 ticks += 1
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(_wait_queue(alarms), poll_s)
+                    await asyncio.wait_for(arrived.wait(), poll_s)
         except (ConnectionResetError, asyncio.CancelledError):
             pass
         finally:
@@ -155,11 +157,6 @@ def create_app(settings: Settings, poll_s: float = 1.0) -> web.Application:
     app.router.add_get("/healthz", healthz)
     app[FEED] = feed
     return app
-
-
-async def _wait_queue(queue: asyncio.Queue) -> None:
-    while queue.empty():
-        await asyncio.sleep(0.05)
 
 
 async def _send(response: web.StreamResponse, event: str, payload) -> None:

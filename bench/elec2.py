@@ -161,7 +161,7 @@ async def live(champion, data: Dataset, rate: float) -> dict:
     from learners.registry import ModelRegistry
     from learners.worker import LearnerWorker
     from streams.producer import EventProducer
-    from streams.topics import ensure_topics
+    from streams.topics import drop_topics, ensure_topics
 
     prefix = f"elec2-{uuid.uuid4().hex[:6]}"
     settings = Settings.from_env().isolated(prefix)
@@ -236,6 +236,7 @@ async def live(champion, data: Dataset, rate: float) -> dict:
         keys = list(client.scan_iter(match=f"{prefix}:*", count=1000))
         if keys:
             client.delete(*keys)
+        await drop_topics(settings, prefix)
     decided = [d for d in decisions if d.outcome in ("promoted", "rejected")]
     return {
         "accuracy": correct / (len(data) - TRAIN_ROWS),

@@ -38,7 +38,7 @@ from learners.registry import ModelRegistry
 from learners.strategies.base import UpdateData, strategy_from_spec
 from learners.worker import LearnerWorker
 from streams.monitor import LabelledSample
-from streams.topics import ensure_topics
+from streams.topics import drop_topics, ensure_topics
 
 
 async def alarm_to_serving(run: int) -> dict:
@@ -101,6 +101,7 @@ async def alarm_to_serving(run: int) -> dict:
     keys = list(client.scan_iter(match=f"{prefix}:*", count=1000))
     if keys:
         client.delete(*keys)
+    await drop_topics(settings, prefix)
     decision = decisions[0]
     return {
         "seconds": seconds,

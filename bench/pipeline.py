@@ -257,7 +257,7 @@ def isolated(prefix: str):
 
 
 async def run(args) -> str:
-    from streams.topics import ensure_topics
+    from streams.topics import drop_topics, ensure_topics
 
     events = make_events(args.events, args.models)
     rows = []
@@ -269,6 +269,7 @@ async def run(args) -> str:
         noop = await asyncio.to_thread(noop_agent, settings, messages, len(events))
         worker, rss = await worker_rate(settings, len(events))
         rows.append((envelope, messages, raw, noop, worker, rss))
+        await drop_topics(settings, settings.topic_prefix)
         print(f"envelope {envelope}: raw {raw:,.0f}/s, no-op Faust {noop:,.0f}/s, "
               f"driftline {worker:,.0f}/s, RSS {rss:.0f} MB", flush=True)  # fmt: skip
     latency_settings = isolated("pipelat")
@@ -276,6 +277,7 @@ async def run(args) -> str:
     lat = await alarm_latency(
         latency_settings, args.alarm_rate, args.alarm_seconds, args.alarm_envelope
     )
+    await drop_topics(latency_settings, latency_settings.topic_prefix)
     lines = [
         "# Pipeline benchmark",
         "",

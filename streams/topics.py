@@ -8,7 +8,6 @@ created after it subscribed, so ``driftline worker`` calls :func:`ensure_topics`
 
 from __future__ import annotations
 
-import contextlib
 import logging
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
@@ -31,11 +30,39 @@ async def ensure_topics(settings: Settings, replication_factor: int = 1) -> list
     try:
         existing = set(await admin.list_topics())
         missing = [name for name in topic_names(settings) if name not in existing]
-        if missing:
-            new = [NewTopic(name, settings.partitions, replication_factor) for name in missing]
-            with contextlib.suppress(TopicAlreadyExistsError):  # another process won the race
-                await admin.create_topics(new)
-            log.info("created topics %s", ", ".join(missing))
-        return missing
+        if not missing:
+            return []
+        new = [NewTopic(name, settings.partitions, replication_factor) for name in missing]
+        response = await admin.create_topics(new)
+        created = []
+        for name, code, *message in response.topic_errors:
+            if code == 0:
+                created.append(name)
+            elif code != TopicAlreadyExistsError.errno:  # another process won the race: fine
+                text = message[0] if message and message[0] else f"error code {code}"
+                raise RuntimeError(f"Kafka refused to create topic {name}: {text}")
+        if created:
+            log.info("created topics %s", ", ".join(created))
+        return created
+    finally:
+        await admin.close()
+
+
+async def drop_topics(settings: Settings, name_prefix: str) -> list[str]:
+    """Delete every topic whose name starts with ``name_prefix``; return the names deleted.
+
+    For tests and benchmarks that create topics of their own: a broker that keeps thousands of
+    leftover partitions takes minutes to load its logs at start-up.
+    """
+    if not name_prefix:
+        raise ValueError("drop_topics needs a non-empty name prefix")
+    admin = AIOKafkaAdminClient(bootstrap_servers=settings.bootstrap_list)
+    await admin.start()
+    try:
+        doomed = [name for name in await admin.list_topics() if name.startswith(name_prefix)]
+        if doomed:
+            await admin.delete_topics(doomed)
+            log.info("deleted topics %s", ", ".join(doomed))
+        return doomed
     finally:
         await admin.close()

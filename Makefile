@@ -44,9 +44,9 @@ install: venv
 
 # Debian packages the tests use: chromium for the dashboard's browser test (Playwright drives it
 # through its executable_path; Playwright's own browser download cannot reach our machines) and
-# systemd's `systemd-analyze verify` for deploy/systemd.
+# systemd's `systemd-analyze verify` for deploy/systemd; kcat, a librdkafka producer, for the join test.
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
-TEST_PACKAGES := $(if $(shell command -v chromium),,chromium) $(if $(shell command -v systemd-analyze),,systemd)
+TEST_PACKAGES := $(if $(shell command -v chromium),,chromium) $(if $(shell command -v systemd-analyze),,systemd) $(if $(shell command -v kcat),,kcat)
 browser:
 	@if [ -n "$(strip $(TEST_PACKAGES))" ]; then echo "[make] installing Debian packages for the tests:$(TEST_PACKAGES)"; \
 	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $(TEST_PACKAGES) >/dev/null; fi

@@ -9,19 +9,28 @@ flush that holds their effects, so a committed offset never runs ahead of what R
 
 from __future__ import annotations
 
+import functools
 import logging
 
 import faust
 
 from streams.acks import AckAfterFlush
+from streams.deadletter import read_headers
+from streams.routing import ORIGIN_HEADER, parse_origin
 from streams.runtime import MonitorRuntime, Source
+from streams.topics import partition_count
 
 log = logging.getLogger(__name__)
 
 
 def _source(event: faust.EventT) -> Source:
     message = event.message
-    return Source(message.topic, message.partition, message.offset, message.key, message.timestamp)
+    origin = None
+    if message.headers:  # only a forwarded copy has one (streams.routing)
+        origin = parse_origin(read_headers(message.headers).get(ORIGIN_HEADER))
+    return Source(
+        message.topic, message.partition, message.offset, message.key, message.timestamp, origin
+    )
 
 
 def register(app: faust.App, publisher, runtime: MonitorRuntime) -> None:
@@ -29,6 +38,8 @@ def register(app: faust.App, publisher, runtime: MonitorRuntime) -> None:
     inferences = publisher.topic(topics.inferences)
     labels = publisher.topic(topics.labels)
 
+    # a message off its model's owner partition is forwarded there (streams.routing)
+    runtime.partition_count = functools.partial(partition_count, runtime.settings)
     size, wait = runtime.settings.batch_max, runtime.settings.batch_wait_s
     gate = AckAfterFlush(runtime.flush, max_held=20 * size)
 

@@ -42,9 +42,16 @@ class FaustPublisher:
         key: bytes | None,
         value: bytes,
         headers: Mapping[str, bytes] | None = None,
+        *,
+        partition: int | None = None,
+        timestamp: float | None = None,
     ) -> None:
         await self.topic(topic).send(
-            key=key, value=value, headers=dict(headers) if headers else None
+            key=key,
+            value=value,
+            headers=dict(headers) if headers else None,
+            partition=partition,
+            timestamp=timestamp,
         )
 
 

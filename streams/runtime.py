@@ -24,7 +24,7 @@ import logging
 import math
 import time
 from collections import Counter
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -43,6 +43,7 @@ from streams.deadletter import PROCESSING_ERROR, deadletter_headers
 from streams.join import StoredPrediction
 from streams.monitor import ModelMonitor, MonitorConfig
 from streams.profile import ReferenceProfile
+from streams.routing import ORIGIN_HEADER, origin_header, owner_partition
 
 log = logging.getLogger(__name__)
 
@@ -59,6 +60,9 @@ class Publisher(Protocol):
         key: bytes | None,
         value: bytes,
         headers: Mapping[str, bytes] | None = None,
+        *,
+        partition: int | None = None,
+        timestamp: float | None = None,
     ) -> None: ...
 
 
@@ -93,9 +97,20 @@ class Source:
     offset: int
     key: bytes | None = None
     timestamp: float | None = None  # the broker's timestamp, seconds since the epoch
+    #: (topic, partition, offset) where a forwarded copy was first written (streams.routing)
+    origin: tuple[str, int, int] | None = None
+
+    @property
+    def first_written(self) -> tuple[str, int, int]:
+        """Where the message was first written: its position for redelivery checks and ids."""
+        return self.origin or (self.topic, self.partition, self.offset)
 
 
 Message = tuple[bytes | None, Source]  # a raw value and where it came from
+
+
+async def _unknown_partitions(topic: str) -> int | None:
+    return None
 
 
 class MonitorRuntime:
@@ -131,6 +146,13 @@ class MonitorRuntime:
         self.source_uri = f"/driftline/streams/{settings.worker_name}"
         self._clock = clock
         self._last_seen: dict[str, float] = {}  # model id -> clock() when last used
+        #: a source topic's partition count, or None if unknown (the app asks the broker): a
+        #: message off its model's owner partition is forwarded there (streams.routing)
+        self.partition_count: Callable[[str], Awaitable[int | None]] = _unknown_partitions
+        self._partitions: dict[str, int] = {}  # partition_count's answers; cleared on rebalance
+        self._partitions_retry: dict[str, float] = {}  # topic -> clock() to ask again after
+        self._received: dict[str, set[tuple[str, int]]] = {}  # model -> partitions read from
+        self._owners: dict[tuple[str, str], int] = {}  # (topic, model) -> owner partition
 
     async def monitor(self, model_id: str) -> ModelMonitor:
         """The model's monitor; on first sight, resumed from its checkpoint if there is one.
@@ -205,11 +227,58 @@ class MonitorRuntime:
             decoded = await self._decode(raw, source, event_kind)
             if decoded is None or not decoded.events:
                 continue
-            group = by_model.setdefault(decoded.events[0].model_id, [])
+            model_id = decoded.events[0].model_id
+            if await self._forwarded(model_id, raw, source, kind):
+                continue
+            group = by_model.setdefault(model_id, [])
+            self._received.setdefault(model_id, set()).add(tp)
             for index, event in enumerate(decoded.events):
                 group.append((event, source, index if decoded.is_envelope else None, raw))
         for model_id, group in by_model.items():
             await self._observe(model_id, group, kind, observe)
+
+    async def _forwarded(self, model_id: str, raw: bytes | None, source: Source, kind: str) -> bool:
+        """Forward a message that is off its model's owner partition; True if it was."""
+        if source.origin is not None or raw is None:
+            return False  # a copy is applied where it lands: never forwarded twice
+        owner = self._owners.get((source.topic, model_id))
+        if owner is None:
+            partitions = self._partitions.get(source.topic) or await self._count_partitions(
+                source.topic
+            )
+            if not partitions:
+                return False
+            if len(self._owners) > 4 * self.settings.max_models:
+                self._owners.clear()  # model ids are untrusted: keep the cache bounded
+            owner = self._owners[(source.topic, model_id)] = owner_partition(model_id, partitions)
+        if owner == source.partition:
+            return False
+        await self.publisher.send(
+            source.topic,
+            source.key,
+            raw,
+            {ORIGIN_HEADER: origin_header(source.topic, source.partition, source.offset)},
+            partition=owner,
+            timestamp=source.timestamp,
+        )
+        self._count(f"{kind}.forwarded")
+        return True
+
+    async def _count_partitions(self, topic: str) -> int | None:
+        """Ask once per topic (again after a rebalance); if the broker cannot say, process
+        messages where they are and ask again in 30 s."""
+        if self._clock() < self._partitions_retry.get(topic, -math.inf):
+            return None
+        try:
+            partitions = await self.partition_count(topic)
+        except Exception as exc:  # the broker is away: keep consuming, say so
+            log.warning("cannot read the partition count of %s (%s): not forwarding", topic, exc)
+            partitions = None
+        if partitions:
+            self._partitions[topic] = partitions
+        else:
+            self._partitions_retry[topic] = self._clock() + 30.0
+        return partitions
 
     async def _decode(self, raw: bytes | None, source: Source, event_kind: str) -> Decoded | None:
         """The message's events; what cannot be used is dead-lettered here, with its reason."""
@@ -229,8 +298,9 @@ class MonitorRuntime:
             )
             await self._deadletter(raw, source, PROCESSING_ERROR, f"{type(exc).__name__}: {exc}")
             return None
-        for index, element, exc in decoded.rejected:
-            await self._deadletter(element, source, exc.reason, exc.detail, index)
+        if source.origin is None:  # a forwarded copy's rejects were dead-lettered at its origin
+            for index, element, exc in decoded.rejected:
+                await self._deadletter(element, source, exc.reason, exc.detail, index)
         return decoded
 
     async def _observe(self, model_id: str, group: list, kind: str, observe: Callable) -> None:
@@ -241,11 +311,12 @@ class MonitorRuntime:
         fresh, refused, reached = [], [], {}
         for item in group:
             event, source, element, raw = item
-            position = f"{source.topic}:{source.partition}"
-            if source.offset <= applied.get(position, -1):
+            topic, partition, offset = source.first_written
+            position = f"{topic}:{partition}"
+            if offset <= applied.get(position, -1):
                 self._count(f"{kind}.redelivered")
                 continue
-            reached[position] = max(source.offset, reached.get(position, -1))
+            reached[position] = max(offset, reached.get(position, -1))
             try:
                 self._check_clock(event, source)
             except InvalidEvent as exc:
@@ -292,7 +363,7 @@ class MonitorRuntime:
             self._count_model(model_id, "joined", len(out.labelled))
         for position, alarm in out.alarms:
             _, source, element, _ = fresh[position]
-            where = f"{source.topic}:{source.partition}:{source.offset}"
+            where = ":".join(map(str, source.first_written))
             if element is not None:
                 where += f":{element}"
             await self.publisher.send(
@@ -384,11 +455,19 @@ class MonitorRuntime:
         gets the partition back later resume from stale state and overwrite the checkpoint that
         the other worker wrote meanwhile.  Returns the model ids dropped."""
         await self.flush()
+        self._partitions.clear()  # the next message asks again: a topic may have grown
+        self._partitions_retry.clear()
+        self._owners.clear()
         revoked = {f"{topic}:{partition}" for topic, partition in partitions}
-        dropped = [m for m, monitor in self.monitors.items() if revoked & set(monitor.positions)]
+        dropped = [
+            m
+            for m, monitor in self.monitors.items()
+            if revoked & set(monitor.positions) or partitions & self._received.get(m, set())
+        ]
         for model_id in dropped:
             del self.monitors[model_id]
             self.readings.pop(model_id, None)
+            self._received.pop(model_id, None)
         if dropped:
             log.info("rebalance: released %d models (%s)", len(dropped), ", ".join(dropped[:5]))
         return dropped
@@ -406,6 +485,7 @@ class MonitorRuntime:
         for model_id in evicted:
             del self.monitors[model_id]
             self._last_seen.pop(model_id, None)
+            self._received.pop(model_id, None)
             self.readings.pop(model_id, None)
         if evicted:
             self._count("models.evicted", len(evicted))

@@ -66,3 +66,16 @@ async def drop_topics(settings: Settings, name_prefix: str) -> list[str]:
         return doomed
     finally:
         await admin.close()
+
+
+async def partition_count(settings: Settings, topic: str) -> int | None:
+    """How many partitions ``topic`` has now; None if the broker does not know it."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=settings.bootstrap_list)
+    await admin.start()
+    try:
+        (described,) = await admin.describe_topics([topic])
+        if described.get("error_code") or not described.get("partitions"):
+            return None
+        return len(described["partitions"])
+    finally:
+        await admin.close()

@@ -15,9 +15,11 @@ from streams.runtime import MonitorRuntime, Source
 class ListPublisher:
     def __init__(self) -> None:
         self.sent: list[tuple[str, bytes | None, bytes, dict]] = []
+        self.placed: list[tuple[int | None, float | None]] = []  # (partition, timestamp) of each
 
-    async def send(self, topic, key, value, headers=None):
+    async def send(self, topic, key, value, headers=None, *, partition=None, timestamp=None):
         self.sent.append((topic, key, value, dict(headers or {})))
+        self.placed.append((partition, timestamp))
 
 
 class ListSink:
@@ -389,7 +391,7 @@ async def test_oversized_messages_are_dead_lettered_unread_and_the_path_never_fa
     assert headers["driftline.source.offset"] == b"0"
 
     class Refusing(ListPublisher):
-        async def send(self, topic, key, value, headers=None):
+        async def send(self, topic, key, value, headers=None, **placement):
             if value is not None and len(value) > 100:
                 raise RuntimeError("MessageSizeTooLargeError")
             await super().send(topic, key, value, headers)
@@ -401,3 +403,87 @@ async def test_oversized_messages_are_dead_lettered_unread_and_the_path_never_fa
     ((_, _, value, headers),) = refusing.sent
     assert value is None and headers["driftline.reason"] == b"missing_field"
     assert runtime.counts["deadletter.total"] == 1
+
+
+# -- partitioner independence (streams.routing) -------------------------------------------------
+def _routed_runtime(partitions: int = 4):
+    runtime, publisher, sink = _runtime()
+
+    async def count(topic):
+        return partitions
+
+    runtime.partition_count = count
+    return runtime, publisher, sink
+
+
+async def test_a_message_off_its_owner_partition_is_forwarded_there_unchanged():
+    from streams.routing import ORIGIN_HEADER, owner_partition
+
+    runtime, publisher, _ = _routed_runtime()
+    owner = owner_partition("m", 4)
+    stray = (owner + 1) % 4  # where a CRC32 (librdkafka) producer might have put it
+    raw = InferenceEvent("m", "v1", "r1", 10.0, {"x": 1.0}, 1).to_json()
+    await runtime.handle_inference(raw, Source("t.inferences", stray, 41, b"m", 10.5))
+    ((topic, key, value, headers),) = publisher.sent
+    assert (topic, key, value) == ("t.inferences", b"m", raw)
+    assert publisher.placed == [(owner, 10.5)]  # the broker timestamp travels too
+    assert headers[ORIGIN_HEADER] == f"t.inferences:{stray}:41".encode()
+    assert runtime.counts["inferences.forwarded"] == 1
+    assert runtime.counts["inferences.processed"] == 0 and "m" not in runtime.monitors
+    # one on its owner partition is processed where it is
+    await runtime.handle_inference(raw, Source("t.inferences", owner, 7, b"m"))
+    assert runtime.counts["inferences.processed"] == 1 and len(publisher.sent) == 1
+
+
+async def test_a_forwarded_copy_is_applied_once_under_its_origin_and_never_forwarded_again():
+    from streams.routing import owner_partition
+
+    runtime, publisher, _ = _routed_runtime()
+    owner = owner_partition("m", 4)
+    stray = (owner + 1) % 4
+    raw = InferenceEvent("m", "v1", "r1", 10.0, {"x": 1.0}, 1).to_json()
+    origin = ("t.inferences", stray, 41)
+    # the copy, and a second copy of it (the forwarder crashed before committing offset 41)
+    await runtime.handle_inference(raw, Source("t.inferences", owner, 100, b"m", origin=origin))
+    await runtime.handle_inference(raw, Source("t.inferences", owner, 101, b"m", origin=origin))
+    assert runtime.counts["inferences.processed"] == 1
+    assert runtime.counts["inferences.redelivered"] == 1
+    assert runtime.monitors["m"].positions == {f"t.inferences:{stray}": 41}
+    # a copy that lands off its owner (the topic grew meanwhile) is applied, not bounced again
+    await runtime.handle_inference(
+        InferenceEvent("m", "v1", "r2", 11.0, {"x": 1.0}, 1).to_json(),
+        Source("t.inferences", stray, 9, b"m", origin=("t.inferences", stray, 42)),
+    )
+    assert runtime.counts["inferences.processed"] == 2 and publisher.sent == []
+
+
+async def test_a_forwarded_envelope_dead_letters_its_bad_elements_once_at_its_origin():
+    from contracts.envelopes import encode_envelope
+    from streams.routing import owner_partition
+
+    runtime, publisher, sink = _routed_runtime()
+    owner = owner_partition("m", 4)
+    stray = (owner + 1) % 4
+    events = [InferenceEvent("m", "v1", f"r{i}", 10.0 + i, {"x": 1.0}, 1) for i in range(3)]
+    doc = json.loads(encode_envelope(events))
+    doc["events"][1]["features"] = "not an object"
+    raw = json.dumps(doc).encode()
+    await runtime.handle_inference(raw, Source("t.inferences", stray, 3, b"m"))
+    dead = [sent for sent in publisher.sent if sent[0] == "t.deadletter"]
+    forwarded = [sent for sent in publisher.sent if sent[0] == "t.inferences"]
+    assert len(dead) == 1 and len(forwarded) == 1
+    copy = Source("t.inferences", owner, 0, b"m", origin=("t.inferences", stray, 3))
+    await runtime.handle_inference(forwarded[0][2], copy)
+    await runtime.flush()
+    assert len([s for s in publisher.sent if s[0] == "t.deadletter"]) == 1  # not twice
+    # 3 events produced = 2 processed + 1 dead-lettered
+    assert sink.counts["inferences.processed"] == 2 and sink.counts["deadletter.total"] == 1
+
+
+async def test_a_rebalance_forgets_a_model_read_from_a_revoked_partition_through_copies_only():
+    runtime, _, _ = _runtime()
+    raw = InferenceEvent("m", "v1", "r1", 10.0, {"x": 1.0}, 1).to_json()
+    # every message of m was a forwarded copy: its positions name only the origin partition 2
+    await runtime.handle_inference(raw, Source("t.inferences", 1, 0, origin=("t.inferences", 2, 5)))
+    assert set(runtime.monitors["m"].positions) == {"t.inferences:2"}
+    assert await runtime.release({("t.inferences", 1)}) == ["m"]

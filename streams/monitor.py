@@ -161,7 +161,7 @@ class MonitorConfig:
         ``rolling``, each re-learns its reference every ``input_refresh_every`` values."""
         built: dict[str, DriftDetector] = {}
         for name, params in specs:
-            params = _budgeted(name, params, run_length)
+            params = _off_the_loop(name, _budgeted(name, params, run_length))
             if rolling and self.input_refresh_every:
                 built[name] = RollingReference(name, params, self.input_refresh_every)
             else:
@@ -714,6 +714,15 @@ def _probabilities(
         return None, (score if predicted == actual else None), score
     p_positive = score if predicted == positive else 1.0 - score
     return p_positive, (score if predicted == actual else 1.0 - score), score
+
+
+def _off_the_loop(name: str, params: dict[str, Any]) -> dict[str, Any]:
+    """A detector that can train on a thread of its own (``background``) does so in a worker,
+    unless its spec says otherwise: training must not stall the event loop."""
+    accepts = inspect.signature(REGISTRY[name].__init__).parameters
+    if "background" in accepts and "background" not in params:
+        return {**params, "background": True}
+    return params
 
 
 def _budgeted(name: str, params: dict[str, Any], run_length: float | None) -> dict[str, Any]:

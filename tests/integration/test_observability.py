@@ -91,6 +91,8 @@ async def test_the_page_plots_live_data_and_shows_an_alarm_raised_during_the_tes
             assert any(kind in text for text in firing for kind in expected), firing
             await page.wait_for_selector("#open-alarms tbody tr", timeout=30_000)
             points_before = int(await page.evaluate("document.body.dataset.points"))
+            # points come with traffic (at most one per series_every_s): keep some flowing
+            await _play(settings, rng, 600, 3.0, now + 10.0)
             await page.wait_for_function(
                 f"Number(document.body.dataset.points) > {points_before}", timeout=30_000
             )

@@ -4,6 +4,9 @@
 |----------------------------|-----------------------------|-----------------------------------------|
 | ``KAFKA_BOOTSTRAP_SERVERS``| ``127.0.0.1:9092``          | comma-separated host:port list          |
 | ``REDIS_URL``              | ``redis://127.0.0.1:6379/0``| Redis for metrics, samples, counters    |
+| ``DRIFTLINE_REDIS_CLUSTER``| ``0``                       | ``1``: REDIS_URL names a node of a Redis|
+|                            |                             | Cluster (the stream worker writes one   |
+|                            |                             | transaction per model)                  |
 | ``DRIFTLINE_TOPIC_PREFIX`` | ``driftline``               | topics are ``<prefix>.inferences`` etc. |
 | ``DRIFTLINE_KEY_PREFIX``   | the topic prefix            | Redis keys start ``<prefix>:``          |
 | ``DRIFTLINE_APP_ID``       | ``<topic prefix>-monitor``  | Faust app id = Kafka consumer group     |
@@ -102,6 +105,7 @@ class TopicNames:
 class Settings:
     kafka_bootstrap: str = "127.0.0.1:9092"
     redis_url: str = "redis://127.0.0.1:6379/0"
+    redis_cluster: bool = False  # REDIS_URL is a node of a Redis Cluster
     topic_prefix: str = "driftline"
     key_prefix: str = "driftline"
     app_id: str = "driftline-monitor"
@@ -143,6 +147,7 @@ class Settings:
         return {
             "KAFKA_BOOTSTRAP_SERVERS": self.kafka_bootstrap,
             "REDIS_URL": self.redis_url,
+            "DRIFTLINE_REDIS_CLUSTER": "1" if self.redis_cluster else "0",
             "DRIFTLINE_TOPIC_PREFIX": self.topic_prefix,
             "DRIFTLINE_KEY_PREFIX": self.key_prefix,
             "DRIFTLINE_APP_ID": self.app_id,
@@ -171,6 +176,9 @@ class Settings:
         values: dict[str, object] = {
             "kafka_bootstrap": env.get("KAFKA_BOOTSTRAP_SERVERS", cls.kafka_bootstrap),
             "redis_url": env.get("REDIS_URL", cls.redis_url),
+            "redis_cluster": _flag(
+                "DRIFTLINE_REDIS_CLUSTER", env.get("DRIFTLINE_REDIS_CLUSTER", "0")
+            ),
             "topic_prefix": env.get("DRIFTLINE_TOPIC_PREFIX", cls.topic_prefix),
             "partitions": int(env.get("DRIFTLINE_PARTITIONS", cls.partitions)),
             "latency_slo_ms": env.get("DRIFTLINE_LATENCY_SLO_MS", cls.latency_slo_ms),
@@ -222,6 +230,15 @@ class Settings:
                 f"DRIFTLINE_LOW_CONFIDENCE must be below 1, got {values['low_confidence']}"
             )
         return cls(**values)  # type: ignore[arg-type]
+
+
+def _flag(name: str, raw: str) -> bool:
+    value = raw.strip().lower()
+    if value in ("1", "true", "yes", "on"):
+        return True
+    if value in ("", "0", "false", "no", "off"):
+        return False
+    raise ValueError(f"{name} must be 1 or 0 (true/false), got {raw!r}")
 
 
 def _number(name: str, raw: object, allow_zero: bool = False) -> float:

@@ -132,8 +132,7 @@ def metrics(
     as_json: Annotated[bool, typer.Option("--json", help="machine-readable output")] = False,
 ) -> None:
     """Print a model's rolling metrics from Redis."""
-    import redis
-
+    from contracts.redis_client import connect
     from contracts.redis_keys import RedisKeys
 
     windows = window or ["1m", "1h", "1d"]
@@ -142,7 +141,7 @@ def metrics(
         _fail(f"unknown window {', '.join(unknown)}: choose 1m, 1h or 1d", 2)
     settings = _settings()
     keys = RedisKeys(settings.key_prefix)
-    client = redis.Redis.from_url(settings.redis_url, decode_responses=True)
+    client = connect(settings, decode_responses=True)
     found = {w: client.hgetall(keys.metrics(model, w)) for w in windows}
     found = {w: row for w, row in found.items() if row}
     if not found:
@@ -176,8 +175,7 @@ def reference_set(
 ) -> None:
     """Store a model's reference profile: the worker calibrates its input detectors from it
     when it first meets the model (no checkpoint yet), instead of from live traffic."""
-    import redis
-
+    from contracts.redis_client import connect
     from contracts.redis_keys import RedisKeys
     from streams.profile import ProfileError, ReferenceProfile
 
@@ -187,7 +185,7 @@ def reference_set(
         _fail(str(exc), 2)
     settings = _settings()
     keys = RedisKeys(settings.key_prefix)
-    redis.Redis.from_url(settings.redis_url).set(keys.reference_profile(model), profile.to_json())
+    connect(settings).set(keys.reference_profile(model), profile.to_json())
     console.print(
         f"{model}: reference profile of {len(profile.rows)} rows, features {profile.features}"
     )
@@ -196,7 +194,7 @@ def reference_set(
             f"[yellow]note:[/yellow] {len(profile.rows)} rows: detectors that learn from 2,000 "
             "values finish learning on live traffic"
         )
-    client = redis.Redis.from_url(settings.redis_url)
+    client = connect(settings)
     if client.exists(keys.checkpoint(model)):
         errors.print(
             f"[yellow]note:[/yellow] {model} already has a checkpoint, which wins over the "

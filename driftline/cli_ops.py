@@ -133,12 +133,13 @@ def status(
     """Models, their monitors, open alarms, champion versions and consumer lag, as tables."""
     import redis
 
+    from contracts.redis_client import connect
     from contracts.redis_keys import RedisKeys
     from learners.registry import ModelRegistry
 
     s = settings()
     keys = RedisKeys(s.key_prefix)
-    client = redis.Redis.from_url(s.redis_url, decode_responses=True, socket_timeout=5)
+    client = connect(s, decode_responses=True, socket_timeout=5)
     try:
         monitored = sorted(client.smembers(keys.models()))
         registered = sorted(client.smembers(keys.registered_models()))

@@ -92,6 +92,7 @@ def create_app(settings: Settings | None = None) -> tuple[faust.App, MonitorRunt
         settings.labelled_keep,
         settings.join_ttl_s,
         settings.series_keep,
+        cluster=settings.redis_cluster,
     )
     runtime = MonitorRuntime(
         settings,

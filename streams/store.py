@@ -4,8 +4,14 @@ Writes are buffered in memory and sent in one MULTI/EXEC transaction per flush, 
 detector checkpoint (with the offsets it reflects) and its counters land together or not at
 all.  A failed flush keeps the buffer (metrics and checkpoints are overwritten by newer ones,
 samples and counters are retried), so a Redis outage delays what readers see but loses nothing
-the worker still holds.  (On Redis Cluster the transaction must be split per model: each model's
-keys share a hash tag, the global counters do not.)
+the worker still holds.
+
+On a Redis Cluster (``cluster=True``) a transaction may touch one hash slot only: each model's
+writes (checkpoint, metrics, counters, samples, open alarms, waiting predictions: all keys
+tagged ``{<model>}``) are one transaction of their own, and the models set and the global
+counters follow in a last step.  A model's state is then exact after a crash as on a single
+Redis; the global counters (``<prefix>:counters``) can miss the increments of the flush a crash
+interrupted between its model transactions and that last step.
 """
 
 from __future__ import annotations
@@ -56,12 +62,14 @@ class RedisStore:
         labelled_keep: int = 5000,
         join_ttl_s: float = 86_400.0,
         series_keep: int = 720,
+        cluster: bool = False,
     ) -> None:
         self.redis_url = redis_url
+        self.cluster = cluster
         self.keys = keys
         self.labelled_keep = labelled_keep
         self.pending = PendingPredictions(keys, join_ttl_s)
-        self._client: aioredis.Redis | None = None
+        self._client: aioredis.Redis | aioredis.RedisCluster | None = None
         self._metrics: dict[str, dict[str, dict[str, Any]]] = {}
         self._labelled: dict[str, list[str]] = defaultdict(list)
         self._model_counts: dict[str, Counter[str]] = defaultdict(Counter)
@@ -77,7 +85,10 @@ class RedisStore:
     def client(self) -> aioredis.Redis:
         # Created lazily so the connection pool binds to the running event loop.
         if self._client is None:
-            self._client = aioredis.Redis.from_url(self.redis_url)
+            if self.cluster:
+                self._client = aioredis.RedisCluster.from_url(self.redis_url)
+            else:
+                self._client = aioredis.Redis.from_url(self.redis_url)
         return self._client
 
     def add_metrics(self, model_id: str, windows: dict[str, dict[str, Any]]) -> None:
@@ -230,47 +241,77 @@ class RedisStore:
             return True
         taken = self._take()
         pending = self.pending.take()
-        metrics, labelled, model_counts, counts, checkpoints, open_alarms = taken
-        pipe = self.client.pipeline(transaction=True)
-        for model_id, windows in metrics.items():
-            pipe.sadd(self.keys.models(), model_id)
-            for window, snapshot in windows.items():
-                key = self.keys.metrics(model_id, window)
-                mapping = {k: _hash_value(v) for k, v in snapshot.items()}
-                pipe.hset(key, mapping=mapping)
-                # a model that stops sending leaves no stale "last minute" behind
-                pipe.expire(key, metrics_ttl(snapshot.get("window_s")))
-        for model_id, samples in labelled.items():
-            key = self.keys.labelled(model_id)
-            pipe.lpush(key, *samples)
-            pipe.ltrim(key, 0, self.labelled_keep - 1)
-        for model_id, c in model_counts.items():
-            for name, n in c.items():
-                pipe.hincrby(self.keys.model_counters(model_id), name, n)
-        for name, n in counts.items():
-            pipe.hincrby(self.keys.counters(), name, n)
-        for model_id, checkpoint in checkpoints.items():
-            pipe.set(self.keys.checkpoint(model_id), checkpoint)
-        for model_id, alarms in open_alarms.items():
-            pipe.delete(self.keys.open_alarms(model_id))
-            if alarms:
-                pipe.hset(self.keys.open_alarms(model_id), mapping=alarms)
-        self.pending.write(pipe, pending)
+        metrics, labelled, model_counts, _, checkpoints, open_alarms = taken
+        models = {*metrics, *labelled, *model_counts, *checkpoints, *open_alarms}
+        models |= {*pending[0], *pending[1]}
+        written: set[str] = set()
         try:
-            await pipe.execute()
+            if self.cluster:
+                for model_id in sorted(models):  # one transaction per model: one hash slot
+                    pipe = self.client.pipeline(transaction=True)
+                    self._write_model(pipe, model_id, taken, pending)
+                    await pipe.execute()
+                    written.add(model_id)
+                pipe = self.client.pipeline(transaction=False)
+                self._write_global(pipe, taken)
+                await pipe.execute()
+            else:
+                pipe = self.client.pipeline(transaction=True)
+                for model_id in models:
+                    self._write_model(pipe, model_id, taken, pending)
+                self._write_global(pipe, taken)
+                await pipe.execute()
         except (RedisError, OSError) as exc:
             self.failed_flushes += 1
-            self._give_back(taken)
-            self.pending.give_back(pending)
+            self._give_back(_without(taken, written))
+            self.pending.give_back(tuple(_drop(part, written) for part in pending))
             log.warning(
                 "Redis flush failed (%s); keeping %d models' data for the next try",
                 exc,
-                len(self._metrics),
+                len(models - written),
             )
             return False
         self.pending.done()
         await self._write_series()
         return True
+
+    def _write_model(self, pipe: Any, model_id: str, taken: tuple, pending: tuple) -> None:
+        """One model's buffered writes; every key is tagged ``{model_id}`` (one hash slot)."""
+        metrics, labelled, model_counts, _, checkpoints, open_alarms = taken
+        for window, snapshot in metrics.get(model_id, {}).items():
+            key = self.keys.metrics(model_id, window)
+            pipe.hset(key, mapping={k: _hash_value(v) for k, v in snapshot.items()})
+            # a model that stops sending leaves no stale "last minute" behind
+            pipe.expire(key, metrics_ttl(snapshot.get("window_s")))
+        samples = labelled.get(model_id)
+        if samples:
+            key = self.keys.labelled(model_id)
+            pipe.lpush(key, *samples)
+            pipe.ltrim(key, 0, self.labelled_keep - 1)
+        for name, n in model_counts.get(model_id, {}).items():
+            pipe.hincrby(self.keys.model_counters(model_id), name, n)
+        if model_id in checkpoints:
+            pipe.set(self.keys.checkpoint(model_id), checkpoints[model_id])
+        if model_id in open_alarms:
+            pipe.delete(self.keys.open_alarms(model_id))
+            if open_alarms[model_id]:
+                pipe.hset(self.keys.open_alarms(model_id), mapping=open_alarms[model_id])
+        writes, deletes = pending
+        self.pending.write(
+            pipe,
+            (
+                {model_id: writes[model_id]} if model_id in writes else {},
+                {model_id: deletes[model_id]} if model_id in deletes else {},
+            ),
+        )
+
+    def _write_global(self, pipe: Any, taken: tuple) -> None:
+        """The keys no model owns: the set of models with metrics, and the global counters."""
+        metrics, counts = taken[0], taken[3]
+        if metrics:
+            pipe.sadd(self.keys.models(), *metrics)
+        for name, n in counts.items():
+            pipe.hincrby(self.keys.counters(), name, n)
 
     async def _write_series(self) -> None:
         """Dashboard points, capped per model; a failure loses only these points."""
@@ -291,3 +332,13 @@ class RedisStore:
         if self._client is not None:
             await self._client.aclose()
             self._client = None
+
+
+def _drop(part: dict, models: set[str]) -> dict:
+    return {m: v for m, v in part.items() if m not in models} if models else part
+
+
+def _without(taken: tuple, written: set[str]) -> tuple:
+    """The buffers taken for a flush, less what the models in ``written`` already wrote (the
+    global counters, index 3, stay: they are written last)."""
+    return tuple(part if i == 3 else _drop(part, written) for i, part in enumerate(taken))

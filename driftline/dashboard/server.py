@@ -20,10 +20,10 @@ import json
 import logging
 from pathlib import Path
 
-import redis.asyncio as aioredis
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, Counter, generate_latest
 
+from contracts.redis_client import connect_async
 from contracts.redis_keys import RedisKeys
 from contracts.settings import Settings
 from driftline.dashboard.data import DashboardData
@@ -51,7 +51,7 @@ def _dumps(obj) -> str:
 
 def create_app(settings: Settings, poll_s: float = 1.0) -> web.Application:
     app = web.Application()
-    client = aioredis.Redis.from_url(settings.redis_url)
+    client = connect_async(settings)
     data = DashboardData(client, RedisKeys(settings.key_prefix))
     feed = AlarmFeed(settings.bootstrap_list, settings.topics.alarms)
     stop = asyncio.Event()

@@ -1,0 +1,186 @@
+"""The stream worker against a real 3-node Redis Cluster (Debian's redis-server, started here
+with ``--cluster-enabled yes`` and joined by ``redis-cli --cluster create``).
+
+Each model's writes are one transaction on its ``{model}``-tagged keys; models spread over the
+three nodes' slots.  The worker is killed with SIGKILL mid-stream and restarted: every model's
+counters, windows and checkpointed positions end exactly as if nothing had happened.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import signal
+import socket
+import subprocess
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+import redis
+
+from contracts.events import InferenceEvent, LabelEvent
+from contracts.redis_client import connect
+from contracts.redis_keys import RedisKeys
+from streams.producer import EventProducer
+from streams.topics import ensure_topics
+from tests.integration.conftest import start_worker, stop_worker, wait_until
+
+MODELS = [f"cl-{i}" for i in range(9)]
+PER_MODEL = 600
+
+
+def _free_base() -> int:
+    """A port p with p, p+1, p+2 and their cluster bus ports (p + 10000 ...) all free."""
+    for base in range(17100, 19000, 10):
+        ports = [base + i for i in range(3)] + [base + 10000 + i for i in range(3)]
+        free = True
+        for port in ports:
+            with socket.socket() as s:
+                if s.connect_ex(("127.0.0.1", port)) == 0:
+                    free = False
+                    break
+        if free:
+            return base
+    raise RuntimeError("no free ports for a Redis Cluster")
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory, stack):
+    """Three empty nodes, all 16,384 slots assigned; stopped (and their files removed) after."""
+    base = _free_base()
+    ports = [base, base + 1, base + 2]
+    root = Path(tmp_path_factory.mktemp("redis-cluster"))
+    for port in ports:
+        node = root / str(port)
+        node.mkdir()
+        subprocess.run(
+            ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--daemonize", "yes",
+             "--cluster-enabled", "yes", "--cluster-config-file", str(node / "nodes.conf"),
+             "--dir", str(node), "--save", "", "--appendonly", "no",
+             "--logfile", str(node / "redis.log"), "--pidfile", str(node / "redis.pid")],
+            check=True,
+        )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 20
+        while not all(_answers(p) for p in ports):
+            assert time.monotonic() < deadline, "cluster nodes did not start"
+            time.sleep(0.1)
+        create = subprocess.run(
+            ["redis-cli", "--cluster", "create", *(f"127.0.0.1:{p}" for p in ports),
+             "--cluster-replicas", "0", "--cluster-yes"],
+            capture_output=True, text=True, timeout=60,
+        )  # fmt: skip
+        assert create.returncode == 0, create.stdout + create.stderr
+        client = redis.Redis(port=ports[0], decode_responses=True)
+        deadline = time.monotonic() + 30
+        while client.cluster("INFO").get("cluster_state") != "ok":
+            assert time.monotonic() < deadline, "the cluster did not reach cluster_state:ok"
+            time.sleep(0.2)
+        yield f"redis://127.0.0.1:{ports[0]}/0"
+    finally:
+        for port in ports:
+            subprocess.run(
+                ["redis-cli", "-p", str(port), "shutdown", "nosave"], capture_output=True
+            )
+
+
+def _answers(port: int) -> bool:
+    try:
+        return redis.Redis(port=port, socket_timeout=1).ping()
+    except redis.RedisError:
+        return False
+
+
+def _traffic() -> list[tuple[str, bytes]]:
+    """Predictions and, a little later, their labels, interleaved over the models."""
+    now = time.time() - 600
+    out = []
+    for i in range(PER_MODEL):
+        for m in MODELS:
+            t = now + i * 0.1
+            out.append(("inference", InferenceEvent(m, "v1", f"{m}-{i}", t, {"x": float(i % 5)},
+                                                    i % 2, score=0.8).to_json()))  # fmt: skip
+            if i >= 20:  # the label of the prediction made 20 steps earlier (some wrong)
+                j = i - 20
+                label = int((j % 2) != (j % 7 == 0))
+                out.append(("label", LabelEvent(m, f"{m}-{j}", label, t).to_json()))
+    return out
+
+
+async def _send(settings, traffic, start: int, stop: int) -> None:
+    async with EventProducer(settings) as producer:
+        for kind, raw in traffic[start:stop]:
+            topic = settings.topics.inferences if kind == "inference" else settings.topics.labels
+            await producer.send_raw(topic, raw, raw.split(b'"model_id":"')[1].split(b'"')[0])
+        await producer.flush()
+
+
+def _state(client, keys: RedisKeys) -> dict:
+    out = {}
+    for m in MODELS:
+        window = client.hgetall(keys.metrics(m, "1h"))
+        out[m] = {
+            "counters": client.hgetall(keys.model_counters(m)),
+            "1h": {k: window[k] for k in ("events", "labelled", "accuracy")},
+        }
+    return out
+
+
+async def test_the_worker_writes_each_model_in_its_own_slot_and_survives_sigkill_exactly(
+    settings, cluster, tmp_path
+):
+    traffic = _traffic()
+    labels = sum(kind == "label" for kind, _ in traffic)
+    runs = {}
+    for run in ("calm", "killed"):
+        mine = dataclasses.replace(
+            settings.isolated(f"{settings.app_id}-{run}-{uuid.uuid4().hex[:4]}"),
+            redis_url=cluster,
+            redis_cluster=True,
+        )
+        await ensure_topics(mine)
+        client = connect(mine, decode_responses=True)
+        keys = RedisKeys(mine.key_prefix)
+
+        def processed(kind: str, client=client, keys=keys) -> int:
+            return int(client.hget(keys.counters(), f"{kind}.processed") or 0)
+
+        log = tmp_path / f"{run}.log"
+        worker = start_worker(mine, log)
+        try:
+            if run == "calm":
+                await _send(mine, traffic, 0, len(traffic))
+            else:
+                half = len(traffic) // 2
+                await _send(mine, traffic, 0, half)
+                await wait_until(lambda: processed("inferences") > 1000, 60, "some progress")
+                worker.send_signal(signal.SIGKILL)
+                worker.wait(timeout=30)
+                worker = start_worker(mine, tmp_path / "restarted.log")
+                await _send(mine, traffic, half, len(traffic))
+
+            def done(client=client, keys=keys) -> bool:
+                counts = [client.hget(keys.model_counters(m), "labels") for m in MODELS]
+                return sum(int(c or 0) for c in counts) >= labels
+
+            await wait_until(done, 180, "every label counted")
+            await asyncio.sleep(2)  # later flushes would show a double count
+            runs[run] = _state(client, keys)
+            # the models really are spread over the three nodes
+            slots = {client.keyslot(keys.checkpoint(m)) for m in MODELS}
+            owners = {client.get_node_from_key(keys.checkpoint(m)).port for m in MODELS}
+            assert len(slots) == len(MODELS) and len(owners) == 3, (slots, owners)
+            if run == "calm":
+                assert processed("inferences") == PER_MODEL * len(MODELS)
+                assert processed("labels") == labels
+        finally:
+            if worker.poll() is None:
+                stop_worker(worker, log if run == "calm" else tmp_path / "restarted.log")
+            client.close()  # the cluster's nodes go away with the module, keys and all
+    calm, killed = runs["calm"], runs["killed"]
+    for m in MODELS:
+        assert calm[m]["counters"]["inferences"] == str(PER_MODEL), calm[m]
+        assert calm[m]["1h"]["events"] == str(PER_MODEL), calm[m]
+        assert killed[m] == calm[m], m

@@ -1,0 +1,79 @@
+"""RedisStore's Cluster mode with a recording client: one transaction per model (one hash
+slot each), global keys last, and a failure part-way keeps exactly what was not written.
+
+The real Cluster run is tests/integration/test_redis_cluster.py; this pins the bookkeeping of a
+flush that fails between two models' transactions, which a real cluster cannot be made to do
+on cue."""
+
+from __future__ import annotations
+
+import re
+
+from redis.exceptions import ConnectionError as RedisConnectionError
+
+from contracts.redis_keys import RedisKeys
+from streams.store import RedisStore
+
+
+class _Pipeline:
+    def __init__(self, client: _Client, transaction: bool) -> None:
+        self.client, self.transaction, self.commands = client, transaction, []
+
+    def __getattr__(self, name):
+        def command(*args, **kwargs):
+            self.commands.append((name, args[0] if args else None))
+
+        return command
+
+    async def execute(self):
+        keys = [key for _, key in self.commands]
+        if any(self.client.fail_on in key for key in keys):
+            raise RedisConnectionError("node went away")
+        self.client.executed.append((self.transaction, keys))
+        return []
+
+
+class _Client:
+    def __init__(self, fail_on: str = "\0") -> None:
+        self.fail_on, self.executed = fail_on, []
+
+    def pipeline(self, transaction: bool = True):
+        return _Pipeline(self, transaction)
+
+
+def _store(client: _Client) -> RedisStore:
+    store = RedisStore("redis://unused", RedisKeys("p"), cluster=True)
+    store._client = client
+    for model in ("a", "b"):
+        store.add_checkpoint(model, {"positions": {"t:0": 1}})
+        store.add_model_counts(model, {"inferences": 2})
+        store.add_metrics(model, {"1m": {"events": 2, "window_s": 60}})
+    store.add_counts({"inferences.processed": 4})
+    return store
+
+
+def _tags(keys) -> set[str]:
+    return {m.group(1) for key in keys if (m := re.search(r"\{(.+?)\}", key))}
+
+
+async def test_each_model_is_one_transaction_of_its_own_then_the_global_keys():
+    client = _Client()
+    assert await _store(client).flush()
+    (t1, a), (t2, b), (t3, rest) = client.executed
+    assert t1 and t2 and not t3  # models: MULTI/EXEC; the global step needs none
+    assert _tags(a) == {"a"} and _tags(b) == {"b"}  # one hash slot each
+    assert set(rest) == {"p:models", "p:counters"}
+
+
+async def test_a_failure_between_models_keeps_only_what_was_not_written():
+    client = _Client(fail_on="{b}")
+    store = _store(client)
+    assert not await store.flush()
+    assert [_tags(keys) for _, keys in client.executed] == [{"a"}]  # a landed, b did not
+    assert set(store._checkpoints) == {"b"} and set(store._metrics) == {"b"}
+    assert dict(store._model_counts) == {"b": {"inferences": 2}}  # a's are not sent twice
+    assert store._counts == {"inferences.processed": 4}  # the global step never ran
+    client.fail_on = "\0"
+    assert await store.flush()
+    assert [_tags(keys) for _, keys in client.executed[1:2]] == [{"b"}]
+    assert store._checkpoints == {} and store._counts == {}

@@ -6,6 +6,7 @@ Run it with ``driftline worker`` (see :mod:`driftline.cli`).  Faust is imported 
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Mapping
 from pathlib import Path
@@ -22,8 +23,9 @@ from streams.store import RedisStore
 
 
 class FaustPublisher:
-    """Publisher over the app's producer.  Faust flushes the producer before committing
-    offsets, so alarms and dead-letter records are at-least-once with the input."""
+    """Publisher over the app's producer.  Records go out at once; the runtime flushes the
+    producer before each Redis flush (and so before any offset commit), so alarms, dead-letter
+    records and forwarded copies are at-least-once with the input."""
 
     def __init__(self, app: faust.App) -> None:
         self.app = app
@@ -46,13 +48,51 @@ class FaustPublisher:
         partition: int | None = None,
         timestamp: float | None = None,
     ) -> None:
+        # force: never attached to an input offset's commit (Faust attaches what is sent while
+        # an event is current); flush() makes it durable before the checkpoint
         await self.topic(topic).send(
             key=key,
             value=value,
             headers=dict(headers) if headers else None,
             partition=partition,
             timestamp=timestamp,
+            force=True,
         )
+
+    async def flush(self) -> None:
+        await self.app.producer.flush()
+
+
+#: The longest the broker may hold a fetch with nothing new (Faust fixes it at 1,500 ms).
+#: aiokafka keeps one fetch in flight per broker, and leaves out of it the partitions whose
+#: records are still being handed over: a fetch for the quiet rest can then hold back the busy
+#: partition's next records for the full wait.  Measured here (one model, envelopes of 20 at
+#: 10,000 events/s): alarm latency 1.0-1.6 s in one run of three at 1,500 ms; at 25 ms the
+#: largest of 52 alarms in 4 runs took 216 ms.  An idle worker then sends 40 small fetches/s.
+FETCH_MAX_WAIT_MS = 25
+
+
+def _shorter_fetch_wait() -> None:
+    """Make Faust's worker consumer use :data:`FETCH_MAX_WAIT_MS` (once per process)."""
+    from faust.transport.drivers import aiokafka as driver
+
+    thread = driver.AIOKafkaConsumerThread
+    if getattr(thread, "_driftline_fetch_wait", False):
+        return
+    create = thread._create_worker_consumer
+
+    def create_worker_consumer(self, transport):
+        consumer = create(self, transport)
+        if hasattr(consumer, "_fetch_max_wait_ms"):
+            consumer._fetch_max_wait_ms = FETCH_MAX_WAIT_MS
+        else:  # an aiokafka without the attribute: keep Faust's wait, say so
+            logging.getLogger(__name__).warning(
+                "cannot shorten the consumer's fetch wait: alarms may wait up to 1.5 s"
+            )
+        return consumer
+
+    thread._create_worker_consumer = create_worker_consumer
+    thread._driftline_fetch_wait = True
 
 
 def create_app(settings: Settings | None = None) -> tuple[faust.App, MonitorRuntime]:
@@ -63,6 +103,7 @@ def create_app(settings: Settings | None = None) -> tuple[faust.App, MonitorRunt
     if settings.config_file:
         config = WorkerConfig.from_file(settings.config_file, MonitorConfig.from_settings(settings))
         settings = config.settings(settings)
+    _shorter_fetch_wait()
     state_dir = Path(os.environ.get("DRIFTLINE_STATE_DIR", "~/.cache/driftline/state")).expanduser()
     state_dir.mkdir(parents=True, exist_ok=True)
     app = faust.App(

@@ -65,6 +65,10 @@ class Publisher(Protocol):
         timestamp: float | None = None,
     ) -> None: ...
 
+    async def flush(self) -> None:
+        """Wait until everything sent so far is written to Kafka."""
+        ...
+
 
 class MetricsSink(Protocol):
     def add_metrics(self, model_id: str, windows: dict[str, dict[str, Any]]) -> None: ...
@@ -85,7 +89,7 @@ class MetricsSink(Protocol):
     ) -> list[StoredPrediction]: ...
     async def load_checkpoint(self, model_id: str) -> dict[str, Any] | None: ...
     async def load_profile(self, model_id: str) -> ReferenceProfile | None: ...
-    async def flush(self) -> bool: ...
+    async def flush(self, before: Callable[[], Awaitable[None]] | None = None) -> bool: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -530,7 +534,10 @@ class MonitorRuntime:
         self._dirty.clear()
         self._pending_model_counts.clear()
         self._pending_counts.clear()
-        return await self.store.flush()
+        # Alarms, dead letters and forwarded copies of what this checkpoint covers reach Kafka
+        # before Redis says their messages were applied: a crash between the two would skip
+        # the redelivered messages and never publish what they caused.
+        return await self.store.flush(before=self.publisher.flush)
 
 
 #: the 1-minute metrics a dashboard plots

@@ -226,8 +226,11 @@ class RedisStore:
         for model_id, checkpoint in checkpoints.items():
             self._checkpoints.setdefault(model_id, checkpoint)
 
-    async def flush(self) -> bool:
-        """Send everything buffered; return False (and keep the data) if Redis failed."""
+    async def flush(self, before: Callable[[], Awaitable[None]] | None = None) -> bool:
+        """Send everything buffered; return False (and keep the data) if Redis failed.
+
+        ``before`` is awaited after the buffers are taken and before anything is written (the
+        worker flushes its Kafka producer there); if it raises, nothing is written either."""
         if not (
             self._series
             or self._metrics
@@ -246,6 +249,8 @@ class RedisStore:
         models |= {*pending[0], *pending[1]}
         written: set[str] = set()
         try:
+            if before is not None:
+                await before()
             if self.cluster:
                 for model_id in sorted(models):  # one transaction per model: one hash slot
                     pipe = self.client.pipeline(transaction=True)
@@ -261,12 +266,13 @@ class RedisStore:
                     self._write_model(pipe, model_id, taken, pending)
                 self._write_global(pipe, taken)
                 await pipe.execute()
-        except (RedisError, OSError) as exc:
+        except Exception as exc:  # Redis, or the producer flush in ``before``
             self.failed_flushes += 1
             self._give_back(_without(taken, written))
             self.pending.give_back(tuple(_drop(part, written) for part in pending))
             log.warning(
-                "Redis flush failed (%s); keeping %d models' data for the next try",
+                "flush failed (%s: %s); keeping %d models' data for the next try",
+                type(exc).__name__,
                 exc,
                 len(models - written),
             )

@@ -21,6 +21,9 @@ class ListPublisher:
         self.sent.append((topic, key, value, dict(headers or {})))
         self.placed.append((partition, timestamp))
 
+    async def flush(self):
+        self.flushed = len(self.sent)
+
 
 class ListSink:
     def __init__(self) -> None:
@@ -73,7 +76,9 @@ class ListSink:
     async def load_profile(self, model_id):
         return self.profiles.get(model_id)
 
-    async def flush(self):
+    async def flush(self, before=None):
+        if before is not None:
+            await before()
         return True
 
 
@@ -487,3 +492,25 @@ async def test_a_rebalance_forgets_a_model_read_from_a_revoked_partition_through
     await runtime.handle_inference(raw, Source("t.inferences", 1, 0, origin=("t.inferences", 2, 5)))
     assert set(runtime.monitors["m"].positions) == {"t.inferences:2"}
     assert await runtime.release({("t.inferences", 1)}) == ["m"]
+
+
+async def test_the_producer_is_flushed_before_the_store_writes_what_the_alarms_came_from():
+    runtime, publisher, sink = _runtime()
+    order = []
+    publisher_flush, sink_flush = publisher.flush, sink.flush
+
+    async def flush_producer():
+        order.append(("producer", len(publisher.sent)))
+        await publisher_flush()
+
+    async def flush_store(before=None):
+        result = await sink_flush(before)
+        order.append(("store", len(publisher.sent)))
+        return result
+
+    publisher.flush, sink.flush = flush_producer, flush_store
+    raw = InferenceEvent("m", "v1", "r1", 10.0, {"x": 1.0}, 1).to_json()
+    await runtime.handle_inference(b"{oops", Source("t.inferences", 0, 0))  # a dead letter
+    await runtime.handle_inference(raw, Source("t.inferences", 0, 1))
+    assert await runtime.flush()
+    assert order == [("producer", 1), ("store", 1)]

@@ -77,3 +77,26 @@ async def test_a_failure_between_models_keeps_only_what_was_not_written():
     assert await store.flush()
     assert [_tags(keys) for _, keys in client.executed[1:2]] == [{"b"}]
     assert store._checkpoints == {} and store._counts == {}
+
+
+async def test_a_failed_producer_flush_writes_nothing_and_keeps_everything():
+    """The worker flushes its Kafka producer (``before``) between taking the buffers and
+    writing them: if Kafka cannot take the alarms, Redis must not say their messages were
+    applied."""
+    client = _Client()
+    store = _store(client)
+    store.cluster = False
+
+    async def kafka_down():
+        raise RuntimeError("KafkaTimeoutError")
+
+    assert not await store.flush(before=kafka_down)
+    assert client.executed == []
+    assert set(store._checkpoints) == {"a", "b"} and store._counts == {"inferences.processed": 4}
+    calls = []
+
+    async def kafka_up():
+        calls.append(len(client.executed))
+
+    assert await store.flush(before=kafka_up)
+    assert calls == [0] and len(client.executed) == 1  # before first, then one transaction

@@ -7,7 +7,8 @@ live in one Redis Cluster slot and can be written in one pipeline or transaction
 |--------------------------------------|------|------------------------------------------------|
 | ``<p>:{<model>}:metrics:<window>``   | hash | accuracy, precision, recall, f1, macro_f1,     |
 |                                      |      | per_class + confusion (JSON), mae, rmse, r2,   |
-|                                      |      | events, event_rate_per_s, latency quantiles;   |
+|                                      |      | events, event_rate_per_s, missing_rate,        |
+|                                      |      | out_of_range_rate, latency quantiles;          |
 |                                      |      | windows 1m, 1h, 1d; TTL twice the window       |
 | ``<p>:{<model>}:labelled``           | list | newest-first JSON labelled samples (capped)    |
 | ``<p>:{<model>}:counters``           | hash | inferences, labels, joined, alarms             |

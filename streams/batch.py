@@ -130,8 +130,16 @@ class _Segment:
         latencies = [e.latency_ms for e in events]
         layout = monitor.feature_order
         incomplete = [any(name not in e.features for name in layout) for e in events]
+        shared = tuple(events[0].features)
+        matrix = None
+        if all(tuple(e.features) == shared for e in events):  # one layout: one matrix
+            matrix = np.array([list(e.features.values()) for e in events], dtype=np.float64)
+            checked, outside = monitor.ranges.check_matrix(shared, matrix)
+        else:
+            pairs = [monitor.ranges.check(e.features) for e in events]
+            checked, outside = [c for c, _ in pairs], [o for _, o in pairs]
         for window in monitor.windows.values():
-            window.add_inferences(times, latencies, incomplete)
+            window.add_inferences(times, latencies, incomplete, checked, outside)
         everyone = range(len(events))
         self.feed(monitor.throughput, times, everyone, "warning")
         timed = [i for i, ms in enumerate(latencies) if ms is not None]
@@ -139,7 +147,10 @@ class _Segment:
         positive = [i for i in timed if latencies[i] > 0]
         logs = [math.log(latencies[i]) for i in positive]
         self.feed(monitor.latency, logs, positive, "warning")
-        self.inputs()
+        if matrix is not None:
+            self.uniform_inputs(shared, matrix)
+        else:
+            self.mixed_inputs()
         self.outputs()
         self.rules()
         self.alarms.sort(key=lambda item: item[:2])
@@ -196,18 +207,9 @@ class _Segment:
         self.alarms += [(positions[start + j], rank, alarm) for j, alarm in due]
 
     # -- features ------------------------------------------------------------------------------
-    def inputs(self) -> None:
-        events = self.events
-        layout = tuple(events[0].features)
-        if all(tuple(e.features) == layout for e in events):
-            self.uniform_inputs(layout)
-        else:
-            self.mixed_inputs()
-
-    def uniform_inputs(self, layout: tuple[str, ...]) -> None:
-        """Every event has the same features in the same order: one matrix."""
+    def uniform_inputs(self, layout: tuple[str, ...], matrix: np.ndarray) -> None:
+        """Every event has the same features in the same order: one matrix (a row each)."""
         monitor, everyone = self.monitor, range(len(self.events))
-        matrix = np.array([list(e.features.values()) for e in self.events], dtype=np.float64)
         column = {name: j for j, name in enumerate(layout)}
         order = monitor.feature_order
         if all(name in column for name in order):

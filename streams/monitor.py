@@ -78,6 +78,7 @@ from streams.batch import BatchOutput, observe_inferences
 from streams.join import JoinedOutcome, LabelJoin
 from streams.lifecycle import AlarmBook
 from streams.profile import ReferenceProfile
+from streams.ranges import FeatureRanges
 from streams.rolling import WindowedMetrics
 from streams.signals import Signal, VersionSignals
 
@@ -266,6 +267,7 @@ class ModelMonitor:
             config.join_ttl_s, config.join_max_pending, config.join_memory, journal
         )
         self.windows = {name: WindowedMetrics(w, b) for name, w, b in self.config.windows}
+        self.ranges = FeatureRanges()  # reference ranges: the out-of-range rate (data quality)
         self.counts = {
             "inferences": 0,
             "labels": 0,
@@ -281,8 +283,9 @@ class ModelMonitor:
         self.model_version = event.model_version
         layout = self.feature_order or sorted(event.features)[: self.config.max_features]
         incomplete = any(name not in event.features for name in layout)
+        ranged = self.ranges.check(event.features)
         for window in self.windows.values():
-            window.add_inference(event.event_time, event.latency_ms, incomplete)
+            window.add_inference(event.event_time, event.latency_ms, incomplete, ranged)
         self._observe_system(event, out)
         self._observe_inputs(event, out)
         self._observe_outputs(event, out)
@@ -484,6 +487,7 @@ class ModelMonitor:
         if self.feature_order or not profile.rows:
             return  # live traffic already set the layout: the profile comes too late
         self.feature_order = list(profile.features)[: self.config.max_features]
+        self.ranges.set_reference(profile.columns())
         rows = np.asarray(profile.rows, dtype=np.float64)[:, : len(self.feature_order)]
         cooldown = self.config.alarm_cooldown
 
@@ -555,6 +559,7 @@ class ModelMonitor:
             "versions": {v: signals.checkpoint() for v, signals in self.versions.items()},
             "windows": {name: window.to_state() for name, window in self.windows.items()},
             "alarm_book": self.book.to_state(),
+            "ranges": self.ranges.to_state(),
         }
 
     def restore(self, saved: dict[str, Any]) -> None:
@@ -571,6 +576,8 @@ class ModelMonitor:
             if name in self.windows:
                 self.windows[name].restore(state)
         self.book.restore(saved.get("alarm_book", {}))
+        if "ranges" in saved:  # absent in older checkpoints: the ranges are learnt again
+            self.ranges.restore(saved["ranges"])
         self.versions.clear()
         for version, saved_signals in saved.get("versions", {}).items():
             self.version_signals(str(version)).restore(saved_signals)

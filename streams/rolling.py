@@ -88,6 +88,8 @@ class _Bucket:
     latencies: dict[int, int] = field(default_factory=dict)  # sparse histogram
     scores: ScoreStats | None = None  # probability quality, once an outcome brings one
     incomplete: int = 0  # inferences missing a feature of the model's layout
+    checked: int = 0  # feature values compared with their reference range (streams.ranges)
+    outside: int = 0  # ... and found outside it
 
     def clear(self, start: int) -> None:
         self.start = start
@@ -100,6 +102,7 @@ class _Bucket:
         self.latencies = {}
         self.scores = None
         self.incomplete = 0
+        self.checked = self.outside = 0
 
 
 class WindowedMetrics:
@@ -131,14 +134,21 @@ class WindowedMetrics:
         return bucket
 
     def add_inference(
-        self, event_time: float, latency_ms: float | None = None, incomplete: bool = False
+        self,
+        event_time: float,
+        latency_ms: float | None = None,
+        incomplete: bool = False,
+        ranged: tuple[int, int] = (0, 0),
     ) -> None:
-        """An inference; ``incomplete``: it lacked a feature of the model's layout."""
+        """An inference; ``incomplete``: it lacked a feature of the model's layout; ``ranged``:
+        (feature values checked against their reference range, values outside it)."""
         bucket = self._bucket(event_time)
         if bucket is None:
             return
         bucket.events += 1
         bucket.incomplete += incomplete
+        bucket.checked += ranged[0]
+        bucket.outside += ranged[1]
         if latency_ms is not None:
             b = _latency_bin(latency_ms)
             bucket.latencies[b] = bucket.latencies.get(b, 0) + 1
@@ -148,8 +158,10 @@ class WindowedMetrics:
         times: Sequence[float],
         latencies: Sequence[float | None],
         incomplete: Sequence[bool] | None = None,
+        checked: Sequence[int] | None = None,
+        outside: Sequence[int] | None = None,
     ) -> None:
-        """:meth:`add_inference` on each pair in order, in one pass (the worker's batches).
+        """:meth:`add_inference` on each event in order, in one pass (the worker's batches).
 
         Equivalent to the one-by-one calls: an event is too late against the newest time seen
         *before* it, and buckets are filled oldest number first, so a ring slot ends up holding
@@ -161,7 +173,10 @@ class WindowedMetrics:
         filled: dict[int, tuple[list[int], dict[int, int]]] = {}
         too_late = 0
         flags = incomplete if incomplete is not None else [False] * len(times)
-        for t, b, missing in zip(times, bins, flags, strict=True):
+        zeros = [0] * len(times)
+        checks = checked if checked is not None else zeros
+        outs = outside if outside is not None else zeros
+        for t, b, missing, c, o in zip(times, bins, flags, checks, outs, strict=True):
             if t > newest:
                 newest = t
                 newest_number = int(t // bucket_s)
@@ -173,21 +188,26 @@ class WindowedMetrics:
                 oldest = t
             entry = filled.get(number)
             if entry is None:
-                entry = filled[number] = ([0, 0], {})
-            entry[0][0] += 1
-            entry[0][1] += missing
+                entry = filled[number] = ([0, 0, 0, 0], {})
+            counts = entry[0]
+            counts[0] += 1
+            counts[1] += missing
+            counts[2] += c
+            counts[3] += o
             if b >= 0:
                 hist = entry[1]
                 hist[b] = hist.get(b, 0) + 1
         self.newest, self.oldest = newest, oldest
         self.too_late += too_late
         for number in sorted(filled):
-            (events, missing), hist = filled[number]
+            (events, missing, c, o), hist = filled[number]
             bucket = self._ring[number % n_buckets]
             if bucket.start != number:
                 bucket.clear(number)
             bucket.events += events
             bucket.incomplete += missing
+            bucket.checked += c
+            bucket.outside += o
             latencies_of = bucket.latencies
             for b, n in hist.items():
                 latencies_of[b] = latencies_of.get(b, 0) + n
@@ -258,6 +278,8 @@ class WindowedMetrics:
                     [[a, p, n] for (a, p), n in sorted(b.confusion.items())],
                     b.scores.to_list() if b.scores is not None else None,
                     b.incomplete,
+                    b.checked,
+                    b.outside,
                 ]
                 for b in live
             ],
@@ -301,6 +323,8 @@ class WindowedMetrics:
             bucket.confusion = {(str(a), str(p)): int(n) for a, p, n in confusion}
             bucket.scores = ScoreStats.from_list(scores) if scores else None
             bucket.incomplete = int(row[16]) if len(row) > 16 else 0
+            if len(row) > 18:  # absent in older checkpoints
+                bucket.checked, bucket.outside = int(row[17]), int(row[18])
 
     def _live(self) -> list[_Bucket]:
         if self.newest == -math.inf:
@@ -337,6 +361,7 @@ class WindowedMetrics:
             "events": events,
             "event_rate_per_s": events / span if live else 0.0,
             "missing_rate": sum(b.incomplete for b in live) / events if events else None,
+            "out_of_range_rate": _rate(sum(b.outside for b in live), sum(b.checked for b in live)),
             "labelled": labelled,
             "accuracy": sum(b.correct for b in live) / classified if classified else None,
             "precision": precision,
@@ -402,6 +427,10 @@ def _r2(live: list[_Bucket], n: int) -> float | None:
     if sst <= 1e-12 * max(1.0, abs(sum_y)):
         return None
     return 1.0 - sum(b.sq_error for b in live) / sst
+
+
+def _rate(part: int, whole: int) -> float | None:
+    return part / whole if whole else None
 
 
 def _quantile(hist: dict[int, int], q: float) -> float | None:

@@ -548,6 +548,7 @@ SERIES_METRICS = (
     "mae",
     "latency_p99_ms",
     "missing_rate",
+    "out_of_range_rate",
     "score_mean",
     "labelled",
 )

@@ -29,6 +29,34 @@ BINS = 30
 BLOCK = 50  # values per block of a 0/1 reference (their counts measure clustering)
 
 
+def _pilot_widening(pilot: np.ndarray) -> float:
+    """How much wider than the pilot's own spread to open the frame.
+
+    A few dozen consecutive values of an autocorrelated stream cover a small part of its range
+    (32 values of an AR(1) with rho = 0.9 spread about 0.6 of its standard deviation, around a
+    centre that may be a whole deviation off), so a frame clipped at ``clip`` pilot scales would
+    cut the stream's own tails and read its spread too narrow: the spread CUSUM then pages on
+    normal traffic.  When the pilot's lag-1 autocorrelation ``r`` stands out of its noise
+    (``r > 2 / sqrt(len)``), the frame opens by ``sqrt((1 + r) / (1 - r))``, at most 2.5x.
+    Independent values keep their pilot scale (the frame only fixes units and clipping; the
+    reference's mean and spread are measured afterwards, in it).
+
+    >>> round(_pilot_widening(np.array([0.0, 1.0] * 16)), 3)  # alternating: no widening
+    1.0
+    >>> round(_pilot_widening(np.linspace(0.0, 1.0, 32)), 2)  # a trend: the most
+    2.5
+    """
+    d = pilot - pilot.mean()
+    denom = float(d @ d)
+    if len(pilot) < 4 or denom <= 0.0:
+        return 1.0
+    r = float(d[1:] @ d[:-1]) / denom
+    if r <= 2 / math.sqrt(len(pilot)):
+        return 1.0
+    r = min(r, 0.95)
+    return min(math.sqrt((1 + r) / (1 - r)), 2.5)
+
+
 @dataclass(frozen=True)
 class Reference:
     """What a finished sketch says about the reference window."""
@@ -155,7 +183,7 @@ class ReferenceSketch:
             scale = 1.4826 * float(np.median(np.abs(pilot - level)))
             if scale == 0.0:  # discrete values: the median says nothing about spread
                 level, scale = float(pilot.mean()), float(pilot.std())
-            self.level0, self.scale0 = level, scale if scale > 0 else 1.0
+            self.level0, self.scale0 = level, (scale if scale > 0 else 1.0) * _pilot_widening(pilot)
         self._accumulate(pilot)
 
     def _accumulate(self, x: np.ndarray) -> None:

@@ -221,6 +221,22 @@ class LabelJoin:
         self._undrained = set()
         return written, consumed
 
+    # -- checkpoints ----------------------------------------------------------------------------
+    def early_labels(self, limit: int) -> list[list[Any]]:
+        """The newest ``limit`` labels waiting for their prediction, oldest first, JSON-ready:
+        a checkpoint keeps them, so a label applied before a crash still finds its prediction
+        after the restart (its own offset is behind the checkpoint and is not read again)."""
+        waiting = list(self._labels.values())[-limit:] if limit > 0 else []
+        return [[w.request_id, w.label, w.event_time, w.schema_version] for w in waiting]
+
+    def restore_early_labels(self, model_id: str, rows: list[list[Any]]) -> None:
+        """:meth:`early_labels`' rows back into the waiting labels (oldest first)."""
+        for request_id, label, event_time, schema_version in rows:
+            if request_id not in self._labels:
+                self._labels[str(request_id)] = LabelEvent(
+                    model_id, str(request_id), label, float(event_time), int(schema_version)
+                )
+
     @property
     def pending(self) -> tuple[int, int]:
         """(predictions waiting for a label, labels waiting for a prediction)."""

@@ -88,6 +88,11 @@ DetectorSpec = tuple[str, dict[str, Any]]  # (registry name, constructor params)
 CHECKPOINT_VERSION = 2
 
 
+#: Labels waiting for their prediction that a checkpoint keeps (the newest; usually a handful:
+#: a label overtakes its prediction only when the inference topic lags the label topic).
+EARLY_LABELS_KEPT = 5000
+
+
 @dataclass(frozen=True)
 class MonitorConfig:
     """What to watch and how.  Every field has a default fit for a first deployment."""
@@ -560,6 +565,7 @@ class ModelMonitor:
             "windows": {name: window.to_state() for name, window in self.windows.items()},
             "alarm_book": self.book.to_state(),
             "ranges": self.ranges.to_state(),
+            "early_labels": self.join.early_labels(EARLY_LABELS_KEPT),
         }
 
     def restore(self, saved: dict[str, Any]) -> None:
@@ -578,6 +584,7 @@ class ModelMonitor:
         self.book.restore(saved.get("alarm_book", {}))
         if "ranges" in saved:  # absent in older checkpoints: the ranges are learnt again
             self.ranges.restore(saved["ranges"])
+        self.join.restore_early_labels(self.model_id, saved.get("early_labels", []))
         self.versions.clear()
         for version, saved_signals in saved.get("versions", {}).items():
             self.version_signals(str(version)).restore(saved_signals)

@@ -192,7 +192,7 @@ class CUSUM(DriftDetector):
             self._baseline = {"rate": p0}
         else:
             std = ref.std if ref.std > 0 else 1.0
-            long_run = math.sqrt((1 + ref.rho) / (1 - ref.rho)) * _scale_margin(ref)
+            long_run = math.sqrt((1 + ref.rho) / (1 - ref.rho))
             points, weights = np.asarray(ref.points), np.asarray(ref.weights)
             y = _standardise(points, weights)
             for shift in self.shifts:
@@ -352,24 +352,6 @@ class CUSUM(DriftDetector):
     @classmethod
     def _unit_test_params(cls) -> dict[str, Any]:
         return {"shifts": (1.0,), "target_arl": 10_000.0, "reference_size": 200}
-
-
-def _scale_margin(ref: Reference) -> float:
-    """How much wider to take the level's long-run scale than its estimate, for the estimate's
-    own noise: one standard error of its log.
-
-    A CUSUM's false-alarm rate is exponential in its scale: one estimated 7% too narrow raises
-    about ten times the alarms a small shift's threshold was set for.  From a reference of ``n``
-    AR(1) values the log of the variance has a standard error of about
-    ``sqrt(2 (1 + rho^2) / (n (1 - rho^2)))`` and the log of the long-run factor
-    ``(1 + rho) / (1 - rho)`` about ``2 / sqrt(n (1 - rho^2))``; the scale's is half their root
-    sum of squares.  For 2,000 independent values that is 2%; for rho = 0.9, 7%.
-    """
-    n = max(ref.n, 2)
-    rho2 = min(ref.rho, 0.95) ** 2
-    var_se = math.sqrt(2 * (1 + rho2) / (n * (1 - rho2)))
-    factor_se = 2 / math.sqrt(n * (1 - rho2))
-    return math.exp(0.5 * math.hypot(var_se, factor_se))
 
 
 def _spread_margin(ref: Reference) -> float:

@@ -32,7 +32,8 @@ from learners.data import Dataset
 ALIASES = ("champion", "previous", "candidate")
 LOG_KEEP = 1000
 
-# KEYS: versions, names, aliases, log, registered ; ARGV: digest, metadata, model_id, entry
+# KEYS: versions, names, aliases, log (one model's: one Redis Cluster slot) ;
+# ARGV: digest, metadata, entry, keep
 _REGISTER = """
 local name = redis.call('HGET', KEYS[2], ARGV[1])
 if name then return {name, 0} end
@@ -40,9 +41,8 @@ local n = redis.call('HINCRBY', KEYS[3], 'sequence', 1)
 name = 'v' .. n
 redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
 redis.call('HSET', KEYS[2], name, ARGV[1], ARGV[1], name)
-redis.call('SADD', KEYS[5], ARGV[3])
-redis.call('LPUSH', KEYS[4], (string.gsub(ARGV[4], '@VERSION@', name)))
-redis.call('LTRIM', KEYS[4], 0, tonumber(ARGV[5]) - 1)
+redis.call('LPUSH', KEYS[4], (string.gsub(ARGV[3], '@VERSION@', name)))
+redis.call('LTRIM', KEYS[4], 0, tonumber(ARGV[4]) - 1)
 return {name, 1}
 """
 
@@ -139,9 +139,9 @@ class ModelRegistry:
     @classmethod
     def from_settings(cls, settings: Settings) -> ModelRegistry:
         """The registry the settings name: their Redis, their blob store."""
-        import redis
+        from contracts.redis_client import connect
 
-        client = redis.Redis.from_url(settings.redis_url)
+        client = connect(settings)
         blobs = blob_store_from_url(settings.blob_store, client, settings.key_prefix)
         return cls(client, RedisKeys(settings.key_prefix), blobs)
 
@@ -183,15 +183,17 @@ class ModelRegistry:
             "size_bytes": len(blob),
         }
         entry = self._entry("registered", digest=digest, version="@VERSION@", strategy=strategy)
+        # the set of registered models is a key of its own (another Cluster slot): added first,
+        # so a model is never registered without being listed (listed without versions is fine)
+        self.client.sadd(self.keys.registered_models(), model_id)
         self._register(
             keys=[
                 self._k(model_id, "versions"),
                 self._k(model_id, "version-names"),
                 self._k(model_id, "aliases"),
                 self._k(model_id, "registry-log"),
-                self.keys.registered_models(),
             ],
-            args=[digest, json.dumps(meta, separators=(",", ":")), model_id, entry, LOG_KEEP],
+            args=[digest, json.dumps(meta, separators=(",", ":")), entry, LOG_KEEP],
         )
         return self.get(model_id, digest)
 

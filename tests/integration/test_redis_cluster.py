@@ -184,3 +184,33 @@ async def test_the_worker_writes_each_model_in_its_own_slot_and_survives_sigkill
         assert calm[m]["counters"]["inferences"] == str(PER_MODEL), calm[m]
         assert calm[m]["1h"]["events"] == str(PER_MODEL), calm[m]
         assert killed[m] == calm[m], m
+
+
+def test_the_model_registry_registers_promotes_and_rolls_back_on_the_cluster(
+    settings, cluster, tmp_path
+):
+    """The registry's scripts touch one model's keys only (one slot); the set of registered
+    models is written on its own."""
+    from learners.adapters import LinearAdapter
+    from learners.blobstore import LocalBlobStore
+    from learners.registry import ModelRegistry, RegistryConflict
+
+    mine = dataclasses.replace(settings, redis_url=cluster, redis_cluster=True)
+    client = connect(mine)
+    registry = ModelRegistry(client, RedisKeys(mine.key_prefix), LocalBlobStore(tmp_path))
+    models = [f"reg-{i}" for i in range(6)]
+    for model in models:
+        a = registry.register(model, LinearAdapter(["x"], [1.0]))
+        b = registry.register(model, LinearAdapter(["x"], [2.0]))
+        assert (a.version, b.version) == ("v1", "v2")
+        registry.promote(model, "v1")
+        registry.promote(model, "v2", expected_champion=a.digest)
+        with pytest.raises(RegistryConflict):
+            registry.promote(model, "v1", expected_champion=a.digest)  # a stale learner
+        back = registry.rollback(model, reason="test")
+        assert back.generation == 3 and registry.champion(model).digest == a.digest
+    assert set(models) <= set(registry.models())
+    owners = {client.get_node_from_key(RedisKeys(mine.key_prefix).registry(m, "aliases")).port
+              for m in models}  # fmt: skip
+    assert len(owners) >= 2, "the models should spread over the nodes"
+    client.close()

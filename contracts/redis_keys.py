@@ -11,7 +11,9 @@ live in one Redis Cluster slot and can be written in one pipeline or transaction
 |                                      |      | out_of_range_rate, latency quantiles;          |
 |                                      |      | windows 1m, 1h, 1d; TTL twice the window       |
 | ``<p>:{<model>}:labelled``           | list | newest-first JSON labelled samples (capped)    |
-| ``<p>:{<model>}:counters``           | hash | inferences, labels, joined, alarms             |
+| ``<p>:{<model>}:counters``           | hash | inferences, labels, joined, alarms,            |
+|                                      |      | predictions_expired, labels_expired,           |
+|                                      |      | join_duplicates                                |
 | ``<p>:{<model>}:checkpoint``         | str  | JSON: every detector's state, the last offset  |
 |                                      |      | applied per topic-partition, counts            |
 | ``<p>:{<model>}:versions``           | hash | model registry: digest -> version metadata JSON|

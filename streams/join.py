@@ -130,6 +130,7 @@ class LabelJoin:
         self.expired_predictions = 0  # never labelled in time
         self.expired_labels = 0  # label whose prediction never came (or came too late)
         self.duplicates = 0
+        self._reported: dict[str, int] = {}  # what take_counts last handed out
         # request ids already joined (bounded like the rest): a late duplicate of either side
         # must not wait for, and join with, a redelivered copy of the other
         self._joined = SeenIds(ttl_s, max_pending)
@@ -236,6 +237,19 @@ class LabelJoin:
                 self._labels[str(request_id)] = LabelEvent(
                     model_id, str(request_id), label, float(event_time), int(schema_version)
                 )
+
+    def take_counts(self) -> dict[str, int]:
+        """What was expired or ignored since the last call (the worker adds it to the model's
+        counters in Redis): ``predictions_expired`` (no label within the TTL or the size cap),
+        ``labels_expired`` (their prediction never came), ``join_duplicates``."""
+        now = {
+            "predictions_expired": self.expired_predictions,
+            "labels_expired": self.expired_labels,
+            "join_duplicates": self.duplicates,
+        }
+        taken = {k: v - self._reported.get(k, 0) for k, v in now.items()}
+        self._reported = now
+        return {k: v for k, v in taken.items() if v}
 
     @property
     def pending(self) -> tuple[int, int]:

@@ -365,6 +365,8 @@ class MonitorRuntime:
             self.store.add_labelled(model_id, sample.to_dict())
         if out.labelled:
             self._count_model(model_id, "joined", len(out.labelled))
+        for name, n in monitor.join.take_counts().items():
+            self._count_model(model_id, name, n)
         for position, alarm in out.alarms:
             _, source, element, _ = fresh[position]
             where = ":".join(map(str, source.first_written))

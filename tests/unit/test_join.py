@@ -55,3 +55,19 @@ def test_a_duplicate_label_after_its_join_never_joins_again():
     assert join.add_label(label) is None  # the duplicate label ...
     assert join.add_prediction(prediction) is None  # ... and a redelivered prediction
     assert join.duplicates == 2 and join.pending == (0, 0)
+
+
+def test_expired_and_duplicate_entries_are_handed_out_once_for_the_counters():
+    join = LabelJoin(ttl_s=100, max_pending=1000)
+    join.add_prediction(InferenceEvent("m", "v1", "old", 0.0, {"x": 1.0}, 1))
+    join.add_label(LabelEvent("m", "orphan", 1, 5.0))
+    assert join.take_counts() == {}
+    p = InferenceEvent("m", "v1", "r1", 200.0, {"x": 1.0}, 1)  # 200 s later: both expire
+    join.add_prediction(p)
+    join.add_prediction(p)  # a redelivered copy
+    assert join.take_counts() == {
+        "predictions_expired": 1,
+        "labels_expired": 1,
+        "join_duplicates": 1,
+    }
+    assert join.take_counts() == {}  # handed out once

@@ -33,6 +33,7 @@ class ListSink:
         self.pending: dict = {}
         self.profiles: dict = {}
         self.series: list = []
+        self.model_counts: dict[str, Counter] = {}
 
     def add_series_point(self, model_id, point):
         self.series.append((model_id, point))
@@ -62,7 +63,7 @@ class ListSink:
         self.labelled.append(sample)
 
     def add_model_counts(self, model_id, counts):
-        pass
+        self.model_counts.setdefault(model_id, Counter()).update(counts)
 
     def add_counts(self, counts):
         self.counts.update(counts)
@@ -536,3 +537,19 @@ async def test_a_label_that_came_first_survives_a_crash_in_the_checkpoint():
     prediction = InferenceEvent("m", "v1", "r1", 11.0, {"x": 1.0}, 1).to_json()
     await after.handle_inference(prediction, Source("t.inferences", 0, 1))
     assert after.monitors["m"].counts["joined"] == 1
+
+
+async def test_expired_and_duplicate_join_entries_reach_the_model_counters():
+    runtime, _, sink = _runtime()
+    prediction = InferenceEvent("m", "v1", "r1", 10.0, {"x": 1.0}, 1).to_json()
+    await runtime.handle_inference(prediction, Source("t.inferences", 0, 0))
+    await runtime.handle_inference(prediction, Source("t.inferences", 0, 1))  # sent twice
+    await runtime.handle_label(
+        LabelEvent("m", "nobody", 1, 11.0).to_json(), Source("t.labels", 0, 0)
+    )
+    late = InferenceEvent("m", "v1", "r2", 10.0 + 2 * 86_400, {"x": 1.0}, 1).to_json()
+    await runtime.handle_inference(late, Source("t.inferences", 0, 2))  # two days on
+    assert await runtime.flush()
+    counts = sink.model_counts["m"]
+    assert counts["join_duplicates"] == 1
+    assert counts["predictions_expired"] == 1 and counts["labels_expired"] == 1

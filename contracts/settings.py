@@ -24,6 +24,8 @@
 |                            |                             | broker's timestamp is dead-lettered     |
 | ``DRIFTLINE_BATCH_MAX``    | ``500``                     | messages a worker takes from the stream |
 |                            |                             | and processes together                  |
+| ``DRIFTLINE_BATCH_EVENTS`` | ``20000``                   | events decoded and observed at once: a  |
+|                            |                             | batch of envelopes is cut into chunks   |
 | ``DRIFTLINE_BATCH_WAIT_S`` | ``0.05``                    | the longest it waits to fill a batch    |
 | ``DRIFTLINE_MAX_MODELS``   | ``10000``                   | monitors a worker keeps in memory; the  |
 |                            |                             | least recently seen is checkpointed and |
@@ -118,6 +120,7 @@ class Settings:
     join_memory: int = 1000  # waiting predictions per model kept in memory (all are in Redis)
     max_future_s: float = 3600.0  # how far an event_time may lie after the broker's timestamp
     batch_max: int = 500  # messages taken from the stream and processed together
+    batch_events: int = 20_000  # events decoded and observed at once (envelopes carry many)
     batch_wait_s: float = 0.05  # the longest a worker waits to fill a batch (alarm latency)
     max_models: int = 10_000  # monitors kept in memory (model ids come from untrusted input)
     max_message_bytes: int = 1_048_576  # larger messages are dead-lettered unread
@@ -158,6 +161,7 @@ class Settings:
             "DRIFTLINE_JOIN_MEMORY": str(self.join_memory),
             "DRIFTLINE_MAX_FUTURE_S": repr(self.max_future_s),
             "DRIFTLINE_BATCH_MAX": str(self.batch_max),
+            "DRIFTLINE_BATCH_EVENTS": str(self.batch_events),
             "DRIFTLINE_BATCH_WAIT_S": repr(self.batch_wait_s),
             "DRIFTLINE_MAX_MODELS": str(self.max_models),
             "DRIFTLINE_MAX_MESSAGE_BYTES": str(self.max_message_bytes),
@@ -187,6 +191,7 @@ class Settings:
             "join_memory": env.get("DRIFTLINE_JOIN_MEMORY", cls.join_memory),
             "max_future_s": env.get("DRIFTLINE_MAX_FUTURE_S", cls.max_future_s),
             "batch_max": env.get("DRIFTLINE_BATCH_MAX", cls.batch_max),
+            "batch_events": env.get("DRIFTLINE_BATCH_EVENTS", cls.batch_events),
             "batch_wait_s": env.get("DRIFTLINE_BATCH_WAIT_S", cls.batch_wait_s),
             "max_models": env.get("DRIFTLINE_MAX_MODELS", cls.max_models),
             "max_message_bytes": env.get("DRIFTLINE_MAX_MESSAGE_BYTES", cls.max_message_bytes),
@@ -216,6 +221,7 @@ class Settings:
         )
         for key, name in (
             ("batch_max", "DRIFTLINE_BATCH_MAX"),
+            ("batch_events", "DRIFTLINE_BATCH_EVENTS"),
             ("max_models", "DRIFTLINE_MAX_MODELS"),
             ("join_memory", "DRIFTLINE_JOIN_MEMORY"),
             ("max_message_bytes", "DRIFTLINE_MAX_MESSAGE_BYTES"),

@@ -56,6 +56,7 @@ LIMITS = {
     "max_models": int,
     "idle_evict_s": float,
     "batch_max": int,
+    "batch_events": int,
     "batch_wait_s": float,
     "max_message_bytes": int,
     "join_memory": int,

@@ -225,7 +225,12 @@ class MonitorRuntime:
         self, messages: Sequence[Message], kind: str, event_kind: str, observe: Callable
     ) -> None:
         by_model: dict[str, list[tuple[Any, Source, int | None, bytes | None]]] = {}
+        held = 0  # events decoded and not yet observed
         for raw, source in messages:
+            if held >= self.settings.batch_events:  # a chunk: memory stays bounded
+                for model_id, group in by_model.items():
+                    await self._observe(model_id, group, kind, observe)
+                by_model, held = {}, 0
             tp = (source.topic, source.partition)
             self.reached[tp] = max(source.offset, self.reached.get(tp, -1))
             decoded = await self._decode(raw, source, event_kind)
@@ -238,6 +243,7 @@ class MonitorRuntime:
             self._received.setdefault(model_id, set()).add(tp)
             for index, event in enumerate(decoded.events):
                 group.append((event, source, index if decoded.is_envelope else None, raw))
+            held += len(decoded.events)
         for model_id, group in by_model.items():
             await self._observe(model_id, group, kind, observe)
 

@@ -553,3 +553,46 @@ async def test_expired_and_duplicate_join_entries_reach_the_model_counters():
     counts = sink.model_counts["m"]
     assert counts["join_duplicates"] == 1
     assert counts["predictions_expired"] == 1 and counts["labels_expired"] == 1
+
+
+async def test_a_batch_of_envelopes_is_observed_in_chunks_with_the_same_outcome(monkeypatch):
+    """DRIFTLINE_BATCH_EVENTS: 500 envelopes of 10,000 events would be 5M events decoded at
+    once; chunks keep memory bounded and change nothing else."""
+    from contracts.envelopes import encode_envelope
+    from streams.monitor import ModelMonitor
+
+    def traffic():
+        return [
+            (
+                encode_envelope(
+                    [
+                        InferenceEvent(m, "v1", f"{m}-{e}-{i}", 10.0 + i, {"x": float(i % 7)}, 1)
+                        for i in range(50)
+                    ]
+                ),
+                Source("t.inferences", 0, e * 2 + j),
+            )
+            for e in range(6)
+            for j, m in enumerate(("a", "b"))
+        ]
+
+    sizes = []
+    real = ModelMonitor.observe_inferences
+
+    def recording(self, events):
+        sizes.append(len(events))
+        return real(self, events)
+
+    monkeypatch.setattr(ModelMonitor, "observe_inferences", recording)
+    whole = MonitorRuntime(Settings(topic_prefix="t"), ListPublisher(), ListSink())
+    await whole.handle_inferences(traffic())
+    assert sizes == [300, 300]  # one call per model
+    sizes.clear()
+    chunked = MonitorRuntime(
+        Settings(topic_prefix="t", batch_events=120), ListPublisher(), ListSink()
+    )
+    await chunked.handle_inferences(traffic())
+    assert max(sizes) <= 120 and sum(sizes) == 600
+    for model in ("a", "b"):
+        assert chunked.monitors[model].metrics() == whole.monitors[model].metrics()
+        assert chunked.monitors[model].positions == whole.monitors[model].positions

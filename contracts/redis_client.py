@@ -30,6 +30,13 @@ def connect(settings: Settings, **options: Any) -> redis.Redis | redis.RedisClus
 
 def connect_async(settings: Settings, **options: Any) -> aioredis.Redis | aioredis.RedisCluster:
     """An asyncio client for ``settings.redis_url`` (create it inside the running loop)."""
-    if settings.redis_cluster:
-        return aioredis.RedisCluster.from_url(settings.redis_url, **options)
-    return aioredis.Redis.from_url(settings.redis_url, **options)
+    return async_client(settings.redis_url, settings.redis_cluster, **options)
+
+
+def async_client(
+    url: str, cluster: bool = False, **options: Any
+) -> aioredis.Redis | aioredis.RedisCluster:
+    """:func:`connect_async` from a URL and the Cluster flag (for code handed those alone)."""
+    if cluster:
+        return aioredis.RedisCluster.from_url(url, **options)
+    return aioredis.Redis.from_url(url, **options)

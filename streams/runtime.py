@@ -228,8 +228,7 @@ class MonitorRuntime:
         held = 0  # events decoded and not yet observed
         for raw, source in messages:
             if held >= self.settings.batch_events:  # a chunk: memory stays bounded
-                for model_id, group in by_model.items():
-                    await self._observe(model_id, group, kind, observe)
+                await self._observe_all(by_model, kind, observe)
                 by_model, held = {}, 0
             tp = (source.topic, source.partition)
             self.reached[tp] = max(source.offset, self.reached.get(tp, -1))
@@ -244,6 +243,9 @@ class MonitorRuntime:
             for index, event in enumerate(decoded.events):
                 group.append((event, source, index if decoded.is_envelope else None, raw))
             held += len(decoded.events)
+        await self._observe_all(by_model, kind, observe)
+
+    async def _observe_all(self, by_model: dict[str, list], kind: str, observe: Callable) -> None:
         for model_id, group in by_model.items():
             await self._observe(model_id, group, kind, observe)
 

@@ -28,6 +28,7 @@ from redis import asyncio as aioredis
 from redis.exceptions import RedisError
 
 from contracts.events import LabelEvent
+from contracts.redis_client import async_client
 from contracts.redis_keys import RedisKeys
 from streams.join import StoredPrediction
 from streams.pending import PendingPredictions
@@ -85,10 +86,7 @@ class RedisStore:
     def client(self) -> aioredis.Redis:
         # Created lazily so the connection pool binds to the running event loop.
         if self._client is None:
-            if self.cluster:
-                self._client = aioredis.RedisCluster.from_url(self.redis_url)
-            else:
-                self._client = aioredis.Redis.from_url(self.redis_url)
+            self._client = async_client(self.redis_url, self.cluster)
         return self._client
 
     def add_metrics(self, model_id: str, windows: dict[str, dict[str, Any]]) -> None:

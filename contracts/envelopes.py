@@ -44,6 +44,7 @@ from contracts.events import (
     inference_from_object,
     label_from_object,
     load_message,
+    plain_inference,
 )
 
 MAX_EVENTS = 10_000
@@ -78,6 +79,10 @@ def encode_envelope(events: Sequence[InferenceEvent | LabelEvent]) -> bytes:
     return json.dumps(doc, separators=(",", ":"), allow_nan=False).encode()
 
 
+def _never_plain(element: dict[str, Any], given: tuple[str, int]) -> None:
+    return None
+
+
 def decode_message(raw: bytes | str | None, kind: str) -> Decoded:
     """A single event or an envelope of ``kind`` ("inference" or "label").
 
@@ -98,7 +103,11 @@ def decode_message(raw: bytes | str | None, kind: str) -> Decoded:
         raise InvalidEvent("invalid_envelope", "an envelope needs a 'schema_version'")
     decoded = Decoded(is_envelope=True)
     given = (model_id, obj["schema_version"])  # checked with the envelope (load_message)
+    plain = plain_inference if kind == "inference" else _never_plain
     for index, element in enumerate(elements):
+        if type(element) is dict and (event := plain(element, given)) is not None:
+            decoded.events.append(event)  # the usual element, checked in one pass
+            continue
         try:
             if (
                 type(element) is dict

@@ -284,6 +284,72 @@ def inference_from_object(obj: dict[str, Any], envelope: Envelope | None = None)
     )
 
 
+_PLAIN_NUMBER = frozenset({float, int})
+_OPTIONAL_NUMBER = frozenset({float, int, type(None)})
+_PLAIN_PREDICTION = frozenset({str, int, bool, float})
+
+
+def plain_inference(obj: dict[str, Any], envelope: Envelope) -> InferenceEvent | None:
+    """The usual envelope element (no ``task``, no ``probabilities``, float features), checked
+    in one pass; ``None`` for anything else, which :func:`inference_from_object` then accepts or
+    refuses with its reason.  For a decoded JSON element it accepts only what that function
+    accepts, and builds the same event (``tests/unit/test_events.py`` holds it to that).
+
+    >>> plain_inference({"request_id": "r1", "model_version": "v1", "event_time": 5.0,
+    ...                  "features": {"x": 1.5}, "prediction": 1}, ("m", 1)).features
+    {'x': 1.5}
+    >>> plain_inference({"request_id": " ", "model_version": "v1", "event_time": 5.0,
+    ...                  "features": {"x": 1.5}, "prediction": 1}, ("m", 1)) is None
+    True
+    """
+    get = obj.get
+    request_id, version, event_time = get("request_id"), get("model_version"), get("event_time")
+    features, prediction = get("features"), get("prediction")
+    score, latency = get("score"), get("latency_ms")
+    if (
+        type(request_id) is not str
+        or type(version) is not str
+        or type(event_time) not in _PLAIN_NUMBER
+        or type(features) is not dict
+        or type(prediction) not in _PLAIN_PREDICTION
+        or type(score) not in _OPTIONAL_NUMBER
+        or type(latency) not in _OPTIONAL_NUMBER
+        or "probabilities" in obj
+        or "task" in obj
+        or "model_id" in obj  # the envelope's, or a mismatch to report
+        or "schema_version" in obj
+        or not request_id
+        or request_id.isspace()
+        or not version
+        or version.isspace()
+        or not event_time >= 0  # also refuses NaN
+        or (latency is not None and not latency >= 0)
+        or not set(map(type, features.values())) <= _FLOAT_TYPE
+        # one sum is finite only if every term is (a finite overflow goes the long way)
+        or not math.isfinite(
+            sum(features.values())
+            + event_time
+            + (score or 0.0)
+            + (latency or 0.0)
+            + (prediction if type(prediction) is float else 0.0)
+        )
+    ):
+        return None
+    return InferenceEvent(
+        envelope[0],
+        version,
+        request_id,
+        float(event_time),
+        features,
+        prediction,
+        None if score is None else float(score),
+        None,
+        None if latency is None else float(latency),
+        envelope[1],
+        None,
+    )
+
+
 def decode_label(raw: bytes | str | None) -> LabelEvent:
     """Parse and validate one label event; raise :class:`InvalidEvent` otherwise."""
     return label_from_object(_load_object(raw))

@@ -42,6 +42,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from itertools import chain
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -78,24 +79,31 @@ def observe_inferences(monitor: ModelMonitor, events: Sequence[InferenceEvent]) 
             out.add(start, monitor.observe_inference(events[start]))
             start += 1
             continue
-        end, joined = start, None
+        join, end = monitor.join, start
         checked: dict[str, bool] = {}  # per version; nothing it depends on changes meanwhile
-        while end < n and joined is None:
+        while end < n:
             event = events[end]
             ok = checked.get(event.model_version)
             if ok is None:
                 ok = checked[event.model_version] = _batchable(monitor, event)
-            if not ok:
+            if not ok or join.label_waits(event.request_id):
                 break
-            joined = monitor.join.add_prediction(event)
             end += 1
-        _Segment(monitor, events, start, end).run(out)
-        if joined is not None:  # a label that came first: its outcome follows its prediction
+        if end > start:  # no label among them: their predictions wait, in one pass
+            segment = _Segment(monitor, events, start, end)
+            segment.run(out)
+            join.add_predictions(segment.events, segment.matrix)
+            start = end
+            continue
+        # a label that came first (or expired meanwhile): its outcome follows its prediction
+        joined = join.add_prediction(events[start])
+        _Segment(monitor, events, start, start + 1).run(out)
+        if joined is not None:
             outcome = MonitorOutput()
             monitor._observe_outcome(joined, outcome)
             outcome.alarms = monitor.publishable(outcome.alarms)
-            out.add(end - 1, outcome)
-        start = end
+            out.add(start, outcome)
+        start += 1
     return out
 
 
@@ -111,7 +119,8 @@ def _batchable(monitor: ModelMonitor, event: InferenceEvent) -> bool:
 
 
 class _Segment:
-    """Events ``start:end`` of a batch, every one of them batchable, none joining a label."""
+    """Events ``start:end`` of a batch, every one of them batchable, none joining a label
+    (or one event that does)."""
 
     def __init__(
         self, monitor: ModelMonitor, events: Sequence[InferenceEvent], start: int, end: int
@@ -121,6 +130,9 @@ class _Segment:
         self.start = start
         self.alarms: list[tuple[int, int, Alarm]] = []  # (position, feeding order, alarm)
         self.rank = 0
+        #: the feature values when every event has the same features in the same order: a row
+        #: per event, columns in that order (set by run)
+        self.matrix: np.ndarray | None = None
 
     def run(self, out: BatchOutput) -> None:
         monitor, events = self.monitor, self.events
@@ -129,13 +141,19 @@ class _Segment:
         times = [e.event_time for e in events]
         latencies = [e.latency_ms for e in events]
         layout = monitor.feature_order
-        incomplete = [any(name not in e.features for name in layout) for e in events]
         shared = tuple(events[0].features)
         matrix = None
         if all(tuple(e.features) == shared for e in events):  # one layout: one matrix
-            matrix = np.array([list(e.features.values()) for e in events], dtype=np.float64)
+            matrix = np.fromiter(
+                chain.from_iterable(e.features.values() for e in events),
+                dtype=np.float64,
+                count=len(events) * len(shared),
+            ).reshape(len(events), len(shared))
+            self.matrix = matrix
+            incomplete = [not set(layout).issubset(shared)] * len(events)
             checked, outside = monitor.ranges.check_matrix(shared, matrix)
         else:
+            incomplete = [any(name not in e.features for name in layout) for e in events]
             pairs = [monitor.ranges.check(e.features) for e in events]
             checked, outside = [c for c, _ in pairs], [o for _, o in pairs]
         for window in monitor.windows.values():

@@ -17,11 +17,15 @@ True
 
 from __future__ import annotations
 
+import sys
 from array import array
 from collections import OrderedDict
+from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import partial
 from typing import Any, NamedTuple
 
+import numpy as np
 import orjson
 
 from contracts.events import InferenceEvent, LabelEvent
@@ -51,9 +55,23 @@ class StoredPrediction(NamedTuple):
     names: tuple[str, ...]
     values: array
 
-    def to_json(self) -> bytes:
-        """Everything but the model and request ids (the backing store's key and field)."""
-        return orjson.dumps(
+    def to_bytes(self) -> bytes:
+        r"""Everything but the model and request ids (the backing store's key and field): a JSON
+        list of the other fields, a newline, then the feature values as little-endian float64
+        (formatting 20 floats as text cost more than the rest of the write).
+
+        >>> p = StoredPrediction(5.0, "m", "v1", "r1", 1, 0.9, None, None, 1, None, ("x",),
+        ...                      array("d", [0.5]))
+        >>> p.to_bytes()
+        b'[5.0,"v1",1,0.9,null,null,1,null,["x"]]\n\x00\x00\x00\x00\x00\x00\xe0?'
+        >>> StoredPrediction.from_bytes("m", "r1", p.to_bytes()) == p
+        True
+        """
+        values = self.values
+        if _BIG_ENDIAN:
+            values = array("d", values)
+            values.byteswap()
+        header = orjson.dumps(
             [
                 self.event_time,
                 self.model_version,
@@ -64,15 +82,30 @@ class StoredPrediction(NamedTuple):
                 self.schema_version,
                 self.task,
                 self.names,
-                self.values.tolist(),
             ]
         )
+        return header + b"\n" + values.tobytes()
 
     @classmethod
-    def from_json(cls, model_id: str, request_id: str, raw: bytes | str) -> StoredPrediction:
-        t, version, prediction, score, probabilities, latency, schema, task, names, values = (
-            orjson.loads(raw)
-        )
+    def from_bytes(cls, model_id: str, request_id: str, raw: bytes | str) -> StoredPrediction:
+        """:meth:`to_bytes` back; also reads the all-JSON form earlier releases wrote (a list
+        with the values last, no newline)."""
+        if isinstance(raw, str):
+            raw = raw.encode()
+        header, newline, packed = raw.partition(b"\n")
+        if newline:
+            values = array("d")
+            values.frombytes(packed)
+            if _BIG_ENDIAN:
+                values.byteswap()
+            t, version, prediction, score, probabilities, latency, schema, task, names = (
+                orjson.loads(header)
+            )
+        else:
+            t, version, prediction, score, probabilities, latency, schema, task, names, listed = (
+                orjson.loads(raw)
+            )
+            values = array("d", listed)
         return cls(
             float(t),
             model_id,
@@ -85,7 +118,7 @@ class StoredPrediction(NamedTuple):
             schema,
             task,
             tuple(names),
-            array("d", values),
+            values,
         )
 
     def event(self) -> InferenceEvent:
@@ -102,6 +135,10 @@ class StoredPrediction(NamedTuple):
             schema_version=self.schema_version,
             task=self.task,
         )
+
+
+_BIG_ENDIAN = sys.byteorder == "big"
+_new_stored = partial(tuple.__new__, StoredPrediction)  # skips NamedTuple's Python-level __new__
 
 
 class LabelJoin:
@@ -134,6 +171,9 @@ class LabelJoin:
         # request ids already joined (bounded like the rest): a late duplicate of either side
         # must not wait for, and join with, a redelivered copy of the other
         self._joined = SeenIds(ttl_s, max_pending)
+        # event time before which nothing waiting can have outlived the TTL (the oldest
+        # entries' time + TTL); -inf whenever an entry leaves or enters other than at the end
+        self._quiet_until = -float("inf")
 
     def _join(self, prediction: InferenceEvent, label: LabelEvent) -> JoinedOutcome:
         self._joined.add(prediction.request_id, max(prediction.event_time, label.event_time))
@@ -148,27 +188,84 @@ class LabelJoin:
             return None
         label = self._labels.pop(event.request_id, None)
         if label is not None:
+            self._quiet_until = -float("inf")
             return self._join(event, label)
         if event.request_id in self._predictions:
             self.duplicates += 1  # redelivery: keep the first
             return None
-        stored = self._predictions[event.request_id] = self._store(event)
+        self._keep(self._store(event))
+        return None
+
+    def label_waits(self, request_id: str) -> bool:
+        """Whether the label of this request came first and waits for its prediction."""
+        return request_id in self._labels
+
+    def add_predictions(
+        self, events: Sequence[InferenceEvent], values: np.ndarray | None = None
+    ) -> None:
+        """:meth:`add_prediction` on each event in order, where no event's label waits
+        (:meth:`label_waits`; the batch path ends a run of events before one whose label does).
+        ``values``: the events' feature values, a row each, in the order of their features
+        (the batch path's matrix, when every event has the same features in the same order)."""
+        joined, waiting = self._joined, self._predictions
+        rows, width = (values.tobytes(), values.shape[1] * 8) if values is not None else (b"", 0)
+        names = self._layout(events[0]) if values is not None and events else ()
+        for i, event in enumerate(events):
+            request_id = event.request_id
+            if request_id in joined or request_id in waiting:
+                self.duplicates += 1  # a redelivery (of a joined one): keep the first
+                continue
+            if values is None:
+                self._keep(self._store(event))
+                continue
+            features = array("d")
+            features.frombytes(rows[i * width : (i + 1) * width])
+            self._keep(
+                _new_stored(
+                    (
+                        event.event_time,
+                        event.model_id,
+                        event.model_version,
+                        request_id,
+                        event.prediction,
+                        event.score,
+                        event.probabilities,
+                        event.latency_ms,
+                        event.schema_version,
+                        event.task,
+                        names,
+                        features,
+                    )
+                )
+            )
+
+    def _keep(self, stored: StoredPrediction) -> None:
+        """A new waiting prediction: journal it, expire, spill the oldest beyond memory."""
+        self._predictions[stored.request_id] = stored
+        if len(self._predictions) == 1:
+            self._became_oldest(stored.event_time)
         if self.journal:
             self.written.append(stored)
-            self._undrained.add(event.request_id)
-        self._expire(event.event_time)
+            self._undrained.add(stored.request_id)
+        self._expire(stored.event_time)
         if self.memory is not None:  # the oldest stay in the backing store only ...
             while len(self._predictions) > self.memory:
                 if next(iter(self._predictions)) in self._undrained:
                     break  # ... once they are in it (drained to the store)
                 self._predictions.popitem(last=False)
-        return None
+                if self._predictions:
+                    first = self._predictions[next(iter(self._predictions))]
+                    self._became_oldest(first.event_time)
 
-    def _store(self, event: InferenceEvent) -> StoredPrediction:
+    def _layout(self, event: InferenceEvent) -> tuple[str, ...]:
+        """The event's feature names, as a tuple shared by every prediction with that layout."""
         names = tuple(event.features)
         names = self._layouts.setdefault(names, names)
         if len(self._layouts) > 1000:  # layouts churn (ever-new feature names): stop sharing
             self._layouts.clear()
+        return names
+
+    def _store(self, event: InferenceEvent) -> StoredPrediction:
         return StoredPrediction(
             event.event_time,
             event.model_id,
@@ -180,7 +277,7 @@ class LabelJoin:
             event.latency_ms,
             event.schema_version,
             event.task,
-            names,
+            self._layout(event),
             array("d", event.features.values()),
         )
 
@@ -190,11 +287,14 @@ class LabelJoin:
             return None
         stored = self._predictions.pop(label.request_id, None)
         if stored is not None:
+            self._quiet_until = -float("inf")
             return self._join(stored.event(), label)
         if label.request_id in self._labels:
             self.duplicates += 1
             return None
         self._labels[label.request_id] = label
+        if len(self._labels) == 1:
+            self._became_oldest(label.event_time)
         self._expire(label.event_time)
         return None
 
@@ -214,6 +314,7 @@ class LabelJoin:
                 continue
             self._predictions[stored.request_id] = stored
             self._predictions.move_to_end(stored.request_id, last=False)
+            self._quiet_until = -float("inf")
 
     def drain(self) -> tuple[list[StoredPrediction], list[tuple[str, float]]]:
         """The journal since the last drain: (predictions stored, predictions consumed)."""
@@ -237,6 +338,7 @@ class LabelJoin:
                 self._labels[str(request_id)] = LabelEvent(
                     model_id, str(request_id), label, float(event_time), int(schema_version)
                 )
+        self._quiet_until = -float("inf")
 
     def take_counts(self) -> dict[str, int]:
         """What was expired or ignored since the last call (the worker adds it to the model's
@@ -256,11 +358,21 @@ class LabelJoin:
         """(predictions waiting for a label, labels waiting for a prediction)."""
         return len(self._predictions), len(self._labels)
 
+    def _became_oldest(self, event_time: float) -> None:
+        self._quiet_until = min(self._quiet_until, event_time + self.ttl_s)
+
     def _expire(self, now: float) -> None:
-        horizon = now - self.ttl_s
-        self.expired_predictions += _trim(self._predictions, horizon, self.max_pending)
-        self.expired_labels += _trim(self._labels, horizon, self.max_pending)
         self._joined.expire(now)
+        predictions, labels, most = self._predictions, self._labels, self.max_pending
+        if now < self._quiet_until and len(predictions) <= most and len(labels) <= most:
+            return  # the usual case: the oldest entries are still within the TTL
+        horizon = now - self.ttl_s
+        self.expired_predictions += _trim(predictions, horizon, most)
+        self.expired_labels += _trim(labels, horizon, most)
+        oldest = [w[next(iter(w))].event_time for w in (predictions, labels) if w]
+        # the first entries change by a join or an adoption (which reset this), a trim (here),
+        # a spill to the backing store or an arrival in an empty map (_became_oldest)
+        self._quiet_until = min(oldest) + self.ttl_s if oldest else -float("inf")
 
 
 def _trim(waiting: OrderedDict, horizon: float, max_size: int) -> int:

@@ -56,7 +56,7 @@ class PendingPredictions:
     ) -> None:
         writes = self._writes[model_id]
         for stored in written:
-            writes[stored.request_id] = (self.bucket(stored.event_time), stored.to_json())
+            writes[stored.request_id] = (self.bucket(stored.event_time), stored.to_bytes())
         deletes = self._deletes[model_id]
         for request_id, event_time in consumed:
             if writes.pop(request_id, None) is None:  # written in an earlier flush
@@ -128,4 +128,4 @@ class PendingPredictions:
                 for request_id, raw in zip(ids, values, strict=True):
                     if raw is not None:
                         found.setdefault(request_id, raw)
-        return [StoredPrediction.from_json(model_id, rid, raw) for rid, raw in found.items()]
+        return [StoredPrediction.from_bytes(model_id, rid, raw) for rid, raw in found.items()]

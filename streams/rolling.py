@@ -52,7 +52,7 @@ def _latency_bin(ms: float) -> int:
     return min(b, _LAT_BINS - 1)
 
 
-def _latency_bins(latencies: Sequence[float | None]) -> list[int]:
+def _latency_bins(latencies: Sequence[float | None]) -> np.ndarray:
     """:func:`_latency_bin` of each latency, vectorised; -1 where there is none."""
     ms = np.array([-1.0 if v is None else v for v in latencies], dtype=np.float64)
     given = ms >= 0
@@ -61,7 +61,7 @@ def _latency_bins(latencies: Sequence[float | None]) -> list[int]:
     bins = np.minimum(raw.astype(np.int64), _LAT_BINS - 1)
     bins[ms <= _LAT_MIN_MS] = 0
     bins[~given] = -1
-    return bins.tolist()
+    return bins
 
 
 def _bin_value(b: int) -> float:
@@ -166,41 +166,37 @@ class WindowedMetrics:
         Equivalent to the one-by-one calls: an event is too late against the newest time seen
         *before* it, and buckets are filled oldest number first, so a ring slot ends up holding
         the newest bucket that maps to it, exactly as it would have."""
+        n = len(times)
+        if not n:
+            return
         bucket_s, n_buckets = self.bucket_s, self.n_buckets
-        newest, oldest = self.newest, self.oldest
-        newest_number = int(newest // bucket_s) if newest != -math.inf else 0
-        bins = _latency_bins(latencies)
-        filled: dict[int, tuple[list[int], dict[int, int]]] = {}
-        too_late = 0
-        flags = incomplete if incomplete is not None else [False] * len(times)
-        zeros = [0] * len(times)
-        checks = checked if checked is not None else zeros
-        outs = outside if outside is not None else zeros
-        for t, b, missing, c, o in zip(times, bins, flags, checks, outs, strict=True):
-            if t > newest:
-                newest = t
-                newest_number = int(t // bucket_s)
-            number = int(t // bucket_s)
-            if number <= newest_number - n_buckets:
-                too_late += 1
-                continue
-            if t < oldest:
-                oldest = t
-            entry = filled.get(number)
-            if entry is None:
-                entry = filled[number] = ([0, 0, 0, 0], {})
-            counts = entry[0]
-            counts[0] += 1
-            counts[1] += missing
-            counts[2] += c
-            counts[3] += o
-            if b >= 0:
-                hist = entry[1]
-                hist[b] = hist.get(b, 0) + 1
-        self.newest, self.oldest = newest, oldest
-        self.too_late += too_late
-        for number in sorted(filled):
-            (events, missing, c, o), hist = filled[number]
+        t = np.asarray(times, dtype=np.float64)
+        # the newest time seen up to and including each event
+        newest = np.maximum.accumulate(np.maximum(t, self.newest))
+        numbers = np.floor_divide(t, bucket_s).astype(np.int64)
+        kept = numbers > np.floor_divide(newest, bucket_s).astype(np.int64) - n_buckets
+        self.newest = float(newest[-1])
+        self.too_late += n - int(np.count_nonzero(kept))
+        if not kept.any():
+            return
+        self.oldest = min(self.oldest, float(t[kept].min()))
+        starts, slot = np.unique(numbers[kept], return_inverse=True)  # oldest number first
+        columns = [np.bincount(slot, minlength=len(starts)).tolist()]
+        for given in (incomplete, checked, outside):
+            if given is None:
+                columns.append([0] * len(starts))
+            else:
+                weights = np.asarray(given, dtype=np.int64)[kept]
+                columns.append(np.bincount(slot, weights, len(starts)).astype(np.int64).tolist())
+        bins = _latency_bins(latencies)[kept]
+        timed = bins >= 0
+        pairs, counts = np.unique(slot[timed] * _LAT_BINS + bins[timed], return_counts=True)
+        hists: list[dict[int, int]] = [{} for _ in starts]
+        for pair, count in zip(pairs.tolist(), counts.tolist(), strict=True):
+            hists[pair // _LAT_BINS][pair % _LAT_BINS] = count
+        for number, events, missing, c, o, hist in zip(
+            starts.tolist(), *columns, hists, strict=True
+        ):
             bucket = self._ring[number % n_buckets]
             if bucket.start != number:
                 bucket.clear(number)
@@ -209,8 +205,8 @@ class WindowedMetrics:
             bucket.checked += c
             bucket.outside += o
             latencies_of = bucket.latencies
-            for b, n in hist.items():
-                latencies_of[b] = latencies_of.get(b, 0) + n
+            for b, count in hist.items():
+                latencies_of[b] = latencies_of.get(b, 0) + count
 
     def add_outcome(
         self,

@@ -3,15 +3,22 @@
 from __future__ import annotations
 
 import json
+import math
+from unittest.mock import patch
 
 import pytest
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
 
+from contracts.envelopes import decode_message
 from contracts.events import (
     InferenceEvent,
     InvalidEvent,
     LabelEvent,
     decode_inference,
     decode_label,
+    inference_from_object,
+    plain_inference,
 )
 
 GOOD = {
@@ -116,3 +123,80 @@ def test_the_task_field_is_optional_and_validated():
     text = InferenceEvent("m", "v1", "r1", 1.0, {"x": 1.0}, "high", task="regression")
     with pytest.raises(InvalidEvent, match="'prediction' must be a number"):
         decode_inference(text.to_json())
+
+
+_ANY_VALUE = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(-3, 3),
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.sampled_from(["", " ", "v1", "r7", "\t"]),
+    st.dictionaries(st.sampled_from(["x", "y"]), st.floats(allow_infinity=True), max_size=2),
+    st.lists(st.integers(), max_size=1),
+)
+
+
+_FIELDS = ["request_id", "model_version", "event_time", "features", "prediction", "score",
+           "latency_ms", "task", "probabilities", "model_id", "schema_version"]  # fmt: skip
+_FIELD_VALUES = st.one_of(
+    _ANY_VALUE,
+    st.sampled_from(["m", "other", "regression", "binary", 1, 2, 1e308, -1.0, 1.7e9]),
+    st.dictionaries(
+        st.sampled_from(["a", "b"]),
+        st.one_of(st.floats(-1e308, 1e308), st.integers(-5, 5), _ANY_VALUE),
+        max_size=3,
+    ),
+)
+
+
+@st.composite
+def _elements(draw):
+    """A valid element with a few fields changed or removed."""
+    element = dict(_BASE)
+    element.update(draw(st.dictionaries(st.sampled_from(_FIELDS), _FIELD_VALUES, max_size=3)))
+    for name in draw(st.lists(st.sampled_from(_FIELDS), max_size=2)):
+        element.pop(name, None)
+    return element
+
+
+_BASE = {"request_id": "r1", "model_version": "v1", "event_time": 1.7e9,
+         "features": {"a": 0.5, "b": 1e307}, "prediction": 1, "score": 0.9, "latency_ms": 2.0}  # fmt: skip
+
+
+@settings(max_examples=600, deadline=None)
+@given(_elements())
+@example({**_BASE, "features": {"a": math.inf}})
+@example({**_BASE, "score": -math.inf})
+@example({**_BASE, "prediction": math.nan})
+@example({**_BASE, "features": {"a": 1e308, "b": 1e308}})  # finite, whose sum is not
+def test_the_fast_element_check_accepts_only_what_the_full_one_accepts(element):
+    """Envelopes check their usual elements in one pass (``plain_inference``): whatever it
+    accepts, the full validator accepts as the same event; it may pass on anything else.  And an
+    envelope decodes the same with and without the fast check."""
+    fast = plain_inference(element, ("m", 1))
+    try:
+        full = inference_from_object(element, ("m", 1))
+    except InvalidEvent:
+        assert fast is None
+    else:
+        assert fast is None or fast == full
+    raw = json.dumps({"schema_version": 1, "model_id": "m", "events": [element]}).encode()
+    try:
+        quick = decode_message(raw, "inference")
+    except InvalidEvent as exc:  # NaN or Infinity in the text: the message as a whole
+        assert exc.reason in ("non_finite_number", "invalid_json")
+        return
+    with patch("contracts.envelopes.plain_inference", lambda element, given: None):
+        slow = decode_message(raw, "inference")
+    assert quick.events == slow.events
+    assert [(i, e.reason) for i, _, e in quick.rejected] == [
+        (i, e.reason) for i, _, e in slow.rejected
+    ]
+
+
+def test_the_fast_element_check_takes_the_usual_element():
+    element = {"request_id": "r1", "model_version": "v1", "event_time": 1.7e9,
+               "features": {"a": 0.5, "b": -2.0}, "prediction": "yes", "score": 0.8,
+               "latency_ms": 3.0}  # fmt: skip
+    assert plain_inference(element, ("m", 1)) == inference_from_object(element, ("m", 1))
+    assert plain_inference({**element, "features": {"a": 1}}, ("m", 1)) is None  # an int: long way

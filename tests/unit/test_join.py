@@ -1,7 +1,11 @@
 from __future__ import annotations
 
+import numpy as np
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from contracts.events import InferenceEvent, LabelEvent
-from streams.join import LabelJoin
+from streams.join import LabelJoin, StoredPrediction
 
 
 def _p(rid: str, t: float) -> InferenceEvent:
@@ -71,3 +75,85 @@ def test_expired_and_duplicate_entries_are_handed_out_once_for_the_counters():
         "join_duplicates": 1,
     }
     assert join.take_counts() == {}  # handed out once
+
+
+class _AlwaysTrims(LabelJoin):
+    """The join without its shortcut: every arrival scans the oldest entries."""
+
+    def _expire(self, now: float) -> None:
+        self._quiet_until = -float("inf")
+        super()._expire(now)
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    st.lists(
+        st.tuples(
+            st.sampled_from(["p", "l"]),
+            st.integers(0, 30),  # request id
+            st.floats(0, 400, allow_nan=False),  # event time: out of order, often past the TTL
+        ),
+        max_size=120,
+    ),
+    st.sampled_from([None, 0, 3]),
+)
+def test_skipping_the_expiry_scan_never_changes_what_expires(steps, memory):
+    """The join skips its expiry scan while the oldest entries are within the TTL: the
+    outcomes, the waiting entries and every count equal a join that scans at each arrival."""
+    fast = LabelJoin(ttl_s=100, max_pending=8, memory=memory, journal=memory is not None)
+    slow = _AlwaysTrims(ttl_s=100, max_pending=8, memory=memory, journal=memory is not None)
+    for step, (kind, rid, t) in enumerate(steps):
+        request = f"r{rid}"
+        if kind == "p":
+            event = InferenceEvent("m", "v1", request, t, {"x": 1.0}, 1)
+            results = [j.add_prediction(event) for j in (fast, slow)]
+        else:
+            label = LabelEvent("m", request, 1, t)
+            results = [j.add_label(label) for j in (fast, slow)]
+        assert results[0] == results[1]
+        assert list(fast._predictions) == list(slow._predictions)
+        assert list(fast._labels) == list(slow._labels)
+        assert fast.take_counts() == slow.take_counts()
+        if memory is not None and step % 5 == 4:  # a flush: spilled entries may leave memory
+            fast.drain(), slow.drain()
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    st.lists(st.tuples(st.integers(0, 40), st.floats(0, 400, allow_nan=False)), max_size=80),
+    st.sampled_from([None, 0, 5]),
+    st.booleans(),
+)
+def test_a_run_of_predictions_waits_as_one_by_one(steps, memory, as_matrix):
+    """add_predictions (the batch path, with or without its feature matrix) leaves the join as
+    add_prediction on each event does: duplicates, expiry, journal and memory spill alike."""
+    journal = memory is not None
+    one = LabelJoin(ttl_s=100, max_pending=12, memory=memory, journal=journal)
+    many = LabelJoin(ttl_s=100, max_pending=12, memory=memory, journal=journal)
+    for join in (one, many):  # a label that never finds its prediction here
+        join.add_label(LabelEvent("m", "elsewhere", 1, 0.0))
+        join._joined.add("r3", 0.0)  # and one request that has joined already
+    events = [
+        InferenceEvent("m", "v1", f"r{rid}", t, {"a": t, "b": -t}, 1, score=0.5) for rid, t in steps
+    ]
+    for start in range(0, len(events), 16):
+        part = events[start : start + 16]
+        for event in part:
+            assert one.add_prediction(event) is None
+        matrix = np.array([[e.features["a"], e.features["b"]] for e in part]).reshape(-1, 2)
+        many.add_predictions(part, matrix if as_matrix else None)
+        assert list(many._predictions.items()) == list(one._predictions.items())
+        assert many.drain() == one.drain()
+    assert many.take_counts() == one.take_counts()
+    assert list(many._labels) == list(one._labels)
+
+
+def test_waiting_predictions_written_by_earlier_releases_still_load():
+    """Redis may hold waiting predictions in the all-JSON form of earlier releases for a day
+    after an upgrade: they load as they did."""
+    old = b'[5.0,"v1",1,0.9,null,12.5,1,null,["x","y"],[0.5,-2.0]]'
+    stored = StoredPrediction.from_bytes("m", "r1", old)
+    assert stored.event() == InferenceEvent(
+        "m", "v1", "r1", 5.0, {"x": 0.5, "y": -2.0}, 1, score=0.9, latency_ms=12.5
+    )
+    assert StoredPrediction.from_bytes("m", "r1", stored.to_bytes()) == stored

@@ -1,7 +1,11 @@
 from __future__ import annotations
 
+from itertools import pairwise
+
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from streams.rolling import WindowedMetrics
 
@@ -203,3 +207,35 @@ def test_missing_rate_counts_inferences_without_a_feature_of_the_layout():
     batched.observe_inferences(events)
     assert one.metrics()["1h"]["missing_rate"] == pytest.approx(0.1)
     assert batched.metrics()["1h"]["missing_rate"] == pytest.approx(0.1)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(
+        st.tuples(
+            st.floats(0, 400),  # out of order, often too late for a 60 s window
+            st.one_of(st.none(), st.floats(0, 1e5)),
+            st.booleans(),
+            st.integers(0, 20),  # feature values checked; a quarter of them out of range
+        ),
+        max_size=60,
+    ),
+    st.integers(0, 3),
+)
+def test_a_batch_of_inferences_fills_the_window_as_one_by_one(rows, batches):
+    """add_inferences (numpy, the worker's batches) = add_inference on each event in order."""
+    one, many = WindowedMetrics(60, 5), WindowedMetrics(60, 5)
+    for t, latency, missing, checked in rows:
+        one.add_inference(t, latency, missing, (checked, checked // 4))
+    cut = sorted({0, len(rows), *(len(rows) * k // (batches + 1) for k in range(1, batches + 1))})
+    for a, b in pairwise(cut):
+        part = rows[a:b]
+        many.add_inferences(
+            [r[0] for r in part],
+            [r[1] for r in part],
+            [r[2] for r in part],
+            [r[3] for r in part],
+            [r[3] // 4 for r in part],
+        )
+    assert many.to_state() == one.to_state()
+    assert many.too_late == one.too_late

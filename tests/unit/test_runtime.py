@@ -44,14 +44,14 @@ class ListSink:
     def add_pending(self, model_id, written, consumed):
         waiting = self.pending.setdefault(model_id, {})
         for stored in written:
-            waiting[stored.request_id] = stored.to_json()  # as Redis would keep it
+            waiting[stored.request_id] = stored.to_bytes()  # as Redis would keep it
         for request_id, _ in consumed:
             waiting.pop(request_id, None)
 
     async def load_pending(self, model_id, labels):
         waiting = self.pending.get(model_id, {})
         return [
-            StoredPrediction.from_json(model_id, lab.request_id, waiting[lab.request_id])
+            StoredPrediction.from_bytes(model_id, lab.request_id, waiting[lab.request_id])
             for lab in labels
             if lab.request_id in waiting
         ]

@@ -207,37 +207,57 @@ class LabelJoin:
         (:meth:`label_waits`; the batch path ends a run of events before one whose label does).
         ``values``: the events' feature values, a row each, in the order of their features
         (the batch path's matrix, when every event has the same features in the same order)."""
-        joined, waiting = self._joined, self._predictions
-        rows, width = (values.tobytes(), values.shape[1] * 8) if values is not None else (b"", 0)
-        names = self._layout(events[0]) if values is not None and events else ()
-        for i, event in enumerate(events):
+        if values is None:
+            for event in events:
+                if event.request_id in self._joined or event.request_id in self._predictions:
+                    self.duplicates += 1  # a redelivery (of a joined one): keep the first
+                else:
+                    self._keep(self._store(event))
+            return
+        joined, waiting, labels, most = (
+            self._joined,
+            self._predictions,
+            self._labels,
+            self.max_pending,
+        )
+        written = self.written if self.journal else None
+        rows, width = values.tobytes(), values.shape[1] * 8
+        names = self._layout(events[0]) if events else ()
+        for i, event in enumerate(events):  # _keep, inlined: this loop runs for every event
             request_id = event.request_id
             if request_id in joined or request_id in waiting:
-                self.duplicates += 1  # a redelivery (of a joined one): keep the first
-                continue
-            if values is None:
-                self._keep(self._store(event))
+                self.duplicates += 1
                 continue
             features = array("d")
             features.frombytes(rows[i * width : (i + 1) * width])
-            self._keep(
-                _new_stored(
-                    (
-                        event.event_time,
-                        event.model_id,
-                        event.model_version,
-                        request_id,
-                        event.prediction,
-                        event.score,
-                        event.probabilities,
-                        event.latency_ms,
-                        event.schema_version,
-                        event.task,
-                        names,
-                        features,
-                    )
+            now = event.event_time
+            stored = waiting[request_id] = _new_stored(
+                (
+                    now,
+                    event.model_id,
+                    event.model_version,
+                    request_id,
+                    event.prediction,
+                    event.score,
+                    event.probabilities,
+                    event.latency_ms,
+                    event.schema_version,
+                    event.task,
+                    names,
+                    features,
                 )
             )
+            if len(waiting) == 1:
+                self._became_oldest(now)
+            if written is not None:
+                written.append(stored)
+                self._undrained.add(request_id)
+            if now >= self._quiet_until or len(waiting) > most or len(labels) > most:
+                self._expire(now)
+            else:
+                joined.expire(now)
+            if self.memory is not None and len(waiting) > self.memory:
+                self._spill()
 
     def _keep(self, stored: StoredPrediction) -> None:
         """A new waiting prediction: journal it, expire, spill the oldest beyond memory."""
@@ -248,14 +268,19 @@ class LabelJoin:
             self.written.append(stored)
             self._undrained.add(stored.request_id)
         self._expire(stored.event_time)
-        if self.memory is not None:  # the oldest stay in the backing store only ...
-            while len(self._predictions) > self.memory:
-                if next(iter(self._predictions)) in self._undrained:
-                    break  # ... once they are in it (drained to the store)
-                self._predictions.popitem(last=False)
-                if self._predictions:
-                    first = self._predictions[next(iter(self._predictions))]
-                    self._became_oldest(first.event_time)
+        if self.memory is not None:
+            self._spill()
+
+    def _spill(self) -> None:
+        """Beyond ``memory``, the oldest waiting predictions stay in the backing store only,
+        once they are in it (drained to the store)."""
+        while len(self._predictions) > self.memory:
+            if next(iter(self._predictions)) in self._undrained:
+                break
+            self._predictions.popitem(last=False)
+            if self._predictions:
+                first = self._predictions[next(iter(self._predictions))]
+                self._became_oldest(first.event_time)
 
     def _layout(self, event: InferenceEvent) -> tuple[str, ...]:
         """The event's feature names, as a tuple shared by every prediction with that layout."""

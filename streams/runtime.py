@@ -23,9 +23,11 @@ import asyncio
 import logging
 import math
 import time
+from bisect import bisect_right
 from collections import Counter
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
+from itertools import accumulate
 from typing import Any, Protocol
 
 from contracts.alarms import (
@@ -224,7 +226,7 @@ class MonitorRuntime:
     async def _handle_batch(
         self, messages: Sequence[Message], kind: str, event_kind: str, observe: Callable
     ) -> None:
-        by_model: dict[str, list[tuple[Any, Source, int | None, bytes | None]]] = {}
+        by_model: dict[str, list[_Part]] = {}
         held = 0  # events decoded and not yet observed
         for raw, source in messages:
             if held >= self.settings.batch_events:  # a chunk: memory stays bounded
@@ -238,10 +240,9 @@ class MonitorRuntime:
             model_id = decoded.events[0].model_id
             if await self._forwarded(model_id, raw, source, kind):
                 continue
-            group = by_model.setdefault(model_id, [])
             self._received.setdefault(model_id, set()).add(tp)
-            for index, event in enumerate(decoded.events):
-                group.append((event, source, index if decoded.is_envelope else None, raw))
+            elements = range(len(decoded.events)) if decoded.is_envelope else None
+            by_model.setdefault(model_id, []).append(_Part(decoded.events, source, elements, raw))
             held += len(decoded.events)
         await self._observe_all(by_model, kind, observe)
 
@@ -320,34 +321,35 @@ class MonitorRuntime:
         clocks, observe the rest together, publish what they caused."""
         monitor = await self.monitor(model_id)
         applied = monitor.positions
-        fresh, refused, reached = [], [], {}
-        for item in group:
-            event, source, element, raw = item
-            topic, partition, offset = source.first_written
+        parts: list[_Part] = []  # what is fresh, message by message
+        refused: list[tuple[_Part, InvalidEvent]] = []
+        reached: dict[str, int] = {}
+        for part in group:
+            topic, partition, offset = part.source.first_written
             position = f"{topic}:{partition}"
             if offset <= applied.get(position, -1):
-                self._count(f"{kind}.redelivered")
+                self._count(f"{kind}.redelivered", len(part.events))
                 continue
             reached[position] = max(offset, reached.get(position, -1))
-            try:
-                self._check_clock(event, source)
-            except InvalidEvent as exc:
-                refused.append((item, exc))
-                continue
-            fresh.append(item)
-        for (event, source, element, raw), exc in refused:
-            bad = _event_bytes(raw, event, element)
-            await self._deadletter(bad, source, exc.reason, exc.detail, element)
+            part, bad = self._clock_checked(part)
+            refused += bad
+            if part.events:
+                parts.append(part)
+        for part, exc in refused:
+            element = part.elements[0] if part.elements is not None else None
+            bad_bytes = _event_bytes(part.raw, part.events[0], element)
+            await self._deadletter(bad_bytes, part.source, exc.reason, exc.detail, element)
+        fresh = [event for part in parts for event in part.events]
         if kind == "labels" and monitor.join.journal:
-            missing = monitor.join.missing([event for event, *_ in fresh])
+            missing = monitor.join.missing(fresh)
             if missing:  # waiting in Redis: after a restart, or older than the memory holds
                 monitor.join.adopt(await self.store.load_pending(model_id, missing))
         # From here to the positions' update nothing awaits: a flush (and the checkpoint it
         # writes) sees either none of this batch's effects or all of them with its positions.
         try:
-            out = observe(monitor, [event for event, *_ in fresh]) if fresh else None
+            out = observe(monitor, fresh) if fresh else None
         except Exception as exc:  # a bug must not stop the stream: keep the events, say why
-            first = fresh[0][1]
+            first = parts[0].source
             log.exception(
                 "processing failed for %d events of %s from %s[%d]@%d",
                 len(fresh),
@@ -356,10 +358,14 @@ class MonitorRuntime:
                 first.partition,
                 first.offset,
             )
-            for event, source, element, raw in fresh:
-                detail = f"{type(exc).__name__}: {exc}"
-                bad = _event_bytes(raw, event, element)
-                await self._deadletter(bad, source, PROCESSING_ERROR, detail, element)
+            detail = f"{type(exc).__name__}: {exc}"
+            for part in parts:
+                for j, event in enumerate(part.events):
+                    element = part.elements[j] if part.elements is not None else None
+                    bad_bytes = _event_bytes(part.raw, event, element)
+                    await self._deadletter(
+                        bad_bytes, part.source, PROCESSING_ERROR, detail, element
+                    )
             return
         finally:
             for position, offset in reached.items():
@@ -375,8 +381,11 @@ class MonitorRuntime:
             self._count_model(model_id, "joined", len(out.labelled))
         for name, n in monitor.join.take_counts().items():
             self._count_model(model_id, name, n)
+        starts = list(accumulate((len(part.events) for part in parts), initial=0))
         for position, alarm in out.alarms:
-            _, source, element, _ = fresh[position]
+            k = bisect_right(starts, position) - 1
+            source, elements = parts[k].source, parts[k].elements
+            element = elements[position - starts[k]] if elements is not None else None
             where = ":".join(map(str, source.first_written))
             if element is not None:
                 where += f":{element}"
@@ -399,6 +408,27 @@ class MonitorRuntime:
             )
             self._count("alarms.resolved")
             self._count_model(model_id, "alarms_resolved")
+
+    def _clock_checked(self, part: _Part) -> tuple[_Part, list[tuple[_Part, InvalidEvent]]]:
+        """The message's events whose clocks are sane, and each refused one on its own."""
+        source = part.source
+        limit = self.settings.max_future_s
+        if source.timestamp is None or max(e.event_time for e in part.events) <= (
+            source.timestamp + limit
+        ):
+            return part, []  # the usual case, decided at once
+        kept, kept_elements, refused = [], [], []
+        for j, event in enumerate(part.events):
+            element = part.elements[j] if part.elements is not None else None
+            try:
+                self._check_clock(event, source)
+            except InvalidEvent as exc:
+                refused.append((_Part([event], source, _one(element), part.raw), exc))
+                continue
+            kept.append(event)
+            kept_elements.append(element)
+        elements = kept_elements if part.elements is not None else None
+        return _Part(kept, source, elements, part.raw), refused
 
     def _check_clock(self, event, source: Source) -> None:
         """An event stamped far after the broker received it (milliseconds sent as seconds, a
@@ -579,6 +609,21 @@ def series_point(
         "m": metrics,
         "r": {f"{s}/{d}": [round(stat, 6), round(thr, 6)] for s, d, stat, thr in readings},
     }
+
+
+@dataclass(slots=True)
+class _Part:
+    """A message's events for one model: ``elements``, their indices in an envelope (``None``
+    for a single-event message)."""
+
+    events: list[Any]
+    source: Source
+    elements: Sequence[int] | None
+    raw: bytes | None
+
+
+def _one(element: int | None) -> list[int] | None:
+    return None if element is None else [element]
 
 
 def _event_bytes(raw: bytes | None, event, element: int | None) -> bytes | None:

@@ -596,3 +596,50 @@ async def test_a_batch_of_envelopes_is_observed_in_chunks_with_the_same_outcome(
     for model in ("a", "b"):
         assert chunked.monitors[model].metrics() == whole.monitors[model].metrics()
         assert chunked.monitors[model].positions == whole.monitors[model].positions
+
+
+async def test_alarms_and_refusals_in_envelopes_name_the_element_behind_them(monkeypatch):
+    """Inside an envelope, an event with an absurd clock is dead-lettered with its index and the
+    rest observed; each alarm's id names the envelope and the element whose value raised it;
+    an error while observing dead-letters every element of the batch with its own index."""
+    import random
+
+    from contracts.alarms import alarm_id, decode_alarm
+    from contracts.envelopes import encode_envelope
+
+    runtime, publisher, _ = _runtime()
+    rng = random.Random(2)
+    now = 1_700_000_000.0
+    where: dict[float, str] = {}  # event time -> "topic:partition:offset:element"
+    for offset in range(80):
+        events = []
+        for element in range(40):
+            i = offset * 40 + element
+            t = now + i if (offset, element) != (70, 5) else now * 1000  # one in milliseconds
+            x = rng.gauss(0.0 if i < 2600 else 4.0, 1.0)
+            events.append(InferenceEvent("m", "v1", f"r{i}", t, {"x": x}, 1, score=0.9))
+            where[t] = f"t.inferences:0:{offset}:{element}"
+        source = Source("t.inferences", 0, offset, b"m", timestamp=now + offset * 40 + 40)
+        await runtime.handle_inferences([(encode_envelope(events), source)])
+    alarms = [v for topic, _, v, _ in publisher.sent if topic == "t.alarms"]
+    assert alarms, "the shifted feature raised no alarm"
+    for raw in alarms:
+        alarm = decode_alarm(raw)
+        assert json.loads(raw)["id"] == alarm_id(alarm, where[alarm.event_time])
+    dead = [read_headers(h) for t, _, _, h in publisher.sent if t == "t.deadletter"]
+    found = [(d["driftline.source.offset"], d["driftline.envelope.index"]) for d in dead]
+    assert found == [("70", "5")]
+    assert runtime.counts["inferences.processed"] == 80 * 40 - 1
+
+    def boom(monitor, events):
+        raise RuntimeError("bug in a detector")
+
+    monkeypatch.setattr("streams.monitor.ModelMonitor.observe_inferences", boom)
+    two = [InferenceEvent("m", "v1", f"s{i}", now + 4000 + i, {"x": 0.0}, 1) for i in range(2)]
+    source = Source("t.inferences", 0, 80, b"m", timestamp=now + 5000)
+    await runtime.handle_inferences([(encode_envelope(two), source)])
+    dead = [read_headers(h) for t, _, _, h in publisher.sent if t == "t.deadletter"][1:]
+    assert [(d["driftline.reason"], d["driftline.envelope.index"]) for d in dead] == [
+        ("processing_error", "0"),
+        ("processing_error", "1"),
+    ]

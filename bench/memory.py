@@ -6,8 +6,10 @@ Each model gets ``--events`` inferences (past the 2,000-value reference, so ever
 calibrated) through the batch path, in batches of 500, configured as the worker runs them.  Two
 label regimes, each in a fresh process: labels arrive 100 events after their predictions (the
 join holds about 100 waiting predictions per model), and no labels at all (every prediction
-waits: in the worker only the ``DRIFTLINE_JOIN_MEMORY`` (1,000) most recent stay in memory once
-the journal is drained to Redis; here the journal is drained after each batch as a flush would).
+waits: in the worker only the ``DRIFTLINE_JOIN_MEMORY`` (250) most recent stay in memory once
+the journal is drained to Redis; here the journal is drained after each batch as a flush would,
+and a label whose prediction has left memory gets it back from a stand-in for Redis, as in the
+worker).
 Reported: the process's RSS growth over the same process with the monitors' code imported,
 in total and per model; and a checkpoint's size.
 """
@@ -48,16 +50,27 @@ for m in range(n_models):
                        score=0.8, latency_ms=10.0)
         for i, row in enumerate(x)
     ]
+    in_redis = {}  # what the worker's flushes wrote to Redis (this model's, gone after it)
+
+    def flush():
+        written, consumed = monitor.join.drain()
+        in_redis.update((p.request_id, p) for p in written)
+        for request_id, _ in consumed:
+            in_redis.pop(request_id, None)
+
     for start in range(0, n_events, 500):
         monitor.observe_inferences(events[start : start + 500])
-        monitor.join.drain()  # what the worker's flush hands to Redis
+        flush()
         if labels:
             done = events[max(0, start - 100) : max(0, start + 400)]
-            monitor.observe_labels(
-                [LabelEvent(e.model_id, e.request_id, e.prediction, e.event_time + 1) for e in done]
-            )
+            batch = [LabelEvent(e.model_id, e.request_id, e.prediction, e.event_time + 1) for e in done]
+            # as the worker does: a label whose prediction left memory finds it in Redis
+            missing = monitor.join.missing(batch)
+            monitor.join.adopt([in_redis[lab.request_id] for lab in missing if lab.request_id in in_redis])
+            monitor.observe_labels(batch)
+            flush()
     monitors.append(monitor)
-    del events, x
+    del events, x, in_redis
 gc.collect()
 grown = rss() - base
 print(json.dumps({

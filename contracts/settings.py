@@ -18,7 +18,7 @@
 |                            |                             | counts as uncertain                     |
 | ``DRIFTLINE_JOIN_TTL_S``   | ``86400``                   | how long (event time) a prediction waits|
 |                            |                             | for its label                           |
-| ``DRIFTLINE_JOIN_MEMORY``  | ``1000``                    | waiting predictions per model kept in   |
+| ``DRIFTLINE_JOIN_MEMORY``  | ``250``                     | waiting predictions per model kept in   |
 |                            |                             | memory (all wait in Redis)              |
 | ``DRIFTLINE_MAX_FUTURE_S`` | ``3600``                    | an event stamped further after the      |
 |                            |                             | broker's timestamp is dead-lettered     |
@@ -117,7 +117,7 @@ class Settings:
     latency_slo_ms: float = 250.0
     low_confidence: float = 0.6
     join_ttl_s: float = 86_400.0  # how long a prediction waits for its label (event time)
-    join_memory: int = 1000  # waiting predictions per model kept in memory (all are in Redis)
+    join_memory: int = 250  # waiting predictions per model kept in memory (all are in Redis)
     max_future_s: float = 3600.0  # how far an event_time may lie after the broker's timestamp
     batch_max: int = 500  # messages taken from the stream and processed together
     batch_events: int = 20_000  # events decoded and observed at once (envelopes carry many)

@@ -346,6 +346,8 @@ class LabelJoin:
         written, consumed = self.written, self.consumed
         self.written, self.consumed = [], []
         self._undrained = set()
+        if self.memory is not None:  # in the store now: the oldest may leave memory at once
+            self._spill()
         return written, consumed
 
     # -- checkpoints ----------------------------------------------------------------------------

@@ -150,12 +150,26 @@ def metrics(
         console.print_json(json.dumps(found))
         return
     for name, row in found.items():
+        features = row.pop("feature_stats", "")
         table = Table(title=f"{model} [{name}]")
         table.add_column("metric")
         table.add_column("value", justify="right")
         for k in sorted(row):
             table.add_row(k, row[k] or "-")
         console.print(table)
+        if features:
+            console.print(_feature_table(f"{model} [{name}] features", json.loads(features)))
+
+
+def _feature_table(title: str, stats: dict[str, dict[str, float | None]]) -> Table:
+    table = Table(title=title)
+    table.add_column("feature")
+    for column in ("n", "mean", "std", "min", "max"):
+        table.add_column(column, justify="right")
+    for feature, row in sorted(stats.items()):
+        cells = [row.get(c) for c in ("n", "mean", "std", "min", "max")]
+        table.add_row(feature, *("-" if v is None else f"{v:.6g}" for v in cells))
+    return table
 
 
 # -- reference profiles -------------------------------------------------------------------------

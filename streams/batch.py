@@ -152,10 +152,15 @@ class _Segment:
             self.matrix = matrix
             incomplete = [not set(layout).issubset(shared)] * len(events)
             checked, outside = monitor.ranges.check_matrix(shared, matrix)
+            for stats in monitor.feature_stats.values():
+                stats.add(times, shared, matrix)
         else:
             incomplete = [any(name not in e.features for name in layout) for e in events]
             pairs = [monitor.ranges.check(e.features) for e in events]
             checked, outside = [c for c, _ in pairs], [o for _, o in pairs]
+            names, table = _feature_table(events)
+            for stats in monitor.feature_stats.values():
+                stats.add(times, names, table)
         for window in monitor.windows.values():
             window.add_inferences(times, latencies, incomplete, checked, outside)
         everyone = range(len(events))
@@ -345,6 +350,20 @@ class _Segment:
                 monitor.counts[key] = monitor.counts.get(key, 0) + n_broken
             values = np.asarray(broken, dtype=np.float64)
             self.feed(monitor.rule_signals[rule.name], values, everyone, "warning")
+
+
+def _feature_table(events: Sequence[InferenceEvent]) -> tuple[tuple[str, ...], np.ndarray]:
+    """Events with different features as one table: every name seen (in order of first sight),
+    NaN where an event lacks it."""
+    column: dict[str, int] = {}
+    for event in events:
+        for name in event.features:
+            column.setdefault(name, len(column))
+    table = np.full((len(events), len(column)), np.nan)
+    for i, event in enumerate(events):
+        for name, value in event.features.items():
+            table[i, column[name]] = value
+    return tuple(column), table
 
 
 def _values_before_calibrated(signal: Signal) -> int:

@@ -60,6 +60,7 @@ restarted worker continues its detectors instead of relearning their references.
 from __future__ import annotations
 
 import inspect
+import json
 import logging
 import math
 from collections import OrderedDict
@@ -75,6 +76,7 @@ from contracts.settings import Settings
 from detectors import REGISTRY, DriftDetector, RollingReference, StateError
 from detectors.output_rules import OutputRule, parse_rules
 from streams.batch import BatchOutput, observe_inferences
+from streams.feature_stats import FeatureStats
 from streams.join import JoinedOutcome, LabelJoin
 from streams.lifecycle import AlarmBook
 from streams.profile import ReferenceProfile
@@ -272,6 +274,10 @@ class ModelMonitor:
             config.join_ttl_s, config.join_max_pending, config.join_memory, journal
         )
         self.windows = {name: WindowedMetrics(w, b) for name, w, b in self.config.windows}
+        #: per-feature count, mean, std, min and max over each window (data quality)
+        self.feature_stats = {
+            name: FeatureStats(w, self.config.max_features) for name, w, _ in self.config.windows
+        }
         self.ranges = FeatureRanges()  # reference ranges: the out-of-range rate (data quality)
         self.counts = {
             "inferences": 0,
@@ -291,6 +297,10 @@ class ModelMonitor:
         ranged = self.ranges.check(event.features)
         for window in self.windows.values():
             window.add_inference(event.event_time, event.latency_ms, incomplete, ranged)
+        if event.features:
+            row = np.array([list(event.features.values())], dtype=np.float64)
+            for stats in self.feature_stats.values():
+                stats.add([event.event_time], tuple(event.features), row)
         self._observe_system(event, out)
         self._observe_inputs(event, out)
         self._observe_outputs(event, out)
@@ -441,7 +451,15 @@ class ModelMonitor:
 
     # -- outputs -----------------------------------------------------------------------------
     def metrics(self) -> dict[str, dict[str, Any]]:
-        return {name: window.snapshot() for name, window in self.windows.items()}
+        """Each window's metrics; ``feature_stats`` is a JSON string (a Redis hash holds flat
+        values): per feature ``n``, ``mean``, ``std``, ``min``, ``max``."""
+        out = {}
+        for name, window in self.windows.items():
+            snapshot = window.snapshot()
+            summary = self.feature_stats[name].summary()
+            snapshot["feature_stats"] = json.dumps(summary, sort_keys=True) if summary else None
+            out[name] = snapshot
+        return out
 
     def readings(self) -> list[tuple[str, str, float, float]]:
         """Each detector's statistic against its threshold: ``(signal key, detector name,
@@ -563,6 +581,7 @@ class ModelMonitor:
             },
             "versions": {v: signals.checkpoint() for v, signals in self.versions.items()},
             "windows": {name: window.to_state() for name, window in self.windows.items()},
+            "feature_stats": {name: s.to_state() for name, s in self.feature_stats.items()},
             "alarm_book": self.book.to_state(),
             "ranges": self.ranges.to_state(),
             "early_labels": self.join.early_labels(EARLY_LABELS_KEPT),
@@ -581,6 +600,9 @@ class ModelMonitor:
         for name, state in saved.get("windows", {}).items():
             if name in self.windows:
                 self.windows[name].restore(state)
+        for name, state in saved.get("feature_stats", {}).items():  # absent in older ones
+            if name in self.feature_stats:
+                self.feature_stats[name].restore(state)
         self.book.restore(saved.get("alarm_book", {}))
         if "ranges" in saved:  # absent in older checkpoints: the ranges are learnt again
             self.ranges.restore(saved["ranges"])

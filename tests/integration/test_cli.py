@@ -117,6 +117,20 @@ def test_metrics_by_window_as_json(settings, tmp_path):
     assert out.returncode == 1 and "no metrics" in out.stderr
     out = _cli(settings, tmp_path, "metrics", "cli-metrics", "--window", "1w")
     assert out.returncode == 2 and "choose 1m, 1h or 1d" in out.stderr
+    features = {"age": {"n": 3, "mean": 41.5, "std": 2.25, "min": 39.0, "max": 44.0}}
+    client.hset(keys.metrics("cli-metrics", "1h"), "feature_stats", json.dumps(features))
+    out = _cli(settings, tmp_path, "metrics", "cli-metrics", "--window", "1h")
+    assert out.returncode == 0, out.stderr
+    assert "cli-metrics [1h] features" in out.stdout
+    row = next(line for line in out.stdout.splitlines() if "age" in line)
+    assert [c.strip() for c in row.strip("│ ").split("│")] == [
+        "age",
+        "3",
+        "41.5",
+        "2.25",
+        "39",
+        "44",
+    ]
 
 
 def test_reference_set_stores_a_profile_the_worker_reads(settings, tmp_path):

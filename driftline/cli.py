@@ -131,34 +131,33 @@ def metrics(
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="machine-readable output")] = False,
 ) -> None:
-    """Print a model's rolling metrics from Redis."""
-    from contracts.redis_client import connect
+    """Print a model's rolling metrics from Redis (in Python: ``contracts.metrics.read_metrics``)."""
+    from contracts.metrics import WINDOWS, read_metrics
     from contracts.redis_keys import RedisKeys
 
-    windows = window or ["1m", "1h", "1d"]
-    unknown = sorted(set(windows) - {"1m", "1h", "1d"})
-    if unknown:
-        _fail(f"unknown window {', '.join(unknown)}: choose 1m, 1h or 1d", 2)
     settings = _settings()
-    keys = RedisKeys(settings.key_prefix)
-    client = connect(settings, decode_responses=True)
-    found = {w: client.hgetall(keys.metrics(model, w)) for w in windows}
-    found = {w: row for w, row in found.items() if row}
+    try:
+        found = read_metrics(settings, model, window or WINDOWS)
+    except ValueError as exc:
+        _fail(str(exc), 2)
     if not found:
+        keys = RedisKeys(settings.key_prefix)
         _fail(f"no metrics for model {model!r} under {keys.metrics(model, '*')}")
     if as_json:
         console.print_json(json.dumps(found))
         return
     for name, row in found.items():
-        features = row.pop("feature_stats", "")
+        features = row.pop("feature_stats", None)
         table = Table(title=f"{model} [{name}]")
         table.add_column("metric")
         table.add_column("value", justify="right")
         for k in sorted(row):
-            table.add_row(k, row[k] or "-")
+            value = row[k]
+            text = json.dumps(value) if isinstance(value, dict | list) else str(value)
+            table.add_row(k, "-" if value is None else text)
         console.print(table)
         if features:
-            console.print(_feature_table(f"{model} [{name}] features", json.loads(features)))
+            console.print(_feature_table(f"{model} [{name}] features", features))
 
 
 def _feature_table(title: str, stats: dict[str, dict[str, float | None]]) -> Table:

@@ -112,7 +112,7 @@ def test_metrics_by_window_as_json(settings, tmp_path):
     client.hset(keys.metrics("cli-metrics", "1h"), mapping={"events": 42, "accuracy": 0.9})
     out = _cli(settings, tmp_path, "metrics", "cli-metrics", "--window", "1h", "--json")
     assert out.returncode == 0, out.stderr
-    assert json.loads(out.stdout) == {"1h": {"events": "42", "accuracy": "0.9"}}
+    assert json.loads(out.stdout) == {"1h": {"events": 42, "accuracy": 0.9}}  # typed
     out = _cli(settings, tmp_path, "metrics", "cli-metrics", "--window", "1m")
     assert out.returncode == 1 and "no metrics" in out.stderr
     out = _cli(settings, tmp_path, "metrics", "cli-metrics", "--window", "1w")
@@ -123,6 +123,9 @@ def test_metrics_by_window_as_json(settings, tmp_path):
     assert out.returncode == 0, out.stderr
     assert "cli-metrics [1h] features" in out.stdout
     row = next(line for line in out.stdout.splitlines() if "age" in line)
+    from contracts.metrics import read_metrics
+
+    assert read_metrics(settings, "cli-metrics", ["1h"])["1h"]["feature_stats"] == features
     assert [c.strip() for c in row.strip("│ ").split("│")] == [
         "age",
         "3",

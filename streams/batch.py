@@ -138,6 +138,10 @@ class _Segment:
         monitor, events = self.monitor, self.events
         monitor.counts["inferences"] += len(events)
         monitor.model_version = events[-1].model_version
+        served = monitor.served
+        for event in events:  # the newest prediction of each version (usually one)
+            if event.event_time > served.get(event.model_version, -math.inf):
+                served[event.model_version] = event.event_time
         times = [e.event_time for e in events]
         latencies = [e.latency_ms for e in events]
         layout = monitor.feature_order

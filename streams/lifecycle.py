@@ -74,22 +74,22 @@ class AlarmBook:
         ]
         return max(near, key=lambda a: a.event_time).incident if near else None
 
-    def resolve(self, now: float, recovered: Callable[[Alarm], bool]) -> list[Resolution]:
+    def resolve(self, now: float, recovered: Callable[[Alarm], bool | str]) -> list[Resolution]:
         """Close every open alarm quiet for ``resolve_after_s`` (event time) whose signal
-        ``recovered`` says is back to normal."""
+        ``recovered`` says is back to normal (True), or gone for the reason it gives (a
+        string, e.g. its model version no longer serves)."""
         done = []
         for key, entry in list(self.open_alarms.items()):
-            if now - entry.last_raised < self.resolve_after_s or not recovered(entry.alarm):
+            if now - entry.last_raised < self.resolve_after_s:
+                continue
+            back = recovered(entry.alarm)
+            if not back:
                 continue
             del self.open_alarms[key]
             quiet = now - entry.last_raised
+            reason = back if isinstance(back, str) else "back to its baseline"
             done.append(
-                Resolution(
-                    entry.alarm,
-                    now,
-                    entry.repeats,
-                    f"quiet for {quiet:.0f}s and back to its baseline",
-                )
+                Resolution(entry.alarm, now, entry.repeats, f"quiet for {quiet:.0f}s: {reason}")
             )
         # each resolution says how many of its incident's alarms stay open after it, counting
         # the ones resolved later in this pass: exactly one (the last) ends the incident

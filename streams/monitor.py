@@ -70,7 +70,7 @@ from typing import Any
 
 import numpy as np
 
-from contracts.alarms import Alarm, Resolution
+from contracts.alarms import VERSION_SCOPED_KINDS, Alarm, Resolution
 from contracts.events import InferenceEvent, LabelEvent, normalise_label
 from contracts.settings import Settings
 from detectors import REGISTRY, DriftDetector, RollingReference, StateError
@@ -279,6 +279,9 @@ class ModelMonitor:
             name: FeatureStats(w, self.config.max_features) for name, w, _ in self.config.windows
         }
         self.ranges = FeatureRanges()  # reference ranges: the out-of-range rate (data quality)
+        #: each model version's newest prediction (event time): a version that stopped serving
+        #: closes the alarms on its own signals
+        self.served: dict[str, float] = {}
         self.counts = {
             "inferences": 0,
             "labels": 0,
@@ -292,6 +295,9 @@ class ModelMonitor:
         out = MonitorOutput()
         self.counts["inferences"] += 1
         self.model_version = event.model_version
+        self.served[event.model_version] = max(
+            event.event_time, self.served.get(event.model_version, -math.inf)
+        )
         layout = self.feature_order or sorted(event.features)[: self.config.max_features]
         incomplete = any(name not in event.features for name in layout)
         ranged = self.ranges.check(event.features)
@@ -418,10 +424,16 @@ class ModelMonitor:
         self.counts["alarms_resolved"] = self.counts.get("alarms_resolved", 0) + len(resolved)
         return resolved
 
-    def _recovered(self, alarm: Alarm) -> bool:
+    def _recovered(self, alarm: Alarm) -> bool | str:
         """Whether the signal behind ``alarm`` is back: its detector has learnt a new reference
         and (for a CUSUM) that reference is within the smallest shift it watches of the
-        baseline the alarm was raised against."""
+        baseline the alarm was raised against.  An alarm on a model version's own signals also
+        ends (with the reason) once that version has served nothing for ``resolve_after_s``
+        while another one serves: its signals get no new values, so they would never look
+        normal again, and the version it judges is out of service."""
+        retired = self._retired(alarm)
+        if retired:
+            return retired
         detector = self._detector_of(alarm)
         if detector is None:  # its signal is gone (an old version): nothing left to wait for
             return True
@@ -437,6 +449,19 @@ class ModelMonitor:
         if "mean" in old and "mean" in new:
             return abs(new["mean"] - old["mean"]) <= shift * max(old.get("sd", 0.0), 1e-12)
         return True
+
+    def _retired(self, alarm: Alarm) -> str | None:
+        version = alarm.model_version
+        if alarm.signal_kind not in VERSION_SCOPED_KINDS or version == self.model_version:
+            return None
+        last = self.served.get(version)
+        newest = self.served.get(self.model_version)
+        if last is None or newest is None or newest - last < self.config.resolve_after_s:
+            return None
+        return (
+            f"version {version} has served no prediction for {newest - last:.0f}s "
+            f"({self.model_version} serves)"
+        )
 
     def _detector_of(self, alarm: Alarm) -> DriftDetector | None:
         key = f"{alarm.signal_kind}:{alarm.signal_name}"
@@ -582,6 +607,7 @@ class ModelMonitor:
             "versions": {v: signals.checkpoint() for v, signals in self.versions.items()},
             "windows": {name: window.to_state() for name, window in self.windows.items()},
             "feature_stats": {name: s.to_state() for name, s in self.feature_stats.items()},
+            "served": dict(self.served),
             "alarm_book": self.book.to_state(),
             "ranges": self.ranges.to_state(),
             "early_labels": self.join.early_labels(EARLY_LABELS_KEPT),
@@ -600,6 +626,7 @@ class ModelMonitor:
         for name, state in saved.get("windows", {}).items():
             if name in self.windows:
                 self.windows[name].restore(state)
+        self.served = {str(v): float(t) for v, t in saved.get("served", {}).items()}
         for name, state in saved.get("feature_stats", {}).items():  # absent in older ones
             if name in self.feature_stats:
                 self.feature_stats[name].restore(state)

@@ -122,3 +122,32 @@ async def test_the_runtime_publishes_resolutions_with_cloudevents_headers_and_op
     )
     assert "m/feature:x/cusum" not in sink.open_alarms["m"]
     assert runtime.counts["alarms.resolved"] == len(resolutions)
+
+
+def test_alarms_on_a_replaced_version_s_own_signals_resolve_when_it_stops_serving():
+    """Regression test: after version 2 replaced version 1, version 1's error alarm stayed
+    open for good (its signal got no new values, so it never looked normal again)."""
+    from contracts.events import LabelEvent
+
+    monitor = ModelMonitor("m", _config())
+    rng = random.Random(3)
+    errors, resolved = [], []
+    for i in range(4000):  # v1: right at first, then wrong on 60% of its labels
+        t = 1000.0 + i / 10
+        monitor.observe_inference(InferenceEvent("m", "v1", f"a{i}", t, {"x": 0.0}, 1, score=0.9))
+        wrong = i >= 2500 and rng.random() < 0.6
+        out = monitor.observe_label(LabelEvent("m", f"a{i}", 0 if wrong else 1, t + 0.05))
+        errors += [a for a in out.alarms if a.signal_kind == "error"]
+        resolved += monitor.resolve_quiet()
+    assert errors and errors[0].model_version == "v1"
+    v2 = [InferenceEvent("m", "v2", f"b{i}", 1400.0 + i / 10, {"x": 0.0}, 1) for i in range(1200)]
+    for start in range(0, len(v2), 100):  # v2 serves (the batch path) for two minutes
+        monitor.observe_inferences(v2[start : start + 100])
+        resolved += monitor.resolve_quiet()
+    ended = [r for r in resolved if r.dedup_key == errors[0].dedup_key]
+    assert len(ended) == 1 and "version v1 has served no prediction" in ended[0].reason
+    assert ended[0].resolved_at - monitor.served["v1"] >= 60.0  # resolve_after_s of v2 alone
+    assert errors[0].dedup_key not in monitor.book.open_alarms
+    resumed = ModelMonitor("m", _config())  # the versions' last predictions are checkpointed
+    resumed.restore(json.loads(json.dumps(monitor.checkpoint())))
+    assert resumed.served == monitor.served

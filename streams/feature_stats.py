@@ -32,6 +32,7 @@ from typing import Any
 import numpy as np
 
 SLOTS = 12
+_WAIT_ROWS = 4096  # rows that may wait to be added (until the next read)
 _FIELDS = ("count", "total", "squares", "low", "high")
 
 
@@ -57,6 +58,10 @@ class FeatureStats:
         self.squares = np.zeros((SLOTS, 0))
         self.low = np.full((SLOTS, 0), np.inf)
         self.high = np.full((SLOTS, 0), -np.inf)
+        # rows not yet added: (times, names, values) in arrival order.  Added in one pass when
+        # read (a flush) or when many wait, so small batches do not pay numpy's fixed cost each
+        self._waiting: list[tuple[Sequence[float], tuple[str, ...], np.ndarray]] = []
+        self._waiting_rows = 0
 
     # -- updates -------------------------------------------------------------------------------
     def add(self, times: Sequence[float], names: Sequence[str], values: np.ndarray) -> None:
@@ -66,6 +71,31 @@ class FeatureStats:
             raise ValueError(
                 f"values of shape {values.shape}: one row per time, one column per name"
             )
+        if not len(times) or not len(names):
+            return
+        self._waiting.append((times, tuple(names), values))
+        self._waiting_rows += len(times)
+        if self._waiting_rows >= _WAIT_ROWS:
+            self._catch_up()
+
+    def _catch_up(self) -> None:
+        """Add the waiting rows, runs with the same names as one table (the same bytes as
+        adding them one by one: the property test splits batches anywhere)."""
+        waiting, self._waiting, self._waiting_rows = self._waiting, [], 0
+        start = 0
+        while start < len(waiting):
+            names, end = waiting[start][1], start + 1
+            while end < len(waiting) and waiting[end][1] == names:
+                end += 1
+            run = waiting[start:end]
+            if len(run) == 1:
+                self._add(run[0][0], names, run[0][2])
+            else:
+                times = [t for part in run for t in part[0]]
+                self._add(times, names, np.vstack([part[2] for part in run]))
+            start = end
+
+    def _add(self, times: Sequence[float], names: Sequence[str], values: np.ndarray) -> None:
         if not len(times) or not len(names):
             return
         columns = self._columns(names, values)
@@ -148,6 +178,7 @@ class FeatureStats:
     def summary(self) -> dict[str, dict[str, float | int | None]]:
         """Per feature with values in the window: ``n``, ``mean``, ``std`` (sample, n - 1),
         ``min``, ``max``."""
+        self._catch_up()
         live = (self.slot_start >= 0) & (self.slot_start > self.newest - SLOTS)
         n = self.count[live].sum(axis=0)
         total, squares = self.total[live].sum(axis=0), self.squares[live].sum(axis=0)
@@ -173,6 +204,7 @@ class FeatureStats:
     # -- checkpoints ---------------------------------------------------------------------------
     def to_state(self) -> dict[str, Any]:
         """JSON-ready; the arrays as base64 of little-endian float64 (compact, exact)."""
+        self._catch_up()
         return {
             "window_s": self.window_s,
             "names": list(self.names),
@@ -186,6 +218,7 @@ class FeatureStats:
         """Resume from :meth:`to_state` (ignored if the window changed)."""
         if state.get("window_s") != self.window_s:
             return
+        self._waiting, self._waiting_rows = [], 0
         names = [str(name) for name in state["names"]]
         k = len(names)
         self.names, self._column = names, {name: j for j, name in enumerate(names)}

@@ -161,6 +161,8 @@ class LabelJoin:
         self.written: list[StoredPrediction] = []  # journal: stored since the last drain
         self.consumed: list[tuple[str, float]] = []  # journal: (request id, its event time)
         self._undrained: set[str] = set()  # written, not yet drained: not to be spilled
+        #: whether the oldest waiting prediction may have been drained (a spill can free memory)
+        self._spillable = self.memory is not None
         self._predictions: OrderedDict[str, StoredPrediction] = OrderedDict()
         self._layouts: dict[tuple[str, ...], tuple[str, ...]] = {}  # one tuple per layout
         self._labels: OrderedDict[str, LabelEvent] = OrderedDict()
@@ -256,7 +258,7 @@ class LabelJoin:
                 self._expire(now)
             else:
                 joined.expire(now)
-            if self.memory is not None and len(waiting) > self.memory:
+            if self._spillable and len(waiting) > self.memory:
                 self._spill()
 
     def _keep(self, stored: StoredPrediction) -> None:
@@ -268,7 +270,7 @@ class LabelJoin:
             self.written.append(stored)
             self._undrained.add(stored.request_id)
         self._expire(stored.event_time)
-        if self.memory is not None:
+        if self._spillable:
             self._spill()
 
     def _spill(self) -> None:
@@ -276,6 +278,7 @@ class LabelJoin:
         once they are in it (drained to the store)."""
         while len(self._predictions) > self.memory:
             if next(iter(self._predictions)) in self._undrained:
+                self._spillable = False  # nothing is, until the next drain
                 break
             self._predictions.popitem(last=False)
             if self._predictions:
@@ -340,6 +343,7 @@ class LabelJoin:
             self._predictions[stored.request_id] = stored
             self._predictions.move_to_end(stored.request_id, last=False)
             self._quiet_until = -float("inf")
+            self._spillable = self.memory is not None  # from the store: may leave again
 
     def drain(self) -> tuple[list[StoredPrediction], list[tuple[str, float]]]:
         """The journal since the last drain: (predictions stored, predictions consumed)."""
@@ -347,6 +351,7 @@ class LabelJoin:
         self.written, self.consumed = [], []
         self._undrained = set()
         if self.memory is not None:  # in the store now: the oldest may leave memory at once
+            self._spillable = True
             self._spill()
         return written, consumed
 

@@ -52,6 +52,9 @@ def _latency_bin(ms: float) -> int:
     return min(b, _LAT_BINS - 1)
 
 
+_FEW = 16  # add_inferences: below this many events, one by one
+
+
 def _latency_bins(latencies: Sequence[float | None]) -> np.ndarray:
     """:func:`_latency_bin` of each latency, vectorised; -1 where there is none."""
     ms = np.array([-1.0 if v is None else v for v in latencies], dtype=np.float64)
@@ -167,7 +170,17 @@ class WindowedMetrics:
         *before* it, and buckets are filled oldest number first, so a ring slot ends up holding
         the newest bucket that maps to it, exactly as it would have."""
         n = len(times)
-        if not n:
+        if n < _FEW:  # numpy's fixed cost per call is more than a few events one by one
+            zeros = [0] * n
+            for t, ms, missing, c, o in zip(
+                times,
+                latencies,
+                incomplete if incomplete is not None else [False] * n,
+                checked if checked is not None else zeros,
+                outside if outside is not None else zeros,
+                strict=True,
+            ):
+                self.add_inference(t, ms, missing, (c, o))
             return
         bucket_s, n_buckets = self.bucket_s, self.n_buckets
         t = np.asarray(times, dtype=np.float64)

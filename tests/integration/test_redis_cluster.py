@@ -162,10 +162,12 @@ async def test_the_worker_writes_each_model_in_its_own_slot_and_survives_sigkill
                 await _send(mine, traffic, half, len(traffic))
 
             def done(client=client, keys=keys) -> bool:
-                counts = [client.hget(keys.model_counters(m), "labels") for m in MODELS]
-                return sum(int(c or 0) for c in counts) >= labels
+                counts = [client.hgetall(keys.model_counters(m)) for m in MODELS]
+                seen = {k: sum(int(c.get(k, 0)) for c in counts) for k in ("inferences", "labels")}
+                # both: labels can all be in while inferences of another agent still are not
+                return seen["labels"] >= labels and seen["inferences"] >= PER_MODEL * len(MODELS)
 
-            await wait_until(done, 180, "every label counted")
+            await wait_until(done, 180, "every inference and label counted")
             await asyncio.sleep(2)  # later flushes would show a double count
             runs[run] = _state(client, keys)
             # the models really are spread over the three nodes

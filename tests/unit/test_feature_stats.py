@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 import numpy as np
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from contracts.events import InferenceEvent
@@ -27,18 +27,24 @@ NAMES = ("a", "b", "c")
     st.integers(0, 50),
     st.sampled_from([1000, 2]),  # the cap on features, reached or not
 )
+@example(  # (0.1 + 0.7) + 0.3 != 0.1 + (0.7 + 0.3): the running sum must go first
+    rows=[(1.0, [v, None, None]) for v in (0.0, 0.1, 0.7, 0.3)], cut=2, cap=1000
+)
 def test_a_batch_gives_the_state_of_one_event_at_a_time(rows, cut, cap):
     """Batches and single events leave the same bytes (sums in the same order), absent values
     (NaN) included."""
     times = [t for t, _ in rows]
     table = np.array([[np.nan if v is None else v for v in values] for _, values in rows])
     table = table.reshape(len(rows), 3)
-    one, many = FeatureStats(60.0, cap), FeatureStats(60.0, cap)
-    for i in range(len(rows)):
-        one.add(times[i : i + 1], NAMES, table[i : i + 1])
-    many.add(times[:cut], NAMES, table[:cut])
-    many.add(times[cut:], NAMES, table[cut:])
+    one, many, public = (FeatureStats(60.0, cap) for _ in range(3))
+    for i in range(len(rows)):  # the arithmetic itself, one row at a time ...
+        one._add(times[i : i + 1], NAMES, table[i : i + 1])
+    many._add(times[:cut], NAMES, table[:cut])  # ... and in two parts
+    many._add(times[cut:], NAMES, table[cut:])
     assert many.to_state() == one.to_state()
+    for i in range(len(rows)):  # what callers use: rows wait, then go in as one table
+        public.add(times[i : i + 1], NAMES, table[i : i + 1])
+    assert public.to_state() == one.to_state()
 
 
 def test_the_summary_is_the_window_s_own_mean_std_min_and_max():

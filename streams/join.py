@@ -141,6 +141,26 @@ _BIG_ENDIAN = sys.byteorder == "big"
 _new_stored = partial(tuple.__new__, StoredPrediction)  # skips NamedTuple's Python-level __new__
 
 
+def _stored(event: InferenceEvent, names: tuple[str, ...], features: array) -> StoredPrediction:
+    """A prediction as it waits: its fields, with the feature values in ``features``."""
+    return _new_stored(
+        (
+            event.event_time,
+            event.model_id,
+            event.model_version,
+            event.request_id,
+            event.prediction,
+            event.score,
+            event.probabilities,
+            event.latency_ms,
+            event.schema_version,
+            event.task,
+            names,
+            features,
+        )
+    )
+
+
 class LabelJoin:
     """``journal``: record every prediction stored and every one consumed by a join, for a
     backing store (the worker writes them to Redis with each checkpoint, so waiting predictions
@@ -209,68 +229,30 @@ class LabelJoin:
         (:meth:`label_waits`; the batch path ends a run of events before one whose label does).
         ``values``: the events' feature values, a row each, in the order of their features
         (the batch path's matrix, when every event has the same features in the same order)."""
-        if values is None:
-            for event in events:
-                if event.request_id in self._joined or event.request_id in self._predictions:
-                    self.duplicates += 1  # a redelivery (of a joined one): keep the first
-                else:
-                    self._keep(self._store(event))
-            return
-        joined, waiting, labels, most = (
-            self._joined,
-            self._predictions,
-            self._labels,
-            self.max_pending,
-        )
-        written = self.written if self.journal else None
-        rows, width = values.tobytes(), values.shape[1] * 8
-        names = self._layout(events[0]) if events else ()
-        for i, event in enumerate(events):  # _keep, inlined: this loop runs for every event
-            request_id = event.request_id
-            if request_id in joined or request_id in waiting:
-                self.duplicates += 1
-                continue
-            features = array("d")
-            features.frombytes(rows[i * width : (i + 1) * width])
-            now = event.event_time
-            stored = waiting[request_id] = _new_stored(
-                (
-                    now,
-                    event.model_id,
-                    event.model_version,
-                    request_id,
-                    event.prediction,
-                    event.score,
-                    event.probabilities,
-                    event.latency_ms,
-                    event.schema_version,
-                    event.task,
-                    names,
-                    features,
-                )
-            )
-            if len(waiting) == 1:
-                self._became_oldest(now)
-            if written is not None:
-                written.append(stored)
-                self._undrained.add(request_id)
-            if now >= self._quiet_until or len(waiting) > most or len(labels) > most:
-                self._expire(now)
+        joined, waiting = self._joined, self._predictions
+        rows, width = (values.tobytes(), values.shape[1] * 8) if values is not None else (b"", 0)
+        names = self._layout(events[0]) if values is not None and events else ()
+        for i, event in enumerate(events):
+            if event.request_id in joined or event.request_id in waiting:
+                self.duplicates += 1  # a redelivery (of a joined one): keep the first
+            elif values is None:
+                self._keep(self._store(event))
             else:
-                joined.expire(now)
-            if self._spillable and len(waiting) > self.memory:
-                self._spill()
+                features = array("d")
+                features.frombytes(rows[i * width : (i + 1) * width])
+                self._keep(_stored(event, names, features))
 
     def _keep(self, stored: StoredPrediction) -> None:
         """A new waiting prediction: journal it, expire, spill the oldest beyond memory."""
-        self._predictions[stored.request_id] = stored
-        if len(self._predictions) == 1:
+        waiting = self._predictions
+        waiting[stored.request_id] = stored
+        if len(waiting) == 1:
             self._became_oldest(stored.event_time)
         if self.journal:
             self.written.append(stored)
             self._undrained.add(stored.request_id)
         self._expire(stored.event_time)
-        if self._spillable:
+        if self._spillable and len(waiting) > self.memory:
             self._spill()
 
     def _spill(self) -> None:
@@ -294,20 +276,7 @@ class LabelJoin:
         return names
 
     def _store(self, event: InferenceEvent) -> StoredPrediction:
-        return StoredPrediction(
-            event.event_time,
-            event.model_id,
-            event.model_version,
-            event.request_id,
-            event.prediction,
-            event.score,
-            event.probabilities,
-            event.latency_ms,
-            event.schema_version,
-            event.task,
-            self._layout(event),
-            array("d", event.features.values()),
-        )
+        return _stored(event, self._layout(event), array("d", event.features.values()))
 
     def add_label(self, label: LabelEvent) -> JoinedOutcome | None:
         if label.request_id in self._joined:

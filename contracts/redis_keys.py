@@ -25,6 +25,8 @@ live in one Redis Cluster slot and can be written in one pipeline or transaction
 | ``<p>:{<model>}:reference``          | str  | JSON: digest and blob URI of the reference     |
 |                                      |      | sample (gate holdout + replay data)            |
 | ``<p>:{<model>}:decisions``          | list | newest-first learner decisions (capped)        |
+| ``<p>:{<model>}:shadow-reports``     | hash | serving handle id -> its latest shadow report  |
+|                                      |      | JSON (expires a day after the last)            |
 | ``<p>:models``                       | set  | model ids seen                                 |
 | ``<p>:registered-models``            | set  | model ids with a registry entry                |
 | ``<p>:blobs:<digest>``               | str  | model blob (Redis blob store only)             |
@@ -83,7 +85,7 @@ class RedisKeys:
 
     def registry(self, model_id: str, part: str) -> str:
         """``versions``, ``version-names``, ``aliases``, ``registry-log``, ``rejections``,
-        ``reference`` or ``decisions``."""
+        ``reference``, ``decisions`` or ``shadow-reports``."""
         return f"{self.prefix}:{{{model_id}}}:{part}"
 
     def registered_models(self) -> str:

@@ -260,6 +260,7 @@ def models_show(
     aliases = registry.aliases(model)
     raw = registry.client.lrange(registry.keys.registry(model, "decisions"), 0, 9)
     decisions = [json.loads(d) for d in raw]
+    shadows = registry.shadow_reports(model)
     if as_json:
         doc = {
             "aliases": aliases,
@@ -267,6 +268,7 @@ def models_show(
             "history": registry.history(model),
             "rejections": registry.rejections(model),
             "decisions": decisions,
+            "shadow_reports": shadows,
         }
         console.print_json(json.dumps(doc, default=str))
         return
@@ -324,6 +326,26 @@ def models_show(
             table.add_column(column)
         for d in decisions:
             table.add_row(_when(d["at"]), d["trigger"], d["outcome"], d["detail"][:100])
+        console.print(table)
+    if shadows:
+        table = Table(title="shadow reports from serving handles")
+        for column in ("handle", "time", "candidate", "scored", "agreement", "labelled"):
+            table.add_column(column)
+        table.add_column("candidate / champion accuracy")
+        for handle, r in sorted(shadows.items()):
+            accuracy = "-"
+            if r.get("candidate_accuracy") is not None:
+                accuracy = f"{r['candidate_accuracy']:.3f} / {r['champion_accuracy']:.3f}"
+            agreement = "-" if r.get("agreement") is None else f"{r['agreement']:.3f}"
+            table.add_row(
+                handle,
+                _when(r["at"]),
+                str(r.get("version", "")),
+                str(r.get("scored", 0)),
+                agreement,
+                str(r.get("labelled", 0)),
+                accuracy,
+            )
         console.print(table)
 
 

@@ -40,8 +40,11 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
+import os
 import queue
+import socket
 import threading
+import time
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -80,6 +83,8 @@ class ModelHandle:
         self.history: list[str] = [served.version] if served else []
         self.ready = asyncio.Event()
         self._shadow: _Shadow | None = None
+        #: names this server's shadow reports in the registry
+        self.handle_id = f"{socket.gethostname()}:{os.getpid()}:{id(self):x}"
 
     # -- serving ------------------------------------------------------------------------------
     @property
@@ -190,11 +195,14 @@ class ModelHandle:
         stop: asyncio.Event,
         registry=None,
         on_swap: Callable[[ModelUpdate], None] | None = None,
+        report_every_s: float = 10.0,
     ) -> None:
         """Serve the registry's champion, then apply every update on ``topic`` until ``stop``.
 
         The consumer's position is pinned *before* the registry is read, so an update published
-        in between is seen on the topic (and ignored if the registry read already had it)."""
+        in between is seen on the topic (and ignored if the registry read already had it).
+        While a candidate scores in shadow, its report goes to the registry every
+        ``report_every_s`` (:meth:`report_shadow`)."""
         from aiokafka import AIOKafkaConsumer
 
         consumer = AIOKafkaConsumer(
@@ -209,7 +217,11 @@ class ModelHandle:
             if registry is not None:
                 await asyncio.to_thread(self.start_from, registry)
             self.ready.set()
+            reported = time.monotonic()
             while not stop.is_set():
+                if registry is not None and time.monotonic() - reported >= report_every_s:
+                    reported = time.monotonic()
+                    await asyncio.to_thread(self.report_shadow, registry)
                 batches = await consumer.getmany(timeout_ms=200)
                 for records in batches.values():
                     for record in records:
@@ -260,6 +272,20 @@ class ModelHandle:
     def shadow_report(self) -> dict[str, Any] | None:
         shadow = self._shadow
         return None if shadow is None else shadow.report()
+
+    def report_shadow(self, registry) -> bool:
+        """Write the shadow report, if a candidate scores in shadow, to the registry under this
+        handle's id (``handle_id``: host and process) for operators (``driftline models
+        show``); a Redis error is logged, never raised into serving.  True if written."""
+        report = self.shadow_report()
+        if report is None:
+            return False
+        try:
+            registry.record_shadow_report(self.model_id, self.handle_id, report)
+        except Exception as exc:  # reporting must not break the server
+            log.warning("shadow report of %s not written: %s", self.model_id, exc)
+            return False
+        return True
 
 
 class _Shadow:

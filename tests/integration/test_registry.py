@@ -121,3 +121,92 @@ def test_reference_samples_round_trip(registry):
 def test_rejections_are_recorded_with_their_reasons(registry):
     registry.record_rejection("reg-g", {"reason": "recent: gain +0.001", "strategy": "fine_tune"})
     assert registry.rejections("reg-g")[0]["reason"] == "recent: gain +0.001"
+
+
+def test_serving_handles_report_their_shadow_scores_to_the_registry(registry, settings, tmp_path):
+    """A handle scoring a candidate in shadow writes its report (agreement, both models'
+    accuracy on labelled requests) to the registry under its own id; `models show` shows it."""
+    import json
+    import os
+    import subprocess
+    import sys
+    import time
+
+    from learners.adapters import LinearAdapter
+    from learners.handle import ModelHandle
+
+    champion = registry.register("reg-shadow", LinearAdapter(["a"], [1.0]), strategy="manual")
+    registry.promote("reg-shadow", champion.version)
+    candidate = registry.register("reg-shadow", LinearAdapter(["a"], [-1.0]), strategy="retrain")
+    handle = ModelHandle("reg-shadow", registry.blobs)
+    handle.start_from(registry)
+    assert not handle.report_shadow(registry)  # no shadow: nothing to report
+    handle.set_shadow(handle.load(candidate.to_update(0, "shadow")))
+    for i in range(50):
+        handle.predict({"a": 1.0 if i % 2 else -1.0}, request_id=f"r{i}")
+    deadline = time.monotonic() + 5
+    while handle.shadow_report()["scored"] < 50 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    for i in range(50):
+        handle.observe_label(f"r{i}", 1 if i % 2 else 0)
+    assert handle.report_shadow(registry)
+    report = registry.shadow_reports("reg-shadow")[handle.handle_id]
+    assert report["version"] == candidate.version and report["scored"] == 50
+    assert report["agreement"] == 0.0 and report["labelled"] == 50
+    assert report["champion_accuracy"] == 1.0 and report["candidate_accuracy"] == 0.0
+    env = {**os.environ, **settings.to_env(), "DRIFTLINE_BLOB_STORE": str(tmp_path)}
+    out = subprocess.run(
+        [sys.executable, "-m", "driftline.cli", "models", "show", "reg-shadow", "--json"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
+    assert out.returncode == 0, out.stderr
+    shown = json.loads(out.stdout)["shadow_reports"][handle.handle_id]
+    assert shown["candidate_accuracy"] == 0.0 and shown["scored"] == 50
+    out = subprocess.run(
+        [sys.executable, "-m", "driftline.cli", "models", "show", "reg-shadow"],
+        capture_output=True,
+        text=True,
+        env={**env, "COLUMNS": "250"},
+        timeout=120,
+    )
+    assert out.returncode == 0, out.stderr
+    assert "shadow reports from serving handles" in out.stdout
+    assert "0.000 / 1.000" in out.stdout  # candidate / champion accuracy
+    handle.clear_shadow()
+
+
+async def test_a_following_handle_reports_its_shadow_on_its_own(registry, settings):
+    """follow() writes the shadow report every report_every_s while a candidate is in shadow."""
+    import asyncio
+
+    from learners.adapters import LinearAdapter
+    from learners.handle import ModelHandle
+
+    champion = registry.register("reg-follow", LinearAdapter(["a"], [1.0]), strategy="manual")
+    registry.promote("reg-follow", champion.version)
+    candidate = registry.register("reg-follow", LinearAdapter(["a"], [2.0]), strategy="retrain")
+    handle, stop = ModelHandle("reg-follow", registry.blobs), asyncio.Event()
+    task = asyncio.create_task(
+        handle.follow(
+            settings.bootstrap_list, settings.topics.model_updates, stop, registry, None, 0.2
+        )
+    )
+    try:
+        await asyncio.wait_for(handle.ready.wait(), 60)
+        assert handle.version == champion.version
+        handle.set_shadow(handle.load(candidate.to_update(0, "shadow")))
+        for i in range(20):
+            handle.predict({"a": 1.0}, request_id=f"f{i}")
+        for _ in range(100):
+            report = registry.shadow_reports("reg-follow").get(handle.handle_id)
+            if report and report["scored"] == 20:
+                break
+            await asyncio.sleep(0.1)
+        assert report and report["scored"] == 20 and report["agreement"] == 1.0
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, 30)
+        handle.clear_shadow()

@@ -336,7 +336,7 @@ class MonitorRuntime:
             if part.events:
                 parts.append(part)
         for part, exc in refused:
-            element = part.elements[0] if part.elements is not None else None
+            element = part.element(0)
             bad_bytes = _event_bytes(part.raw, part.events[0], element)
             await self._deadletter(bad_bytes, part.source, exc.reason, exc.detail, element)
         fresh = [event for part in parts for event in part.events]
@@ -361,7 +361,7 @@ class MonitorRuntime:
             detail = f"{type(exc).__name__}: {exc}"
             for part in parts:
                 for j, event in enumerate(part.events):
-                    element = part.elements[j] if part.elements is not None else None
+                    element = part.element(j)
                     bad_bytes = _event_bytes(part.raw, event, element)
                     await self._deadletter(
                         bad_bytes, part.source, PROCESSING_ERROR, detail, element
@@ -384,8 +384,7 @@ class MonitorRuntime:
         starts = list(accumulate((len(part.events) for part in parts), initial=0))
         for position, alarm in out.alarms:
             k = bisect_right(starts, position) - 1
-            source, elements = parts[k].source, parts[k].elements
-            element = elements[position - starts[k]] if elements is not None else None
+            source, element = parts[k].source, parts[k].element(position - starts[k])
             where = ":".join(map(str, source.first_written))
             if element is not None:
                 where += f":{element}"
@@ -417,18 +416,15 @@ class MonitorRuntime:
             source.timestamp + limit
         ):
             return part, []  # the usual case, decided at once
-        kept, kept_elements, refused = [], [], []
-        for j, event in enumerate(part.events):
-            element = part.elements[j] if part.elements is not None else None
+        kept, refused = [], []
+        for j in range(len(part.events)):
             try:
-                self._check_clock(event, source)
+                self._check_clock(part.events[j], source)
             except InvalidEvent as exc:
-                refused.append((_Part([event], source, _one(element), part.raw), exc))
+                refused.append((part.only(j), exc))
                 continue
-            kept.append(event)
-            kept_elements.append(element)
-        elements = kept_elements if part.elements is not None else None
-        return _Part(kept, source, elements, part.raw), refused
+            kept.append(j)
+        return part.only(*kept), refused
 
     def _check_clock(self, event, source: Source) -> None:
         """An event stamped far after the broker received it (milliseconds sent as seconds, a
@@ -621,9 +617,14 @@ class _Part:
     elements: Sequence[int] | None
     raw: bytes | None
 
+    def element(self, j: int) -> int | None:
+        """The envelope index of event ``j`` (``None`` for a single-event message)."""
+        return None if self.elements is None else self.elements[j]
 
-def _one(element: int | None) -> list[int] | None:
-    return None if element is None else [element]
+    def only(self, *js: int) -> _Part:
+        """The same message with events ``js`` only."""
+        elements = None if self.elements is None else [self.elements[j] for j in js]
+        return _Part([self.events[j] for j in js], self.source, elements, self.raw)
 
 
 def _event_bytes(raw: bytes | None, event, element: int | None) -> bytes | None:

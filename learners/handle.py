@@ -16,6 +16,10 @@ champion in a background thread (bounded queue: under overload shadow scoring is
 counted, never the serving).  :meth:`shadow_report` gives agreement and, for requests whose
 labels were passed to :meth:`observe_label`, both models' accuracy.
 
+Online learning: for an incremental (river) model, :meth:`learn_online` lets the served version
+learn each label passed to :meth:`observe_label`, in a background thread, guarded by the version
+as published (:mod:`learners.online_serving`).  Events keep naming the published version.
+
 >>> import tempfile
 >>> from learners.adapters.linear import LinearAdapter
 >>> from learners.blobstore import LocalBlobStore
@@ -56,6 +60,7 @@ from contracts.events import normalise_label
 from contracts.updates import InvalidUpdate, ModelUpdate, decode_update
 from learners.adapters.base import InvalidModel, ModelAdapter, adapter_from_bytes
 from learners.blobstore import BlobStore, fetch_verified
+from learners.online_serving import OnlineLearning
 
 log = logging.getLogger(__name__)
 
@@ -83,6 +88,7 @@ class ModelHandle:
         self.history: list[str] = [served.version] if served else []
         self.ready = asyncio.Event()
         self._shadow: _Shadow | None = None
+        self._online: OnlineLearning | None = None
         #: names this server's shadow reports in the registry
         self.handle_id = f"{socket.gethostname()}:{os.getpid()}:{id(self):x}"
 
@@ -110,7 +116,14 @@ class ModelHandle:
     ) -> tuple[str, Any, float | None]:
         """(version that answered, prediction, confidence or None for regression)."""
         served = self.served  # read once: the whole prediction uses this model
-        prediction, confidence = served.model.predict_one(features)
+        model = served.model
+        online = self._online
+        if online is not None:
+            base, learned = online.serving  # one read: a version and its own learning copy
+            if base is served:  # else a swap is restarting it: the new champion answers
+                model = learned
+                online.remember(request_id, features)
+        prediction, confidence = model.predict_one(features)
         shadow = self._shadow
         if shadow is not None:
             shadow.offer(request_id, features, prediction)
@@ -137,6 +150,8 @@ class ModelHandle:
             self._served = served
             self.swaps += 1
             self.history.append(served.version)
+            if self._online is not None:
+                self._restart_online(served)
         log.info(
             "model %s now serving %s (generation %d, %s)",
             self.model_id,
@@ -265,9 +280,45 @@ class ModelHandle:
             shadow.stop()
 
     def observe_label(self, request_id: str, label: Any) -> None:
+        """A request's true label: scores the shadow candidate, and is learned in online mode."""
         shadow = self._shadow
         if shadow is not None:
             shadow.label(request_id, label)
+        online = self._online
+        if online is not None:
+            online.label(request_id, label)
+
+    # -- online learning ------------------------------------------------------------------------
+    def learn_online(self, **options: Any) -> OnlineLearning:
+        """Let the served (incremental) model learn each label passed to :meth:`observe_label`,
+        guarded by its published version (:mod:`learners.online_serving`; ``options`` go to
+        :class:`~learners.online_serving.OnlineLearning`).  Raises ``InvalidModel`` for a model
+        that cannot learn one row at a time."""
+        with self._lock:
+            online = OnlineLearning(self.served, **options)
+            self.stop_online()
+            self._online = online
+        log.info("model %s: %s learns online where it serves", self.model_id, self.version)
+        return online
+
+    def stop_online(self) -> None:
+        """Serve the published version again and stop learning."""
+        online, self._online = self._online, None
+        if online is not None:
+            online.stop()
+
+    def online_report(self) -> dict[str, Any] | None:
+        online = self._online
+        return None if online is None else online.report()
+
+    def _restart_online(self, served: ServedModel) -> None:
+        try:
+            self._online.restart(served)
+        except InvalidModel as exc:
+            log.warning(
+                "model %s: online learning stopped at %s: %s", self.model_id, served.version, exc
+            )
+            self.stop_online()
 
     def shadow_report(self) -> dict[str, Any] | None:
         shadow = self._shadow

@@ -53,6 +53,7 @@ class ModelAdapter(ABC):
     """A served model of any library behind one protocol (see the module docstring)."""
 
     kind: ClassVar[str]  # registry name, recorded in version metadata
+    incremental: ClassVar[bool] = False  # has learn_one (online learning where it serves)
 
     task: str
     classes: tuple[str, ...]
@@ -91,6 +92,12 @@ class ModelAdapter(ABC):
 
     def digest(self) -> str:
         return "sha256:" + hashlib.sha256(self.to_bytes()).hexdigest()
+
+    def learn_one(self, features: dict[str, float], label: Any) -> None:
+        """Learn from one labelled request in place (online learning where the model serves).
+
+        Only incremental models have it (river); others raise :class:`InvalidModel`."""
+        raise InvalidModel(f"a {self.kind} model cannot learn one row at a time")
 
     def clone(self) -> ModelAdapter:
         """An independent copy (through the blob, so it is exactly what the registry stores)."""

@@ -29,14 +29,17 @@ refused with a clear error (pickled river internals are not stable across versio
 
 from __future__ import annotations
 
+import copy
 import io
 import json
 import pickle
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import river
 
+from contracts.events import normalise_label
 from learners.adapters.base import InvalidModel, ModelAdapter, register_adapter
 from learners.data import Dataset
 
@@ -117,6 +120,7 @@ def _count_weights(obj, depth: int) -> int:
 @register_adapter
 class RiverAdapter(ModelAdapter):
     kind = "river"
+    incremental = True
 
     def __init__(
         self, model, task: str, classes: Sequence[str] = (), feature_names: Sequence[str] = ()
@@ -156,14 +160,24 @@ class RiverAdapter(ModelAdapter):
     def fit(self, data: Dataset) -> None:
         """One incremental pass over ``data`` in time order (``learn_one`` per row)."""
         X = self.prepare(data)
-        if self.task == "binary":
-            targets = [y == self.classes[1] for y in data.y]
-        elif self.task == "regression":
-            targets = [float(y) for y in data.y]
-        else:
-            targets = list(data.y)
-        for record, target in zip(self._records(X), targets, strict=True):
-            self.model.learn_one(record, target)
+        for record, label in zip(self._records(X), data.y, strict=True):
+            self.model.learn_one(record, self._target(label))
+
+    def learn_one(self, features: dict[str, float], label: Any) -> None:
+        """``learn_one`` of the wrapped model, with the label as :meth:`fit` gives it."""
+        (record,) = self._records(self.rows([features]))
+        self.model.learn_one(record, self._target(label))
+
+    def _target(self, label: Any) -> Any:
+        if self.task == "regression":
+            return float(label)
+        label = normalise_label(label)
+        return label == self.classes[1] if self.task == "binary" else label
+
+    def clone(self) -> RiverAdapter:
+        """An independent copy with the learned state (``copy.deepcopy``: a river estimator's
+        state is plain Python objects, and this copy never leaves the process)."""
+        return RiverAdapter(copy.deepcopy(self.model), self.task, self.classes, self.feature_names)
 
     def n_parameters(self) -> int:
         """Learned weights (plus intercepts) found anywhere in the estimator graph."""

@@ -27,6 +27,8 @@ live in one Redis Cluster slot and can be written in one pipeline or transaction
 | ``<p>:{<model>}:decisions``          | list | newest-first learner decisions (capped)        |
 | ``<p>:{<model>}:shadow-reports``     | hash | serving handle id -> its latest shadow report  |
 |                                      |      | JSON (expires a day after the last)            |
+| ``<p>:{<model>}:online-reports``     | hash | serving handle id -> its latest online-        |
+|                                      |      | learning report JSON (same expiry)             |
 | ``<p>:models``                       | set  | model ids seen                                 |
 | ``<p>:registered-models``            | set  | model ids with a registry entry                |
 | ``<p>:blobs:<digest>``               | str  | model blob (Redis blob store only)             |
@@ -85,7 +87,7 @@ class RedisKeys:
 
     def registry(self, model_id: str, part: str) -> str:
         """``versions``, ``version-names``, ``aliases``, ``registry-log``, ``rejections``,
-        ``reference``, ``decisions`` or ``shadow-reports``."""
+        ``reference``, ``decisions``, ``shadow-reports`` or ``online-reports``."""
         return f"{self.prefix}:{{{model_id}}}:{part}"
 
     def registered_models(self) -> str:

@@ -260,7 +260,8 @@ def models_show(
     aliases = registry.aliases(model)
     raw = registry.client.lrange(registry.keys.registry(model, "decisions"), 0, 9)
     decisions = [json.loads(d) for d in raw]
-    shadows = registry.shadow_reports(model)
+    shadows = registry.handle_reports(model, "shadow")
+    onlines = registry.handle_reports(model, "online")
     if as_json:
         doc = {
             "aliases": aliases,
@@ -269,6 +270,7 @@ def models_show(
             "rejections": registry.rejections(model),
             "decisions": decisions,
             "shadow_reports": shadows,
+            "online_reports": onlines,
         }
         console.print_json(json.dumps(doc, default=str))
         return
@@ -345,6 +347,26 @@ def models_show(
                 agreement,
                 str(r.get("labelled", 0)),
                 accuracy,
+            )
+        console.print(table)
+    if onlines:
+        table = Table(title="online learning in serving handles")
+        for column in ("handle", "time", "version", "learned", "serving", "fallbacks"):
+            table.add_column(column)
+        table.add_column("learning / published (last labels)")
+        for handle, r in sorted(onlines.items()):
+            key = "accuracy" if "online_accuracy" in r else "mae"
+            score = "-"
+            if r.get(f"online_{key}") is not None:
+                score = f"{key} {r[f'online_{key}']:.3f} / {r[f'base_{key}']:.3f} ({r['window']})"
+            table.add_row(
+                handle,
+                _when(r["at"]),
+                str(r.get("version", "")),
+                str(r.get("learned", 0)),
+                str(r.get("serving", "")),
+                str(r.get("fallbacks", 0)),
+                score,
             )
         console.print(table)
 

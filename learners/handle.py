@@ -216,8 +216,8 @@ class ModelHandle:
 
         The consumer's position is pinned *before* the registry is read, so an update published
         in between is seen on the topic (and ignored if the registry read already had it).
-        While a candidate scores in shadow, its report goes to the registry every
-        ``report_every_s`` (:meth:`report_shadow`)."""
+        While a candidate scores in shadow or the model learns online, the reports go to the
+        registry every ``report_every_s`` (:meth:`report_to`)."""
         from aiokafka import AIOKafkaConsumer
 
         consumer = AIOKafkaConsumer(
@@ -236,7 +236,7 @@ class ModelHandle:
             while not stop.is_set():
                 if registry is not None and time.monotonic() - reported >= report_every_s:
                     reported = time.monotonic()
-                    await asyncio.to_thread(self.report_shadow, registry)
+                    await asyncio.to_thread(self.report_to, registry)
                 batches = await consumer.getmany(timeout_ms=200)
                 for records in batches.values():
                     for record in records:
@@ -311,6 +311,11 @@ class ModelHandle:
         online = self._online
         return None if online is None else online.report()
 
+    def online_snapshot(self) -> ModelAdapter | None:
+        """A copy of what online learning has learned (register it to let the gate judge it)."""
+        online = self._online
+        return None if online is None else online.snapshot()
+
     def _restart_online(self, served: ServedModel) -> None:
         try:
             self._online.restart(served)
@@ -324,19 +329,22 @@ class ModelHandle:
         shadow = self._shadow
         return None if shadow is None else shadow.report()
 
-    def report_shadow(self, registry) -> bool:
-        """Write the shadow report, if a candidate scores in shadow, to the registry under this
-        handle's id (``handle_id``: host and process) for operators (``driftline models
-        show``); a Redis error is logged, never raised into serving.  True if written."""
-        report = self.shadow_report()
-        if report is None:
-            return False
-        try:
-            registry.record_shadow_report(self.model_id, self.handle_id, report)
-        except Exception as exc:  # reporting must not break the server
-            log.warning("shadow report of %s not written: %s", self.model_id, exc)
-            return False
-        return True
+    def report_to(self, registry) -> list[str]:
+        """Write this handle's reports (``shadow`` while a candidate scores in shadow, ``online``
+        while it learns online) to the registry under its id (``handle_id``: host and process),
+        for operators (``driftline models show``).  A Redis error is logged, never raised into
+        serving.  Returns the kinds written."""
+        written = []
+        for kind, report in (("shadow", self.shadow_report()), ("online", self.online_report())):
+            if report is None:
+                continue
+            try:
+                registry.record_handle_report(self.model_id, kind, self.handle_id, report)
+            except Exception as exc:  # reporting must not break the server
+                log.warning("%s report of %s not written: %s", kind, self.model_id, exc)
+                continue
+            written.append(kind)
+        return written
 
 
 class _Shadow:

@@ -31,7 +31,8 @@ from learners.data import Dataset
 
 ALIASES = ("champion", "previous", "candidate")
 LOG_KEEP = 1000
-SHADOW_REPORTS_TTL_S = 86_400  # a handle that stopped reporting drops out after a day
+HANDLE_REPORTS_TTL_S = 86_400  # a handle that stopped reporting drops out after a day
+HANDLE_REPORT_KINDS = ("shadow", "online")
 
 # KEYS: versions, names, aliases, log (one model's: one Redis Cluster slot) ;
 # ARGV: digest, metadata, entry, keep
@@ -336,20 +337,29 @@ class ModelRegistry:
             json.loads(r) for r in self.client.lrange(self._k(model_id, "rejections"), 0, limit - 1)
         ]
 
-    def record_shadow_report(self, model_id: str, handle: str, report: dict[str, Any]) -> None:
-        """A serving handle's shadow report (agreement, both models' accuracy on labelled
-        requests), one field per handle; the hash expires a day after the last report."""
-        key = self._k(model_id, "shadow-reports")
+    def record_handle_report(
+        self, model_id: str, kind: str, handle: str, report: dict[str, Any]
+    ) -> None:
+        """A serving handle's report, one field per handle under ``<kind>-reports``: ``shadow``
+        (agreement, both models' accuracy on labelled requests) or ``online`` (the learning
+        copy against the published version); the hash expires a day after the last report."""
+        key = self._k(model_id, self._report_key(kind))
         doc = json.dumps({"at": time.time(), **report}, separators=(",", ":"), default=str)
         pipe = self.client.pipeline(transaction=True)
         pipe.hset(key, handle, doc)
-        pipe.expire(key, SHADOW_REPORTS_TTL_S)
+        pipe.expire(key, HANDLE_REPORTS_TTL_S)
         pipe.execute()
 
-    def shadow_reports(self, model_id: str) -> dict[str, dict[str, Any]]:
-        """The latest shadow report of each handle, by handle id."""
-        raw = self.client.hgetall(self._k(model_id, "shadow-reports"))
+    def handle_reports(self, model_id: str, kind: str) -> dict[str, dict[str, Any]]:
+        """The latest report of this kind from each handle, by handle id."""
+        raw = self.client.hgetall(self._k(model_id, self._report_key(kind)))
         return {_text(h): json.loads(r) for h, r in raw.items()}
+
+    @staticmethod
+    def _report_key(kind: str) -> str:
+        if kind not in HANDLE_REPORT_KINDS:
+            raise ValueError(f"unknown handle report {kind!r}; known: {HANDLE_REPORT_KINDS}")
+        return f"{kind}-reports"
 
     def history(self, model_id: str, limit: int = 50) -> list[dict[str, Any]]:
         rows = self.client.lrange(self._k(model_id, "registry-log"), 0, limit - 1)

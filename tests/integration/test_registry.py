@@ -140,7 +140,7 @@ def test_serving_handles_report_their_shadow_scores_to_the_registry(registry, se
     candidate = registry.register("reg-shadow", LinearAdapter(["a"], [-1.0]), strategy="retrain")
     handle = ModelHandle("reg-shadow", registry.blobs)
     handle.start_from(registry)
-    assert not handle.report_shadow(registry)  # no shadow: nothing to report
+    assert handle.report_to(registry) == []  # no shadow: nothing to report
     handle.set_shadow(handle.load(candidate.to_update(0, "shadow")))
     for i in range(50):
         handle.predict({"a": 1.0 if i % 2 else -1.0}, request_id=f"r{i}")
@@ -149,8 +149,8 @@ def test_serving_handles_report_their_shadow_scores_to_the_registry(registry, se
         time.sleep(0.01)
     for i in range(50):
         handle.observe_label(f"r{i}", 1 if i % 2 else 0)
-    assert handle.report_shadow(registry)
-    report = registry.shadow_reports("reg-shadow")[handle.handle_id]
+    assert handle.report_to(registry) == ["shadow"]
+    report = registry.handle_reports("reg-shadow", "shadow")[handle.handle_id]
     assert report["version"] == candidate.version and report["scored"] == 50
     assert report["agreement"] == 0.0 and report["labelled"] == 50
     assert report["champion_accuracy"] == 1.0 and report["candidate_accuracy"] == 0.0
@@ -201,7 +201,7 @@ async def test_a_following_handle_reports_its_shadow_on_its_own(registry, settin
         for i in range(20):
             handle.predict({"a": 1.0}, request_id=f"f{i}")
         for _ in range(100):
-            report = registry.shadow_reports("reg-follow").get(handle.handle_id)
+            report = registry.handle_reports("reg-follow", "shadow").get(handle.handle_id)
             if report and report["scored"] == 20:
                 break
             await asyncio.sleep(0.1)
@@ -210,3 +210,60 @@ async def test_a_following_handle_reports_its_shadow_on_its_own(registry, settin
         stop.set()
         await asyncio.wait_for(task, 30)
         handle.clear_shadow()
+
+
+def test_a_handle_learning_online_reports_to_the_registry_and_models_show_lists_it(
+    registry, settings, tmp_path
+):
+    import json
+    import os
+    import subprocess
+    import sys
+    import time
+
+    from learners.handle import ModelHandle
+    from tests.unit.learner_fixtures import river_model
+
+    model = river_model()
+    data = classification(n=400, seed=4)
+    model.fit(data)
+    champion = registry.register("reg-online", model, strategy="manual")
+    registry.promote("reg-online", champion.version)
+    handle = ModelHandle("reg-online", registry.blobs)
+    assert handle.start_from(registry)
+    online = handle.learn_online()
+    names = model.feature_names
+    for i, (row, label) in enumerate(zip(data.X[:300], data.y[:300], strict=True)):
+        handle.predict(dict(zip(names, map(float, row), strict=True)), f"q{i}")
+        handle.observe_label(f"q{i}", label)
+    deadline = time.monotonic() + 20
+    while online.learned < 300 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert handle.report_to(registry) == ["online"]
+    report = registry.handle_reports("reg-online", "online")[handle.handle_id]
+    assert report["version"] == champion.version and report["learned"] == 300
+    assert report["serving"] == "learned" and report["online_accuracy"] is not None
+    assert registry.handle_reports("reg-online", "shadow") == {}
+    env = {**os.environ, **settings.to_env(), "DRIFTLINE_BLOB_STORE": str(tmp_path)}
+    out = subprocess.run(
+        [sys.executable, "-m", "driftline.cli", "models", "show", "reg-online", "--json"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
+    assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout)["online_reports"][handle.handle_id]["learned"] == 300
+    out = subprocess.run(
+        [sys.executable, "-m", "driftline.cli", "models", "show", "reg-online"],
+        capture_output=True,
+        text=True,
+        env={**env, "COLUMNS": "250"},
+        timeout=120,
+    )
+    assert out.returncode == 0, out.stderr
+    assert "online learning in serving handles" in out.stdout
+    assert f"accuracy {report['online_accuracy']:.3f} / {report['base_accuracy']:.3f}" in out.stdout
+    handle.stop_online()
+    with pytest.raises(ValueError, match="unknown handle report"):
+        registry.handle_reports("reg-online", "other")

@@ -64,9 +64,12 @@ def test_a_handle_learns_each_label_in_its_thread_and_serves_what_it_learned():
     assert report["learned"] == 1500 and report["unmatched"] == 0
     assert correct_late / 500 > 0.95
     assert report["online_accuracy"] > 0.9 > 0.1 > report["base_accuracy"]
-    # the published model itself never changed
+    # the published model itself never changed; a snapshot carries what was learned
     assert base.predict_one({"x": 2.0})[0] == "1"
+    snapshot = handle.online_snapshot()
+    assert snapshot.predict_one({"x": 2.0})[0] == "0" and snapshot.digest() != base.digest()
     handle.stop_online()
+    assert handle.online_snapshot() is None
     assert handle.predict({"x": 2.0}, "after")[1] == "1"
 
 

@@ -163,10 +163,11 @@ def metrics(
 def _feature_table(title: str, stats: dict[str, dict[str, float | None]]) -> Table:
     table = Table(title=title)
     table.add_column("feature")
-    for column in ("n", "mean", "std", "min", "max"):
+    columns = ("n", "mean", "std", "min", "p05", "p50", "p95", "max")
+    for column in columns:
         table.add_column(column, justify="right")
     for feature, row in sorted(stats.items()):
-        cells = [row.get(c) for c in ("n", "mean", "std", "min", "max")]
+        cells = [row.get(c) for c in columns]
         table.add_row(feature, *("-" if v is None else f"{v:.6g}" for v in cells))
     return table
 

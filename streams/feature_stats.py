@@ -8,8 +8,18 @@ twelfth of it: 5 s for the 1-minute window, 5 min for the hour, 2 h for the day)
 may include up to one slot more than the window.  Sums are taken around a per-feature shift
 (the first value seen), so a feature far from zero keeps its variance.
 
-Exact, not a sketch: the mean, standard deviation, minimum and maximum of the values in the
-window.  Quantiles are not kept (they need a sketch per slot; see ``docs/streams.md``).
+Exact: the mean, standard deviation, minimum and maximum of the values in the window.
+
+Quantiles (``p05``, ``p25``, ``p50``, ``p75``, ``p95``) come from a fixed-bin histogram per slot:
+each feature's first :data:`EDGE_SAMPLE` values set :data:`BINS` - 1 bin edges at their
+sixteenths (then fixed, so slots merge by adding counts); a quantile is interpolated within its
+bin, the outer bins bounded by the window's minimum and maximum.  Until a feature has its
+sample, its quantiles are exact (numpy's, of the sample's values in the window).  The error is at most the share
+of the values in that bin (about 1/16 while the feature keeps its first values' distribution:
+``tests/unit/test_feature_stats.py`` measures it); a feature that moves far piles into an outer
+bin and its quantiles coarsen, which the mean, min and max still show.  The first values are
+binned once the edges are set, so the quantiles count the same values as ``n``.  An edge that
+repeats marks a value the sample held many times (a flag, a count): its bin answers that value.
 
 >>> import numpy as np
 >>> stats = FeatureStats(window_s=60.0)
@@ -17,6 +27,8 @@ window.  Quantiles are not kept (they need a sketch per slot; see ``docs/streams
 >>> s = stats.summary()
 >>> s["x"]["mean"], round(s["x"]["std"], 3), s["x"]["min"], s["x"]["max"], s["y"]["n"]
 (3.0, 2.0, 1.0, 5.0, 3)
+>>> s["x"]["p50"], s["x"]["p95"]   # fewer values than an edge sample: exact quantiles
+(3.0, 4.8)
 >>> stats.add([200.0], ("x",), np.array([[7.0]]))  # two minutes later: the old slots are gone
 >>> stats.summary()["x"]["n"], "y" in stats.summary()
 (1, False)
@@ -26,14 +38,19 @@ from __future__ import annotations
 
 import base64
 import math
+import zlib
 from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 
 SLOTS = 12
+BINS = 16  # histogram bins per feature and slot (quantiles)
+EDGE_SAMPLE = 256  # a feature's first values that set its bin edges
+QUANTILES = (0.05, 0.25, 0.5, 0.75, 0.95)
 _WAIT_ROWS = 4096  # rows that may wait to be added (until the next read)
 _FIELDS = ("count", "total", "squares", "low", "high")
+_EMPTY_SAMPLE = np.zeros((0, 2))
 
 
 class FeatureStats:
@@ -58,6 +75,10 @@ class FeatureStats:
         self.squares = np.zeros((SLOTS, 0))
         self.low = np.full((SLOTS, 0), np.inf)
         self.high = np.full((SLOTS, 0), -np.inf)
+        self.edges = np.full((0, BINS - 1), np.nan)  # per feature; NaN until its sample is in
+        self.hist = np.zeros((SLOTS, 0, BINS), dtype=np.uint32)
+        # features still gathering their edge sample: column -> rows (slot number, value)
+        self._sample: dict[int, np.ndarray] = {}
         # rows not yet added: (times, names, values) in arrival order.  Added in one pass when
         # read (a flush) or when many wait, so small batches do not pay numpy's fixed cost each
         self._waiting: list[tuple[Sequence[float], tuple[str, ...], np.ndarray]] = []
@@ -110,16 +131,22 @@ class FeatureStats:
                 return
         numbers = np.floor_divide(times, self.slot_s).astype(np.int64)
         newest = max(self.newest, int(numbers.max()))
+        self._roll(newest)
+        # the edge sample is the first values in arrival order, however old (so batching
+        # cannot change it); only those still in the window are binned or read
+        sampled, fixed = self._sample_edges(index, numbers, values)
         kept = numbers > newest - SLOTS
         if not kept.all():
-            numbers, values = numbers[kept], values[kept]
-        self._roll(newest)
+            numbers, values, sampled = numbers[kept], values[kept], sampled[kept]
+        binned = np.isfinite(self.edges[index, 0])  # columns whose edges are known now
         for number in np.unique(numbers).tolist():
-            rows = values[numbers == number]
+            at = numbers == number
+            rows = values[at]
             slot = number % SLOTS
             if self.slot_start[slot] != number:
                 self._clear(slot, number)
             present = ~np.isnan(rows)
+            self._bin(slot, index, rows, present & binned & ~sampled[at])
             shifted = np.where(present, rows - self.shift[index], 0.0)
             self.count[slot, index] += present.sum(axis=0)
             # the running sums first, then each row in order: the same rounding as one by one
@@ -131,6 +158,86 @@ class FeatureStats:
             high = np.where(present, rows, -np.inf).max(axis=0)
             self.low[slot, index] = np.minimum(self.low[slot, index], low)
             self.high[slot, index] = np.maximum(self.high[slot, index], high)
+        for column in fixed:  # the sample itself goes into its (still live) slots now
+            self._bin_sample(column)
+
+    # -- quantile histograms -------------------------------------------------------------------
+    def _sample_edges(
+        self, index: np.ndarray, numbers: np.ndarray, values: np.ndarray
+    ) -> tuple[np.ndarray, list[int]]:
+        """Take the first values (in row order) of features still without edges; set a
+        feature's edges once it has :data:`EDGE_SAMPLE`.  Returns which cells went to a sample
+        (binned later, by :meth:`_bin_sample`) and the columns whose edges were just set."""
+        sampled = np.zeros(values.shape, dtype=bool)
+        fixed = []
+        for j, column in enumerate(index.tolist()):
+            if np.isfinite(self.edges[column, 0]):
+                continue
+            taken = self._sample.get(column, _EMPTY_SAMPLE)
+            rows = np.flatnonzero(~np.isnan(values[:, j]))[: EDGE_SAMPLE - len(taken)]
+            if not len(rows):
+                continue
+            sampled[rows, j] = True
+            taken = np.concatenate([taken, np.c_[numbers[rows], values[rows, j]]])
+            self._sample[column] = taken
+            if len(taken) >= EDGE_SAMPLE:
+                self._set_edges(column, taken[:, 1])
+                fixed.append(column)
+        return sampled, fixed
+
+    def _set_edges(self, column: int, sample: np.ndarray) -> None:
+        self.edges[column] = np.quantile(sample, np.arange(1, BINS) / BINS)
+
+    def _bin(self, slot: int, index: np.ndarray, rows: np.ndarray, cells: np.ndarray) -> None:
+        """Count the ``cells`` of ``rows`` (columns ``index``) into the slot's histograms."""
+        if not cells.any():
+            return
+        columns = np.broadcast_to(index, rows.shape)[cells]
+        found = rows[cells]
+        # bin b holds [edge b-1, edge b): the number of edges at or below the value
+        bins = (found[:, None] >= self.edges[columns]).sum(axis=1)
+        flat = np.bincount(columns * BINS + bins, minlength=len(self.names) * BINS)
+        self.hist[slot] += flat.reshape(len(self.names), BINS).astype(np.uint32)
+
+    def _bin_sample(self, column: int) -> None:
+        taken = self._live(self._sample.pop(column, _EMPTY_SAMPLE))
+        bins = (taken[:, 1, None] >= self.edges[column]).sum(axis=1)
+        slots = taken[:, 0].astype(np.int64) % SLOTS
+        np.add.at(self.hist[:, column, :], (slots, bins), 1)
+
+    def _live(self, taken: np.ndarray) -> np.ndarray:
+        """The sample's rows whose slot is still in the window."""
+        return taken[taken[:, 0] > self.newest - SLOTS]
+
+    def _quantiles(self, j: int, counts: np.ndarray, low: float, high: float) -> dict[str, float]:
+        """Quantiles of feature ``j`` from its merged bin counts, within [low, high]."""
+        if not np.isfinite(self.edges[j, 0]):  # fewer values than a sample: exact from it
+            live = self._live(self._sample.get(j, _EMPTY_SAMPLE))[:, 1]
+            if not len(live):
+                return {}
+            exact = np.quantile(live, QUANTILES)
+            return {
+                f"p{round(q * 100):02d}": float(v) for q, v in zip(QUANTILES, exact, strict=True)
+            }
+        n = counts.sum()
+        if n == 0:
+            return {}
+        bounds = np.clip(np.r_[low, self.edges[j], high], low, high)
+        cumulative = np.cumsum(counts)
+        out = {}
+        for q in QUANTILES:
+            target = q * n
+            b = int(np.searchsorted(cumulative, target, side="left"))
+            b = min(b, BINS - 1)
+            while counts[b] == 0 and b < BINS - 1:  # target on an empty bin's edge
+                b += 1
+            before = cumulative[b] - counts[b]
+            share = (target - before) / counts[b] if counts[b] else 0.0
+            lo, hi = bounds[b], max(bounds[b], bounds[b + 1])
+            if b >= 2 and self.edges[j, b - 1] == self.edges[j, b - 2]:
+                hi = lo  # a repeated edge: the sample had a point mass there (a discrete value)
+            out[f"p{round(q * 100):02d}"] = float(lo + min(max(share, 0.0), 1.0) * (hi - lo))
+        return out
 
     def _columns(
         self, names: Sequence[str], values: np.ndarray
@@ -161,6 +268,8 @@ class FeatureStats:
             grown = np.full((SLOTS, len(self.names)), fill)
             grown[:, :-1] = getattr(self, field)
             setattr(self, field, grown)
+        self.edges = np.vstack([self.edges, np.full((1, BINS - 1), np.nan)])
+        self.hist = np.concatenate([self.hist, np.zeros((SLOTS, 1, BINS), dtype=np.uint32)], axis=1)
 
     def _roll(self, newest: int) -> None:
         """Forget slots that left the window."""
@@ -173,11 +282,12 @@ class FeatureStats:
         self.slot_start[slot] = number
         self.count[slot] = self.total[slot] = self.squares[slot] = 0.0
         self.low[slot], self.high[slot] = np.inf, -np.inf
+        self.hist[slot] = 0
 
     # -- reading -------------------------------------------------------------------------------
     def summary(self) -> dict[str, dict[str, float | int | None]]:
         """Per feature with values in the window: ``n``, ``mean``, ``std`` (sample, n - 1),
-        ``min``, ``max``."""
+        ``min``, ``max``, and once its edges are set ``p05`` ... ``p95``."""
         self._catch_up()
         live = (self.slot_start >= 0) & (self.slot_start > self.newest - SLOTS)
         n = self.count[live].sum(axis=0)
@@ -186,6 +296,7 @@ class FeatureStats:
             self.low[live].min(axis=0, initial=np.inf),
             self.high[live].max(axis=0, initial=-np.inf),
         )
+        counts = self.hist[live].sum(axis=0)
         out: dict[str, dict[str, float | int | None]] = {}
         for j, name in enumerate(self.names):
             if n[j] <= 0:
@@ -198,6 +309,7 @@ class FeatureStats:
                 "std": math.sqrt(spread / (n[j] - 1)) if n[j] > 1 else None,
                 "min": float(low[j]),
                 "max": float(high[j]),
+                **self._quantiles(j, counts[j], float(low[j]), float(high[j])),
             }
         return out
 
@@ -212,6 +324,10 @@ class FeatureStats:
             "slots": self.slot_start.tolist(),
             "shift": _pack(self.shift),
             **{field: _pack(getattr(self, field)) for field in _FIELDS},
+            "edges": _pack(self.edges),
+            # counts are small integers, many zero: deflate shrinks them several times
+            "hist": base64.b64encode(zlib.compress(self.hist.astype("<u4").tobytes(), 1)).decode(),
+            "sample": {str(c): _pack(taken) for c, taken in sorted(self._sample.items())},
         }
 
     def restore(self, state: dict[str, Any]) -> None:
@@ -227,6 +343,15 @@ class FeatureStats:
         self.shift = _unpack(state["shift"], (k,))
         for field in _FIELDS:
             setattr(self, field, _unpack(state[field], (SLOTS, k)))
+        if "edges" in state:
+            self.edges = _unpack(state["edges"], (k, BINS - 1))
+            hist = np.frombuffer(zlib.decompress(base64.b64decode(state["hist"])), dtype="<u4")
+            self.hist = hist.astype(np.uint32).reshape(SLOTS, k, BINS)
+            self._sample = {int(c): _unpack(text, (-1, 2)) for c, text in state["sample"].items()}
+        else:  # a checkpoint from before quantiles: they count values from here on
+            self.edges = np.full((k, BINS - 1), np.nan)
+            self.hist = np.zeros((SLOTS, k, BINS), dtype=np.uint32)
+            self._sample = {}
 
 
 def _pack(array: np.ndarray) -> str:

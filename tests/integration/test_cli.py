@@ -117,7 +117,20 @@ def test_metrics_by_window_as_json(settings, tmp_path):
     assert out.returncode == 1 and "no metrics" in out.stderr
     out = _cli(settings, tmp_path, "metrics", "cli-metrics", "--window", "1w")
     assert out.returncode == 2 and "choose 1m, 1h or 1d" in out.stderr
-    features = {"age": {"n": 3, "mean": 41.5, "std": 2.25, "min": 39.0, "max": 44.0}}
+    features = {
+        "age": {
+            "n": 3,
+            "mean": 41.5,
+            "std": 2.25,
+            "min": 39.0,
+            "max": 44.0,
+            "p05": 39.2,
+            "p25": 40.0,
+            "p50": 41.0,
+            "p75": 43.0,
+            "p95": 43.8,
+        }
+    }
     client.hset(keys.metrics("cli-metrics", "1h"), "feature_stats", json.dumps(features))
     out = _cli(settings, tmp_path, "metrics", "cli-metrics", "--window", "1h")
     assert out.returncode == 0, out.stderr
@@ -132,6 +145,9 @@ def test_metrics_by_window_as_json(settings, tmp_path):
         "41.5",
         "2.25",
         "39",
+        "39.2",
+        "41",
+        "43.8",
         "44",
     ]
 

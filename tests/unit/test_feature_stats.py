@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+from unittest.mock import patch
 
 import numpy as np
+import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
@@ -47,6 +49,66 @@ def test_a_batch_gives_the_state_of_one_event_at_a_time(rows, cut, cap):
     assert public.to_state() == one.to_state()
 
 
+@settings(max_examples=150, deadline=None)
+@given(
+    st.lists(
+        st.tuples(
+            st.floats(0, 300),
+            st.lists(st.one_of(st.none(), st.floats(-1e3, 1e3)), min_size=2, max_size=2),
+        ),
+        max_size=40,
+    ),
+    st.integers(0, 40),
+)
+def test_quantile_edges_and_bins_do_not_depend_on_batching(rows, cut):
+    """With a sample of 5 values the edges are set inside these streams: where a batch cuts,
+    and events older than the window, must not change the sample, the edges or the counts."""
+    times = [t for t, _ in rows]
+    table = np.array([[np.nan if v is None else v for v in values] for _, values in rows])
+    table = table.reshape(len(rows), 2)
+    with patch("streams.feature_stats.EDGE_SAMPLE", 5):
+        one, many = FeatureStats(60.0), FeatureStats(60.0)
+        for i in range(len(rows)):
+            one._add(times[i : i + 1], ("a", "b"), table[i : i + 1])
+        many._add(times[:cut], ("a", "b"), table[:cut])
+        many._add(times[cut:], ("a", "b"), table[cut:])
+        assert many.to_state() == one.to_state()
+        summary = one.summary()
+    for name, row in summary.items():  # every value in the window is counted once
+        j = one._column[name]
+        if np.isfinite(one.edges[j, 0]):
+            assert one.hist[:, j].sum() == row["n"]
+
+
+@pytest.mark.parametrize("draw", ["normal", "exponential", "discrete"])
+def test_quantiles_are_within_one_bin_of_the_window_s_own(draw):
+    """The estimate's rank among the window's values is within the share of values in its bin
+    (about 1/16 on a stationary feature); under a sample's worth of values they are exact."""
+    rng = np.random.default_rng(7)
+    make = {
+        "normal": lambda n: 50 + 10 * rng.normal(size=n),
+        "exponential": lambda n: rng.exponential(3.0, size=n),
+        "discrete": lambda n: rng.integers(0, 4, size=n).astype(float),
+    }[draw]
+    values = make(5000)
+    times = np.arange(5000) * 0.01  # 50 s: all inside the 60 s window
+    stats = FeatureStats(60.0)
+    few = FeatureStats(60.0)
+    few.add(times[:100].tolist(), ("x",), values[:100, None])
+    exact = np.quantile(values[:100], [0.05, 0.25, 0.5, 0.75, 0.95])
+    assert [few.summary()["x"][q] for q in ("p05", "p25", "p50", "p75", "p95")] == list(exact)
+    for start in range(0, 5000, 500):
+        stats.add(times[start : start + 500].tolist(), ("x",), values[start : start + 500, None])
+    got = stats.summary()["x"]
+    assert got["n"] == 5000
+    for q in (0.05, 0.25, 0.5, 0.75, 0.95):
+        estimate = got[f"p{round(q * 100):02d}"]
+        below, at_most = np.mean(values < estimate), np.mean(values <= estimate)
+        # the estimate's rank range [below, at_most] comes within 1/16 + 2% of q
+        assert below - 0.0825 <= q <= at_most + 0.0825, (q, estimate, below, at_most)
+        assert got["min"] <= estimate <= got["max"]
+
+
 def test_the_summary_is_the_window_s_own_mean_std_min_and_max():
     rng = np.random.default_rng(4)
     times = np.arange(3000) * 0.1  # 300 s of event time
@@ -81,7 +143,10 @@ def test_the_monitor_reports_feature_stats_per_window_and_resumes_them():
         m.observe_inferences(events[300:])
     hour = json.loads(monitor.metrics()["1h"]["feature_stats"])
     assert hour["x"]["n"] == 500 and hour["x"]["min"] == 0.0 and hour["x"]["max"] == 6.0
-    assert hour["y"] == {"n": 500, "mean": 2.0, "std": 0.0, "min": 2.0, "max": 2.0}
+    constant = {"n": 500, "mean": 2.0, "std": 0.0, "min": 2.0, "max": 2.0}
+    assert hour["y"] == {**constant, **{q: 2.0 for q in ("p05", "p25", "p50", "p75", "p95")}}
+    # x cycles 0..6 evenly: its median is 3 (to within one of its 16 bins)
+    assert 2.5 <= hour["x"]["p50"] <= 3.5 and hour["x"]["p05"] <= 1.0 and hour["x"]["p95"] >= 5.0
     minute = json.loads(monitor.metrics()["1m"]["feature_stats"])
     assert 60 <= minute["x"]["n"] <= 65  # the last minute, rolling by 5 s slots
     assert resumed.metrics() == monitor.metrics()

@@ -92,6 +92,7 @@ class OnlineLearning:
         self.learned = self.unmatched = self.skipped = self.failed = self.fallbacks = 0
         self._restart(base)
         self._queue: queue.Queue = queue.Queue(maxsize=queue_size)
+        self._stopped = threading.Event()
         self._thread: threading.Thread | None = None
         if start_thread:
             self._thread = threading.Thread(target=self._run, name="online-learning", daemon=True)
@@ -120,14 +121,16 @@ class OnlineLearning:
             self._restart(base)
 
     def stop(self) -> None:
-        self._queue.put(None)
+        """End the learning thread (labels still queued are not learned); never blocks."""
+        self._stopped.set()
 
     # -- the learning thread ----------------------------------------------------------------------
     def _run(self) -> None:
-        while True:
-            item = self._queue.get()
-            if item is None:
-                return
+        while not self._stopped.is_set():
+            try:
+                item = self._queue.get(timeout=0.2)
+            except queue.Empty:
+                continue
             try:
                 self.learn(*item)
             except Exception as exc:  # a bad request or label must not stop learning

@@ -177,3 +177,18 @@ def test_a_prediction_between_a_swap_and_the_restart_is_answered_by_the_new_cham
     handle.learn_online()
     handle._served = served(trained(logistic(), -1.0, seed=5), "v2", 2)  # restart not yet run
     assert handle.predict({"x": 2.0}, "r")[:2] == ("v2", "0")
+
+
+def test_a_label_that_cannot_be_learned_is_counted_and_the_thread_goes_on():
+    model = river_model("regression")
+    handle = ModelHandle("m", None, served(model))
+    online = handle.learn_online()
+    features = dict.fromkeys(model.feature_names, 1.0)
+    handle.predict(features, "bad")
+    handle.observe_label("bad", "not a number")
+    handle.predict(features, "good")
+    handle.observe_label("good", 2.5)
+    wait_for(lambda: online.learned == 1)
+    assert online.failed == 1
+    handle.stop_online()
+    assert not online._thread.join(timeout=5) and not online._thread.is_alive()

@@ -7,7 +7,7 @@ from typing import Any
 import numpy as np
 from scipy import stats
 
-from detectors.stat_tools import welford_add
+from detectors.stat_tools import rho_upper, welford_add
 from detectors.windowed import VectorInput, WindowedTest
 
 
@@ -97,10 +97,7 @@ class MahalanobisDrift(VectorInput, WindowedTest):
         var = np.diag(cov)
         lag_cov = self._ref_lag / max(n - 1, 1) - self._ref_mean**2
         rho = np.clip(np.divide(lag_cov, var, out=np.zeros_like(var), where=var > 0), 0, 0.95)
-        # near rho = 0.9 the factor moves 2% per 0.01 of rho, and rho from n rows is uncertain by
-        # sqrt((1 - rho^2) / n): where rho stands out of that noise, take its upper bound
-        noise = np.sqrt((1 - rho**2) / max(n, 2))
-        rho = np.where(rho > 2 / np.sqrt(max(n, 2)), np.minimum(rho + 2 * noise, 0.95), rho)
+        rho = rho_upper(rho, n)  # the factor is steep near 0.9: not below what rho may be
         widen = np.sqrt((1 + rho) / (1 - rho))
         cov = cov * np.outer(widen, widen)
         scale = float(np.trace(cov)) / len(cov) if np.trace(cov) > 0 else 1.0

@@ -12,6 +12,8 @@ from detectors.cusum import CUSUM
 from detectors.stat_tools import welford_add
 from detectors.windowed import VectorInput
 
+RUN_EVERY = 50  # in a long run of flagged rows, every this-many-th counts again
+
 
 class InputOutlierRate(VectorInput, DriftDetector):
     """Scores every input row for anomaly and alarms when anomalous rows become more frequent.
@@ -21,7 +23,9 @@ class InputOutlierRate(VectorInput, DriftDetector):
     the score exceeds the ``1 - flag_alpha`` chi-square quantile.  A single odd row is not an
     incident, a rising share of them is (probing, scraping, a broken upstream feature, an
     attack), so the 0/1 flags feed a calibrated upward :class:`~detectors.CUSUM`, and that is
-    what raises the alarm.  ``last_score`` and ``last_flagged`` describe the latest row.
+    what raises the alarm.  A run of flagged rows counts once (and again every
+    :data:`RUN_EVERY` rows while it lasts): autocorrelated traffic wanders outside in clumps,
+    which counted row by row read as a rising rate.  ``last_score`` and ``last_flagged`` describe the latest row.
 
     Parameters:
         reference_size: Rows used to learn normal traffic.
@@ -51,6 +55,7 @@ class InputOutlierRate(VectorInput, DriftDetector):
         "_cutoff",
         "last_score",
         "last_flagged",
+        "_run",
         "_rate",
     )
 
@@ -92,6 +97,7 @@ class InputOutlierRate(VectorInput, DriftDetector):
         self._cutoff = 0.0
         self.last_score = 0.0
         self.last_flagged = False
+        self._run = 0  # flagged rows in a row up to the latest
         self._rate = CUSUM(shifts=(1.0, 3.0), target_arl=self.target_arl, sides="up")
 
     def outlier_score(self, row: np.ndarray) -> float:
@@ -114,8 +120,23 @@ class InputOutlierRate(VectorInput, DriftDetector):
             return False
         self.last_score = self.outlier_score(x)
         self.last_flagged = self.last_score > self._cutoff
-        self._rate.update(1.0 if self.last_flagged else 0.0)
+        self._rate.update(float(self._declump(np.array([self.last_flagged]))[0]))
         return self._rate.drift_detected
+
+    def _declump(self, flagged: np.ndarray) -> np.ndarray:
+        """The flags the rate counts: the first of each run of flagged rows, and every
+        :data:`RUN_EVERY`-th after it.  Autocorrelated inputs leave normal traffic in
+        excursions that flag many rows in a row; counted one by one, those clumps read as a
+        rising rate.  Isolated outliers (probing) count one each, as before, and a stream that
+        stays outside still counts one row in RUN_EVERY, far above the normal rate."""
+        flagged = np.asarray(flagged, dtype=bool)
+        at = np.arange(len(flagged))
+        last_clear = np.maximum.accumulate(np.where(flagged, -1, at))
+        run = np.where(last_clear >= 0, at - last_clear, self._run + at + 1)
+        run = np.where(flagged, run, 0)
+        if len(run):
+            self._run = int(run[-1])
+        return (flagged & ((run == 1) | (run % RUN_EVERY == 0))).astype(np.float64)
 
     def update_until_alarm(self, values: Any) -> int:
         """Vectorised once the reference is learnt: scores for the whole batch at once, the
@@ -138,8 +159,13 @@ class InputOutlierRate(VectorInput, DriftDetector):
             return i + super().update_until_alarm(block)
         diff = block - self._ref_mean
         scores = ((diff @ self._precision) * diff).sum(axis=1)
-        flagged = (scores > self._cutoff).astype(np.float64)
-        used = self._rate.update_until_alarm(flagged)
+        flagged = scores > self._cutoff
+        run_before = self._run
+        counted = self._declump(flagged)
+        used = self._rate.update_until_alarm(counted)
+        if used < len(counted):  # stopped at an alarm: the run as of that row
+            self._run = run_before
+            self._declump(flagged[:used])
         self.n_seen += used
         self.last_score, self.last_flagged = float(scores[used - 1]), bool(flagged[used - 1])
         self._drift_detected = self._rate.drift_detected

@@ -66,3 +66,26 @@ def test_a_rising_share_of_flagged_inputs_raises_an_alarm():
     flags = (instability_scores(proba, inputs, epsilon=0.1, draws=16) > 0.2).astype(float)
     alarms = CUSUM().update_many(flags).tolist()
     assert alarms and 3000 <= alarms[0] < 3300, alarms
+
+
+def test_outlier_flags_count_once_per_run_and_every_50th_row_of_a_long_run():
+    """Autocorrelated inputs flag rows in clumps: the rate counts a clump's first row (and every
+    50th of a long one), the same whether the rows come in one batch or split anywhere."""
+    from detectors.input_outliers import RUN_EVERY, InputOutlierRate
+
+    flags = np.zeros(400, dtype=bool)
+    flags[10] = True  # an isolated outlier (probing): counts
+    flags[20:32] = True  # a clump of 12: counts once
+    flags[100:220] = True  # a run of 120: its 1st, 50th and 100th rows
+    whole = InputOutlierRate()._declump(flags)
+    assert np.flatnonzero(whole).tolist() == [
+        10,
+        20,
+        100,
+        100 + RUN_EVERY - 1,
+        100 + 2 * RUN_EVERY - 1,
+    ]
+    for cut in (0, 25, 150, 399):
+        split = InputOutlierRate()
+        parts = np.r_[split._declump(flags[:cut]), split._declump(flags[cut:])]
+        assert parts.tolist() == whole.tolist()

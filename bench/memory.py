@@ -52,7 +52,9 @@ for m in range(n_models):
     ]
     in_redis = {}  # what the worker's flushes wrote to Redis (this model's, gone after it)
 
-    def flush():
+    def flush():  # what the worker's flush does with a changed model, less the writes
+        monitor.metrics()  # (waiting feature-stats rows go in when read)
+        monitor.checkpoint()
         written, consumed = monitor.join.drain()
         in_redis.update((p.request_id, p) for p in written)
         for request_id, _ in consumed:

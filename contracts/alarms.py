@@ -217,6 +217,18 @@ def is_resolution(raw: bytes | str | None) -> bool:
         return False
 
 
+def resolved_key(raw: bytes | str | None) -> str | None:
+    """The dedup key a resolution ends (None for anything else)."""
+    try:
+        event = json.loads(raw or b"null")
+        if event.get("type") != RESOLVED_TYPE:
+            return None
+        key = event["data"]["dedup_key"]
+    except (ValueError, AttributeError, KeyError, TypeError):
+        return None
+    return key if isinstance(key, str) else None
+
+
 def decode_alarm(raw: bytes | str) -> Alarm:
     try:
         event = json.loads(raw)

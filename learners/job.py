@@ -76,6 +76,7 @@ class Decision:
     bake: dict[str, Any] | None = None
     seconds_to_serving: float | None = None
     trigger_time: float | None = None  # event time of the trigger (the alarm's)
+    data_until: float | None = None  # event time of the newest labelled row it read
     at: float = field(default_factory=time.time)
 
     def to_dict(self) -> dict[str, Any]:
@@ -97,6 +98,7 @@ class UpdateJob:
         self.publish_update, self.publish_alarm = publish_update, publish_alarm
         self.stop, self.poll_s = stop, poll_s
         self.started = time.monotonic()
+        self.collecting = True  # still waiting for its rows (nothing trained or moved yet)
 
     def _say(self, text: str) -> None:
         log.info("%s [%s]: %s", self.trigger.model_id, self.trigger.reason, text)
@@ -135,6 +137,7 @@ class UpdateJob:
         collected = await self._collect(champion, self.trigger.since, policy.min_labelled)
         if isinstance(collected, Decision):
             return collected
+        self.collecting = False
         everything, fresh = collected
         rows = fresh.data
         if policy.pre_trigger_rows and self.trigger.since != float("-inf"):
@@ -167,7 +170,11 @@ class UpdateJob:
                 },
             )
             return self._decision(
-                "rejected", verdict.reason, strategy=candidate.strategy, verdict=verdict.to_dict()
+                "rejected",
+                verdict.reason,
+                strategy=candidate.strategy,
+                verdict=verdict.to_dict(),
+                data_until=everything.newest_time,
             )
 
         version = await asyncio.to_thread(

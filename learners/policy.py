@@ -15,6 +15,8 @@ model and ``[models.<id>]`` tables override it key by key.  Python callers build
     bake_samples = 200            # labelled rows watched after a promotion
     bake_max_error_increase = 0.05
     shadow_samples = 0            # >0: the candidate first scores live traffic beside the champion
+    retries_while_open = 0        # >0: a refused update is tried again on newer rows (min_labelled
+                                  # more) while its alarm stays open, at most this many times
 
     [default.triggers]            # alarm signal kind -> strategy spec ("none": acknowledge only)
     error = {name = "fine_tune", freeze = "all_but_head"}
@@ -82,6 +84,7 @@ class UpdatePolicy:
     bake_samples: int = 200
     bake_max_error_increase: float = 0.05
     shadow_samples: int = 0
+    retries_while_open: int = 0  # see the module docstring; a resolution of the alarm stops them
     gate: GateConfig = field(default_factory=GateConfig)
     fallback: Any = "retrain"  # for a model the trigger's strategy cannot update (e.g. river)
     min_severity: str = "warning"  # "info" alarms (e.g. an error rate that fell) never trigger
@@ -106,8 +109,8 @@ class UpdatePolicy:
             raise ValueError("min_labelled must be at least 20")
         if self.min_severity not in SEVERITY_RANK:
             raise ValueError(f"min_severity must be one of {sorted(SEVERITY_RANK)}")
-        if self.bake_samples < 0 or self.shadow_samples < 0:
-            raise ValueError("bake_samples and shadow_samples must be >= 0")
+        if self.bake_samples < 0 or self.shadow_samples < 0 or self.retries_while_open < 0:
+            raise ValueError("bake_samples, shadow_samples and retries_while_open must be >= 0")
         return self
 
     def merged(self, doc: dict[str, Any]) -> UpdatePolicy:

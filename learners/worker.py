@@ -11,6 +11,12 @@ For each alarm the model's :class:`~learners.policy.UpdatePolicy` decides what h
   free (older deferred ones are recorded as superseded).  Dropping it would lose the drift: after
   an alarm a detector takes the new regime as its baseline and may never fire again for it.
 
+With ``retries_while_open``, an update refused by the gate is tried again, on the labelled rows
+that came after those it used (``min_labelled`` more), while its alarm stays open: an alarm
+holds its repeats until it resolves, so without a retry a refused update leaves a degraded model
+alone until then.  The alarm's resolution, a newer alarm of the model, or a promotion ends the
+retries; they live in memory (a restarted learner does not retry what it refused before).
+
 The alarm's offset is committed only when its job is decided, so a learner that crashes
 mid-update redoes it after a restart.  Models whose policy sets ``periodic_retrain_s`` are also
 updated on that schedule.  The last ``keep_decisions`` decisions stay in memory
@@ -35,6 +41,7 @@ from contracts.alarms import (
     decode_alarm,
     encode_alarm,
     is_resolution,
+    resolved_key,
 )
 from contracts.settings import Settings
 from contracts.updates import ModelUpdate
@@ -74,6 +81,9 @@ class LearnerWorker:
         self.offsets = OffsetTracker()
         self._jobs: dict[str, asyncio.Task] = {}
         self._pending: dict[str, _Pending] = {}  # model -> newest deferred alarm
+        self._retries: dict[str, tuple[Trigger, int]] = {}  # model -> next try of a refusal
+        self._tries: dict[str, tuple[str, int]] = {}  # model -> (alarm key, retries made)
+        self._running: dict[str, tuple[Trigger, UpdateJob]] = {}  # model -> its job in flight
         self._last_move: dict[str, float] = {}  # model -> monotonic time of promotion/rollback
         self._last_periodic: dict[str, float] = {}
         self._registered_cache: tuple[float, list[str]] | None = None  # (when, model ids)
@@ -107,6 +117,7 @@ class LearnerWorker:
                     for record in records:
                         self._on_alarm(record.value, tp.topic, tp.partition, record.offset)
                 self._start_deferred()
+                self._start_retries()
                 self._periodic()
                 commit = self.offsets.to_commit()
                 if commit:
@@ -120,8 +131,9 @@ class LearnerWorker:
             await asyncio.to_thread(self.registry.close)
 
     def _on_alarm(self, raw: bytes | None, topic: str, partition: int, offset: int) -> None:
-        if is_resolution(raw):  # an alarm's end: nothing to update
+        if is_resolution(raw):  # an alarm's end: nothing to update, nothing more to retry
             self.offsets.seen(topic, partition, offset)
+            self._end_retries(resolved_key(raw))
             return
         try:
             alarm = decode_alarm(raw or b"")
@@ -137,6 +149,7 @@ class LearnerWorker:
             self._decide(Decision(alarm.model_id, alarm.dedup_key, "skipped", skip))
             return
         self.offsets.start(topic, partition, offset)
+        self._retries.pop(alarm.model_id, None)  # a newer alarm takes over
         trigger = Trigger(alarm.model_id, alarm.dedup_key, alarm.event_time, spec, alarm)
         pending = _Pending(trigger, (topic, partition, offset))
         if self._busy(alarm.model_id) or self._cooling(alarm.model_id, policy.cooldown_s):
@@ -166,6 +179,43 @@ class LearnerWorker:
                 continue
             del self._pending[model_id]
             self._run_pending(pending)
+
+    def _end_retries(self, key: str | None) -> None:
+        """An alarm resolved: drop its waiting retry, or stop one still collecting rows."""
+        for model_id, (retry, _) in list(self._retries.items()):
+            if retry.alarm is not None and retry.alarm.dedup_key == key:
+                del self._retries[model_id]
+                self._decide(Decision(model_id, retry.reason, "skipped", "its alarm resolved"))
+        for model_id, (trigger, job) in list(self._running.items()):
+            retrying = trigger.alarm is not None and trigger.reason != trigger.alarm.dedup_key
+            if retrying and trigger.alarm.dedup_key == key and job.collecting:
+                self._jobs[model_id].cancel()
+                del self._running[model_id]
+                self._decide(Decision(model_id, trigger.reason, "skipped", "its alarm resolved"))
+
+    def _start_retries(self) -> None:
+        for model_id, (trigger, _) in list(self._retries.items()):
+            policy = self.policies.for_model(model_id)
+            if self._busy(model_id) or self._cooling(model_id, policy.cooldown_s):
+                continue
+            del self._retries[model_id]
+            self._start(trigger, on_done=lambda: None)  # the alarm's offset is committed already
+
+    def _schedule_retry(self, trigger: Trigger, decision: Decision) -> None:
+        """After a refusal of an alarm's update, its next try (see the module docstring)."""
+        model_id, alarm = trigger.model_id, trigger.alarm
+        self._retries.pop(model_id, None)
+        if alarm is None or decision.outcome != "rejected" or decision.data_until is None:
+            return
+        done = self._tries.get(model_id, (None, 0))
+        tries = done[1] if done[0] == alarm.dedup_key else 0
+        if tries >= self.policies.for_model(model_id).retries_while_open:
+            return
+        self._tries[model_id] = (alarm.dedup_key, tries + 1)
+        reason = f"{alarm.dedup_key} (still open: retry {tries + 1})"
+        retry = Trigger(model_id, reason, decision.data_until, trigger.strategy, alarm)
+        self._retries[model_id] = (retry, tries + 1)
+        log.info("%s: refused; tries again on newer rows while its alarm is open", reason)
 
     def _periodic(self) -> None:
         now = time.monotonic()
@@ -219,11 +269,14 @@ class LearnerWorker:
                 decision = await job.run()
             finally:
                 telemetry.JOBS_IN_FLIGHT.dec()
+                self._running.pop(trigger.model_id, None)
             if decision.outcome in ("promoted", "rolled_back"):
                 self._last_move[trigger.model_id] = time.monotonic()
             self._decide(decision)
+            self._schedule_retry(trigger, decision)
             on_done()  # only now may the alarm's offset be committed
 
+        self._running[trigger.model_id] = (trigger, job)
         self._jobs[trigger.model_id] = asyncio.create_task(run(), name=f"update-{trigger.model_id}")
 
     async def _publish_update(self, update: ModelUpdate) -> None:

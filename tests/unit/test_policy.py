@@ -71,3 +71,11 @@ def test_the_example_policy_file_is_valid_and_means_what_it_says():
     assert policies.for_model("clickthrough").strategy_for("error")["name"] == "online"
     assert policies.for_model("demand-forecast").gate.reference_tolerance == 0.15
     assert policies.for_model("demand-forecast").gate.min_gain == 0.01  # inherited
+
+
+def test_retries_while_open_is_read_from_a_file_and_checked():
+    policies = PolicySet.from_toml("[models.churn]\nretries_while_open = 2\n")
+    assert policies.for_model("churn").retries_while_open == 2
+    assert policies.for_model("other").retries_while_open == 0  # off by default
+    with pytest.raises(ValueError, match="retries_while_open"):
+        PolicySet.from_toml("[default]\nretries_while_open = -1\n")

@@ -1,0 +1,126 @@
+"""A refused update is tried again on newer rows while its alarm stays open (the alarm holds its
+repeats, so nothing else would trigger one), at most ``retries_while_open`` times; the alarm's
+resolution ends the retries."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+import redis
+from aiokafka import AIOKafkaProducer
+
+from contracts.alarms import Alarm, Resolution, encode_alarm, encode_resolution
+from contracts.redis_keys import RedisKeys
+from driftline.simulation import DriftingScenario
+from learners.blobstore import LocalBlobStore
+from learners.policy import PolicySet, UpdatePolicy
+from learners.registry import ModelRegistry
+from learners.worker import LearnerWorker
+from streams.monitor import LabelledSample
+from tests.integration.conftest import wait_until
+
+
+def _write_rows(registry, model_id, scenario, n, t0):
+    key = registry.keys.labelled(model_id)
+    for i in range(n):
+        features, truth = scenario.sample("noisy_labels")  # nothing a candidate can win on
+        sample = LabelledSample(model_id, "v1", f"r{t0 + i}", t0 + i, features, "0", truth, t0 + i)
+        registry.client.lpush(key, json.dumps(sample.to_dict()))
+
+
+async def _learner(settings, tmp_path, model_id, retries):
+    client = redis.Redis.from_url(settings.redis_url)
+    registry = ModelRegistry(client, RedisKeys(settings.key_prefix), LocalBlobStore(tmp_path))
+    scenario = DriftingScenario(seed=5)
+    version = registry.register(model_id, scenario.train_champion(n=1500))
+    registry.promote(model_id, version.version)
+    policy = UpdatePolicy(
+        triggers={"error": "retrain"},
+        min_labelled=200,
+        bake_samples=0,
+        cooldown_s=0.0,
+        retries_while_open=retries,
+    )
+    learner = LearnerWorker(
+        settings, PolicySet(UpdatePolicy(triggers={}), {model_id: policy}), registry, poll_s=0.05
+    )
+    return registry, scenario, learner
+
+
+async def _send(settings, *payloads, model_id):
+    producer = AIOKafkaProducer(bootstrap_servers=settings.bootstrap_list, acks="all")
+    await producer.start()
+    try:
+        for payload in payloads:
+            await producer.send_and_wait(settings.topics.alarms, payload, key=model_id.encode())
+    finally:
+        await producer.stop()
+
+
+def _alarm(model_id: str) -> Alarm:
+    return Alarm(model_id, "v1", "error", "error", "cusum", 1.3, 1.0, {}, "critical", 1000.0, 2000)
+
+
+def _outcomes(learner, model_id):
+    return [(d.trigger, d.outcome) for d in learner.decisions if d.model_id == model_id]
+
+
+async def test_a_refused_update_is_retried_on_newer_rows_while_its_alarm_is_open(
+    settings, tmp_path
+):
+    model_id = "retry-open"
+    registry, scenario, learner = await _learner(settings, tmp_path, model_id, retries=2)
+    alarm = _alarm(model_id)
+    _write_rows(registry, model_id, scenario, 250, 1000)
+    stop = asyncio.Event()
+    task = asyncio.create_task(learner.run(stop))
+    try:
+        await _send(settings, encode_alarm(alarm, "/test"), model_id=model_id)
+        await wait_until(lambda: len(_outcomes(learner, model_id)) >= 1, 120, "the first decision")
+        await asyncio.sleep(0.5)
+        assert _outcomes(learner, model_id) == [(alarm.dedup_key, "rejected")]
+        assert learner._busy(model_id)  # the retry waits for rows newer than those it used
+        _write_rows(registry, model_id, scenario, 250, 1250)
+        await wait_until(lambda: len(_outcomes(learner, model_id)) >= 2, 120, "the first retry")
+        _write_rows(registry, model_id, scenario, 250, 1500)
+        await wait_until(lambda: len(_outcomes(learner, model_id)) >= 3, 120, "the second retry")
+        _write_rows(registry, model_id, scenario, 250, 1750)
+        await asyncio.sleep(2.0)  # no third retry: retries_while_open = 2
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, 60)
+    assert _outcomes(learner, model_id) == [
+        (alarm.dedup_key, "rejected"),
+        (f"{alarm.dedup_key} (still open: retry 1)", "rejected"),
+        (f"{alarm.dedup_key} (still open: retry 2)", "rejected"),
+    ]
+    windows = [r["verdict"]["n_holdout"] for r in registry.rejections(model_id)]
+    assert len(windows) == 3
+
+
+async def test_the_alarm_s_resolution_ends_its_retries(settings, tmp_path):
+    model_id = "retry-resolved"
+    registry, scenario, learner = await _learner(settings, tmp_path, model_id, retries=3)
+    alarm = _alarm(model_id)
+    _write_rows(registry, model_id, scenario, 250, 1000)
+    stop = asyncio.Event()
+    task = asyncio.create_task(learner.run(stop))
+    try:
+        await _send(settings, encode_alarm(alarm, "/test"), model_id=model_id)
+        await wait_until(lambda: len(_outcomes(learner, model_id)) >= 1, 120, "the decision")
+        await asyncio.sleep(0.5)
+        assert model_id in learner._retries or learner._busy(model_id)
+        resolution = Resolution(alarm, 1300.0, 0, "back to baseline", 0)
+        await _send(settings, encode_resolution(resolution, "/test"), model_id=model_id)
+        await wait_until(lambda: len(_outcomes(learner, model_id)) >= 2, 60, "the resolution")
+        _write_rows(registry, model_id, scenario, 250, 1250)
+        await asyncio.sleep(2.0)
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, 60)
+    assert _outcomes(learner, model_id) == [
+        (alarm.dedup_key, "rejected"),
+        (f"{alarm.dedup_key} (still open: retry 1)", "skipped"),
+    ]
+    assert "its alarm resolved" in learner.decisions[-1].detail

@@ -51,6 +51,7 @@ T0 = 830_000_000.0  # May 1996, seconds since the epoch
 TRAIN_ROWS = 48 * 7 * 4  # four weeks
 STRATEGY = {"name": "fine_tune", "freeze": None, "replay_fraction": 0.0}
 MIN_LABELLED, MAX_ROWS = 100, 1000
+RETRIES = 3  # the policy's retries_while_open: a refused update tried again while its alarm is open
 HOLDOUT = 0.3
 
 
@@ -131,12 +132,15 @@ def river_online(data: Dataset, estimator) -> float:
 # -- the learner's job, replayed in process -------------------------------------------------------
 def replay(champion, data: Dataset, schedule: set[int] | None = None) -> tuple[float, int, int]:
     """Serve rows in order; on a trigger (the monitor's error alarm, or a row in ``schedule``)
-    collect MIN_LABELLED rows, propose with STRATEGY on the newest MAX_ROWS, gate, swap.
+    collect MIN_LABELLED rows, propose with STRATEGY on the newest MAX_ROWS, gate, swap.  As the
+    learner does: a refused update of an alarm is tried again MIN_LABELLED rows later while the
+    alarm stays open (at most RETRIES times); its resolution or a newer alarm ends that.
     Returns (prequential accuracy, promotions, attempts)."""
     from streams.monitor import ModelMonitor
 
     model, version, monitor = champion, 1, ModelMonitor("elec2")
     pending, promoted, attempts, correct = None, 0, 0, 0
+    open_key, tries = None, 0  # the alarm whose refused update is being retried
     for i in range(TRAIN_ROWS, len(data)):
         prediction = model.predict(data.X[i : i + 1])[0]
         correct += prediction == data.y[i]
@@ -147,19 +151,27 @@ def replay(champion, data: Dataset, schedule: set[int] | None = None) -> tuple[f
         alarms += monitor.observe_label(
             LabelEvent("elec2", f"r{i}", data.y[i], t + HALF_HOUR)
         ).alarms
-        triggered = (
-            any(a.signal_kind == "error" for a in alarms) if schedule is None else i in schedule
-        )
-        if triggered and pending is None:
+        if schedule is None:
+            if open_key in {r.dedup_key for r in monitor.resolve_quiet()}:
+                open_key = None
+                if tries:  # a retry still collecting rows stops
+                    pending = None
+            errors = [a for a in alarms if a.signal_kind == "error"]
+            if errors and (pending is None or tries):  # a newer alarm takes over from a retry
+                pending, open_key, tries = i, errors[0].dedup_key, 0
+        elif i in schedule and pending is None:
             pending = i
         if pending is not None and i - pending >= MIN_LABELLED:
             recent = data.take(slice(max(TRAIN_ROWS, i + 1 - MAX_ROWS), i + 1))
             train_rows, holdout = recent.split(HOLDOUT)
             candidate = strategy_from_spec(STRATEGY).propose(model, UpdateData(train_rows))
             attempts += 1
+            pending = None
             if evaluate(model, candidate, holdout, None, GateConfig()).promote:
                 model, version, promoted = candidate.model, version + 1, promoted + 1
-            pending = None
+                open_key, tries = None, 0
+            elif open_key is not None and tries < RETRIES:
+                pending, tries = i, tries + 1
     return correct / (len(data) - TRAIN_ROWS), promoted, attempts
 
 
@@ -212,6 +224,7 @@ async def live(champion, data: Dataset, rate: float, online: bool = False) -> di
         bake_samples=0,
         cooldown_s=0.0,
         deadline_event_s=7 * 86_400,
+        retries_while_open=RETRIES,
     )
     decisions = []
     learner = LearnerWorker(
@@ -391,8 +404,9 @@ def main() -> None:
         f"- **gated updates on alarms** (a torch MLP): error alarm -> {STRATEGY['name']} (all "
         f"layers, Adam, one-cycle, early stop) on the newest {MAX_ROWS} labelled rows once "
         f"{MIN_LABELLED} rows have followed the alarm; the gate (McNemar, privacy and FGSM "
-        "probes) decides; no reference sample (the 1996 regime is no guide to 1998); served at "
-        f"{args.rate:g} rows/s.",
+        "probes) decides; no reference sample (the 1996 regime is no guide to 1998); a refused "
+        f"update is tried again {MIN_LABELLED} rows later while its alarm stays open (at most "
+        f"{RETRIES} times, `retries_while_open`); served at {args.rate:g} rows/s.",
         "- **online learning in the serving handle** (a river scaler + logistic regression, "
         "`handle.learn_online()`): each label is learned where the model serves, in the "
         "handle's thread; serving falls back to the published version while the learning copy "

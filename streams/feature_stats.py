@@ -192,11 +192,11 @@ class FeatureStats:
         """Count the ``cells`` of ``rows`` (columns ``index``) into the slot's histograms."""
         if not cells.any():
             return
-        columns = np.broadcast_to(index, rows.shape)[cells]
-        found = rows[cells]
-        # bin b holds [edge b-1, edge b): the number of edges at or below the value
-        bins = (found[:, None] >= self.edges[columns]).sum(axis=1)
-        flat = np.bincount(columns * BINS + bins, minlength=len(self.names) * BINS)
+        bins = np.zeros(rows.shape, dtype=np.int64)
+        for j in np.flatnonzero(cells.any(axis=0)).tolist():
+            # bin b holds [edge b-1, edge b): the number of edges at or below the value
+            bins[:, j] = np.searchsorted(self.edges[index[j]], rows[:, j], side="right")
+        flat = np.bincount((index * BINS + bins)[cells], minlength=len(self.names) * BINS)
         self.hist[slot] += flat.reshape(len(self.names), BINS).astype(np.uint32)
 
     def _bin_sample(self, column: int) -> None:

@@ -120,8 +120,13 @@ class InputOutlierRate(VectorInput, DriftDetector):
             return False
         self.last_score = self.outlier_score(x)
         self.last_flagged = self.last_score > self._cutoff
-        self._rate.update(float(self._declump(np.array([self.last_flagged]))[0]))
+        self._rate.update(1.0 if self._count(self.last_flagged) else 0.0)
         return self._rate.drift_detected
+
+    def _count(self, flagged: bool) -> bool:
+        """:meth:`_declump` for one row (no numpy: the one-by-one path calls it per row)."""
+        self._run = self._run + 1 if flagged else 0
+        return self._run == 1 or (self._run > 0 and self._run % RUN_EVERY == 0)
 
     def _declump(self, flagged: np.ndarray) -> np.ndarray:
         """The flags the rate counts: the first of each run of flagged rows, and every

@@ -139,6 +139,7 @@ class FeatureStats:
         if not kept.all():
             numbers, values, sampled = numbers[kept], values[kept], sampled[kept]
         binned = np.isfinite(self.edges[index, 0])  # columns whose edges are known now
+        bins = self._bins(index, values, binned)
         for number in np.unique(numbers).tolist():
             at = numbers == number
             rows = values[at]
@@ -146,7 +147,7 @@ class FeatureStats:
             if self.slot_start[slot] != number:
                 self._clear(slot, number)
             present = ~np.isnan(rows)
-            self._bin(slot, index, rows, present & binned & ~sampled[at])
+            self._bin(slot, index, bins[at], present & binned & ~sampled[at])
             shifted = np.where(present, rows - self.shift[index], 0.0)
             self.count[slot, index] += present.sum(axis=0)
             # the running sums first, then each row in order: the same rounding as one by one
@@ -188,16 +189,21 @@ class FeatureStats:
     def _set_edges(self, column: int, sample: np.ndarray) -> None:
         self.edges[column] = np.quantile(sample, np.arange(1, BINS) / BINS)
 
-    def _bin(self, slot: int, index: np.ndarray, rows: np.ndarray, cells: np.ndarray) -> None:
-        """Count the ``cells`` of ``rows`` (columns ``index``) into the slot's histograms."""
-        if not cells.any():
-            return
-        bins = np.zeros(rows.shape, dtype=np.int64)
-        for j in np.flatnonzero(cells.any(axis=0)).tolist():
-            # bin b holds [edge b-1, edge b): the number of edges at or below the value
-            bins[:, j] = np.searchsorted(self.edges[index[j]], rows[:, j], side="right")
-        flat = np.bincount((index * BINS + bins)[cells], minlength=len(self.names) * BINS)
-        self.hist[slot] += flat.reshape(len(self.names), BINS).astype(np.uint32)
+    def _bins(self, index: np.ndarray, values: np.ndarray, binned: np.ndarray) -> np.ndarray:
+        """Each value's histogram bin (columns with edges; 0 elsewhere): bin b holds
+        [edge b-1, edge b), so the bin is the number of edges at or below the value."""
+        bins = np.zeros(values.shape[::-1], dtype=np.int64)
+        if binned.any():
+            columns = np.ascontiguousarray(values.T)  # searchsorted sweeps one column at a time
+            for j in np.flatnonzero(binned).tolist():
+                bins[j] = np.searchsorted(self.edges[index[j]], columns[j], side="right")
+        return bins.T
+
+    def _bin(self, slot: int, index: np.ndarray, bins: np.ndarray, cells: np.ndarray) -> None:
+        """Count the ``cells`` (rows x columns ``index``) of ``bins`` into the slot's histograms."""
+        if cells.any():
+            flat = np.bincount((index * BINS + bins)[cells], minlength=len(self.names) * BINS)
+            self.hist[slot] += flat.reshape(len(self.names), BINS).astype(np.uint32)
 
     def _bin_sample(self, column: int) -> None:
         taken = self._live(self._sample.pop(column, _EMPTY_SAMPLE))

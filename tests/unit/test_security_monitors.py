@@ -85,6 +85,8 @@ def test_outlier_flags_count_once_per_run_and_every_50th_row_of_a_long_run():
         100 + RUN_EVERY - 1,
         100 + 2 * RUN_EVERY - 1,
     ]
+    one_by_one = InputOutlierRate()
+    assert [float(one_by_one._count(bool(f))) for f in flags] == whole.tolist()
     for cut in (0, 25, 150, 399):
         split = InputOutlierRate()
         parts = np.r_[split._declump(flags[:cut]), split._declump(flags[cut:])]

@@ -256,6 +256,22 @@ def isolated(prefix: str):
     return Settings.from_env().isolated(f"{prefix}-{uuid.uuid4().hex[:6]}")
 
 
+def drop_keys(settings) -> None:
+    """Delete the run's Redis keys: they would otherwise sit in the server for their TTL (a day
+    for waiting predictions), millions of fields over a few runs."""
+    import redis
+
+    client = redis.Redis.from_url(settings.redis_url)
+    batch = []
+    for key in client.scan_iter(match=f"{settings.key_prefix}:*", count=1000):
+        batch.append(key)
+        if len(batch) >= 1000:
+            client.delete(*batch)
+            batch.clear()
+    if batch:
+        client.delete(*batch)
+
+
 async def run(args) -> str:
     from streams.topics import drop_topics, ensure_topics
 
@@ -270,6 +286,7 @@ async def run(args) -> str:
         worker, rss = await worker_rate(settings, len(events))
         rows.append((envelope, messages, raw, noop, worker, rss))
         await drop_topics(settings, settings.topic_prefix)
+        drop_keys(settings)
         print(f"envelope {envelope}: raw {raw:,.0f}/s, no-op Faust {noop:,.0f}/s, "
               f"driftline {worker:,.0f}/s, RSS {rss:.0f} MB", flush=True)  # fmt: skip
     latency_settings = isolated("pipelat")
@@ -278,6 +295,7 @@ async def run(args) -> str:
         latency_settings, args.alarm_rate, args.alarm_seconds, args.alarm_envelope
     )
     await drop_topics(latency_settings, latency_settings.topic_prefix)
+    drop_keys(latency_settings)
     lines = [
         "# Pipeline benchmark",
         "",

@@ -5,6 +5,7 @@ resolution ends the retries."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 
 import redis
@@ -62,6 +63,17 @@ def _alarm(model_id: str) -> Alarm:
     return Alarm(model_id, "v1", "error", "error", "cusum", 1.3, 1.0, {}, "critical", 1000.0, 2000)
 
 
+@contextlib.asynccontextmanager
+async def _running(learner):
+    stop = asyncio.Event()
+    task = asyncio.create_task(learner.run(stop))
+    try:
+        yield
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, 60)
+
+
 def _outcomes(learner, model_id):
     return [(d.trigger, d.outcome) for d in learner.decisions if d.model_id == model_id]
 
@@ -73,9 +85,7 @@ async def test_a_refused_update_is_retried_on_newer_rows_while_its_alarm_is_open
     registry, scenario, learner = await _learner(settings, tmp_path, model_id, retries=2)
     alarm = _alarm(model_id)
     _write_rows(registry, model_id, scenario, 250, 1000)
-    stop = asyncio.Event()
-    task = asyncio.create_task(learner.run(stop))
-    try:
+    async with _running(learner):
         await _send(settings, encode_alarm(alarm, "/test"), model_id=model_id)
         await wait_until(lambda: len(_outcomes(learner, model_id)) >= 1, 120, "the first decision")
         await asyncio.sleep(0.5)
@@ -87,9 +97,6 @@ async def test_a_refused_update_is_retried_on_newer_rows_while_its_alarm_is_open
         await wait_until(lambda: len(_outcomes(learner, model_id)) >= 3, 120, "the second retry")
         _write_rows(registry, model_id, scenario, 250, 1750)
         await asyncio.sleep(2.0)  # no third retry: retries_while_open = 2
-    finally:
-        stop.set()
-        await asyncio.wait_for(task, 60)
     assert _outcomes(learner, model_id) == [
         (alarm.dedup_key, "rejected"),
         (f"{alarm.dedup_key} (still open: retry 1)", "rejected"),
@@ -104,9 +111,7 @@ async def test_the_alarm_s_resolution_ends_its_retries(settings, tmp_path):
     registry, scenario, learner = await _learner(settings, tmp_path, model_id, retries=3)
     alarm = _alarm(model_id)
     _write_rows(registry, model_id, scenario, 250, 1000)
-    stop = asyncio.Event()
-    task = asyncio.create_task(learner.run(stop))
-    try:
+    async with _running(learner):
         await _send(settings, encode_alarm(alarm, "/test"), model_id=model_id)
         await wait_until(lambda: len(_outcomes(learner, model_id)) >= 1, 120, "the decision")
         await asyncio.sleep(0.5)
@@ -116,9 +121,6 @@ async def test_the_alarm_s_resolution_ends_its_retries(settings, tmp_path):
         await wait_until(lambda: len(_outcomes(learner, model_id)) >= 2, 60, "the resolution")
         _write_rows(registry, model_id, scenario, 250, 1250)
         await asyncio.sleep(2.0)
-    finally:
-        stop.set()
-        await asyncio.wait_for(task, 60)
     assert _outcomes(learner, model_id) == [
         (alarm.dedup_key, "rejected"),
         (f"{alarm.dedup_key} (still open: retry 1)", "skipped"),

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import threading
 
 import pytest
@@ -123,13 +126,24 @@ def test_rejections_are_recorded_with_their_reasons(registry):
     assert registry.rejections("reg-g")[0]["reason"] == "recent: gain +0.001"
 
 
+def _models_show(settings, tmp_path, model: str, *flags: str) -> str:
+    """``driftline models show`` in a subprocess, as an operator runs it; its stdout."""
+    env = {**os.environ, **settings.to_env(), "DRIFTLINE_BLOB_STORE": str(tmp_path)}
+    out = subprocess.run(
+        [sys.executable, "-m", "driftline.cli", "models", "show", model, *flags],
+        capture_output=True,
+        text=True,
+        env={**env, "COLUMNS": "250"},
+        timeout=120,
+    )
+    assert out.returncode == 0, out.stderr
+    return out.stdout
+
+
 def test_serving_handles_report_their_shadow_scores_to_the_registry(registry, settings, tmp_path):
     """A handle scoring a candidate in shadow writes its report (agreement, both models'
     accuracy on labelled requests) to the registry under its own id; `models show` shows it."""
     import json
-    import os
-    import subprocess
-    import sys
     import time
 
     from learners.adapters import LinearAdapter
@@ -154,27 +168,12 @@ def test_serving_handles_report_their_shadow_scores_to_the_registry(registry, se
     assert report["version"] == candidate.version and report["scored"] == 50
     assert report["agreement"] == 0.0 and report["labelled"] == 50
     assert report["champion_accuracy"] == 1.0 and report["candidate_accuracy"] == 0.0
-    env = {**os.environ, **settings.to_env(), "DRIFTLINE_BLOB_STORE": str(tmp_path)}
-    out = subprocess.run(
-        [sys.executable, "-m", "driftline.cli", "models", "show", "reg-shadow", "--json"],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=120,
-    )
-    assert out.returncode == 0, out.stderr
-    shown = json.loads(out.stdout)["shadow_reports"][handle.handle_id]
+    shown = json.loads(_models_show(settings, tmp_path, "reg-shadow", "--json"))
+    shown = shown["shadow_reports"][handle.handle_id]
     assert shown["candidate_accuracy"] == 0.0 and shown["scored"] == 50
-    out = subprocess.run(
-        [sys.executable, "-m", "driftline.cli", "models", "show", "reg-shadow"],
-        capture_output=True,
-        text=True,
-        env={**env, "COLUMNS": "250"},
-        timeout=120,
-    )
-    assert out.returncode == 0, out.stderr
-    assert "shadow reports from serving handles" in out.stdout
-    assert "0.000 / 1.000" in out.stdout  # candidate / champion accuracy
+    table = _models_show(settings, tmp_path, "reg-shadow")
+    assert "shadow reports from serving handles" in table
+    assert "0.000 / 1.000" in table  # candidate / champion accuracy
     handle.clear_shadow()
 
 
@@ -216,9 +215,6 @@ def test_a_handle_learning_online_reports_to_the_registry_and_models_show_lists_
     registry, settings, tmp_path
 ):
     import json
-    import os
-    import subprocess
-    import sys
     import time
 
     from learners.handle import ModelHandle
@@ -244,26 +240,11 @@ def test_a_handle_learning_online_reports_to_the_registry_and_models_show_lists_
     assert report["version"] == champion.version and report["learned"] == 300
     assert report["serving"] == "learned" and report["online_accuracy"] is not None
     assert registry.handle_reports("reg-online", "shadow") == {}
-    env = {**os.environ, **settings.to_env(), "DRIFTLINE_BLOB_STORE": str(tmp_path)}
-    out = subprocess.run(
-        [sys.executable, "-m", "driftline.cli", "models", "show", "reg-online", "--json"],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=120,
-    )
-    assert out.returncode == 0, out.stderr
-    assert json.loads(out.stdout)["online_reports"][handle.handle_id]["learned"] == 300
-    out = subprocess.run(
-        [sys.executable, "-m", "driftline.cli", "models", "show", "reg-online"],
-        capture_output=True,
-        text=True,
-        env={**env, "COLUMNS": "250"},
-        timeout=120,
-    )
-    assert out.returncode == 0, out.stderr
-    assert "online learning in serving handles" in out.stdout
-    assert f"accuracy {report['online_accuracy']:.3f} / {report['base_accuracy']:.3f}" in out.stdout
+    shown = json.loads(_models_show(settings, tmp_path, "reg-online", "--json"))
+    assert shown["online_reports"][handle.handle_id]["learned"] == 300
+    table = _models_show(settings, tmp_path, "reg-online")
+    assert "online learning in serving handles" in table
+    assert f"accuracy {report['online_accuracy']:.3f} / {report['base_accuracy']:.3f}" in table
     handle.stop_online()
     with pytest.raises(ValueError, match="unknown handle report"):
         registry.handle_reports("reg-online", "other")

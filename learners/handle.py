@@ -45,7 +45,6 @@ import asyncio
 import logging
 import math
 import os
-import queue
 import socket
 import threading
 import time
@@ -59,6 +58,7 @@ import numpy as np
 from contracts.events import normalise_label
 from contracts.updates import InvalidUpdate, ModelUpdate, decode_update
 from learners.adapters.base import InvalidModel, ModelAdapter, adapter_from_bytes
+from learners.background import QueueThread
 from learners.blobstore import BlobStore, fetch_verified
 from learners.online_serving import OnlineLearning
 
@@ -352,43 +352,35 @@ class _Shadow:
 
     def __init__(self, served: ServedModel, queue_size: int = 10_000, keep: int = 50_000) -> None:
         self.served = served
-        self._queue: queue.Queue = queue.Queue(maxsize=queue_size)
         self._pending: OrderedDict[str, tuple[Any, Any]] = OrderedDict()
         self._keep = keep
         self._lock = threading.Lock()
-        self.scored = self.agreed = self.skipped = 0
+        self.scored = self.agreed = self.failed = 0
         self.labelled = self.champion_correct = self.candidate_correct = 0
-        self._stopped = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="shadow", daemon=True)
-        self._thread.start()
+        self._requests = QueueThread(self._score, "shadow", queue_size)
 
     def offer(self, request_id: str, features: dict[str, float], served_prediction: Any) -> None:
-        try:
-            self._queue.put_nowait((request_id, features, served_prediction))
-        except queue.Full:
-            self.skipped += 1
+        self._requests.offer((request_id, features, served_prediction))
 
-    def _run(self) -> None:
-        while not self._stopped.is_set():
-            try:
-                item = self._queue.get(timeout=0.5)
-            except queue.Empty:
-                continue
-            if item is None:
-                return
-            request_id, features, served_prediction = item
-            try:
-                prediction, _ = self.served.model.predict_one(features)
-            except Exception:  # a bad request must not kill the shadow thread
-                self.skipped += 1
-                continue
-            with self._lock:
-                self.scored += 1
-                self.agreed += _same(prediction, served_prediction)
-                if request_id:
-                    self._pending[request_id] = (served_prediction, prediction)
-                    while len(self._pending) > self._keep:
-                        self._pending.popitem(last=False)
+    @property
+    def skipped(self) -> int:
+        """Requests not scored: dropped under overload, or the candidate failed on them."""
+        return self._requests.skipped + self.failed
+
+    def _score(self, item: tuple[str, dict[str, float], Any]) -> None:
+        request_id, features, served_prediction = item
+        try:
+            prediction, _ = self.served.model.predict_one(features)
+        except Exception:  # a bad request must not kill the shadow thread
+            self.failed += 1
+            return
+        with self._lock:
+            self.scored += 1
+            self.agreed += _same(prediction, served_prediction)
+            if request_id:
+                self._pending[request_id] = (served_prediction, prediction)
+                while len(self._pending) > self._keep:
+                    self._pending.popitem(last=False)
 
     def label(self, request_id: str, label: Any) -> None:
         with self._lock:
@@ -416,7 +408,7 @@ class _Shadow:
             }
 
     def stop(self) -> None:
-        self._stopped.set()
+        self._requests.stop()
 
 
 def _same(a: Any, b: Any) -> bool:

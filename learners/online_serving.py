@@ -49,13 +49,13 @@ Serving stays lock-free: the learning thread publishes a fresh copy of its model
 from __future__ import annotations
 
 import logging
-import queue
 import threading
 from collections import OrderedDict, deque
 from typing import TYPE_CHECKING, Any
 
 from contracts.events import normalise_label
 from learners.adapters.base import InvalidModel, ModelAdapter
+from learners.background import QueueThread
 
 if TYPE_CHECKING:
     from learners.handle import ServedModel
@@ -89,14 +89,9 @@ class OnlineLearning:
         self._features: OrderedDict[str, dict[str, float]] = OrderedDict()
         self._features_lock = threading.Lock()
         self._learn_lock = threading.Lock()  # learn() and restart() never interleave
-        self.learned = self.unmatched = self.skipped = self.failed = self.fallbacks = 0
+        self.learned = self.unmatched = self.failed = self.fallbacks = 0
         self._restart(base)
-        self._queue: queue.Queue = queue.Queue(maxsize=queue_size)
-        self._stopped = threading.Event()
-        self._thread: threading.Thread | None = None
-        if start_thread:
-            self._thread = threading.Thread(target=self._run, name="online-learning", daemon=True)
-            self._thread.start()
+        self._labels = QueueThread(self._learn_queued, "online-learning", queue_size, start_thread)
 
     # -- called by the handle -------------------------------------------------------------------
     def remember(self, request_id: str, features: dict[str, float]) -> None:
@@ -110,10 +105,7 @@ class OnlineLearning:
 
     def label(self, request_id: str, label: Any) -> None:
         """Queue a label for the learning thread (never blocks: a full queue skips and counts)."""
-        try:
-            self._queue.put_nowait((request_id, label))
-        except queue.Full:
-            self.skipped += 1
+        self._labels.offer((request_id, label))
 
     def restart(self, base: ServedModel) -> None:
         """Learn from ``base`` (a new champion) from now on."""
@@ -122,20 +114,15 @@ class OnlineLearning:
 
     def stop(self) -> None:
         """End the learning thread (labels still queued are not learned); never blocks."""
-        self._stopped.set()
+        self._labels.stop()
 
     # -- the learning thread ----------------------------------------------------------------------
-    def _run(self) -> None:
-        while not self._stopped.is_set():
-            try:
-                item = self._queue.get(timeout=0.2)
-            except queue.Empty:
-                continue
-            try:
-                self.learn(*item)
-            except Exception as exc:  # a bad request or label must not stop learning
-                self.failed += 1
-                log.warning("online learning of %s skipped a label: %s", self.base.version, exc)
+    def _learn_queued(self, item: tuple[str, Any]) -> None:
+        try:
+            self.learn(*item)
+        except Exception as exc:  # a bad request or label must not stop learning
+            self.failed += 1
+            log.warning("online learning of %s skipped a label: %s", self.base.version, exc)
 
     def learn(self, request_id: str, label: Any) -> None:
         """Test-then-train on one labelled request: score the learning copy and the published
@@ -221,7 +208,7 @@ class OnlineLearning:
                 "version": self.base.version,
                 "learned": self.learned,
                 "unmatched": self.unmatched,
-                "skipped": self.skipped,
+                "skipped": self._labels.skipped,
                 "failed": self.failed,
                 "fallbacks": self.fallbacks,
                 "serving": "published" if self.falling_back else "learned",

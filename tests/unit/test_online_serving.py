@@ -191,4 +191,4 @@ def test_a_label_that_cannot_be_learned_is_counted_and_the_thread_goes_on():
     wait_for(lambda: online.learned == 1)
     assert online.failed == 1
     handle.stop_online()
-    assert not online._thread.join(timeout=5) and not online._thread.is_alive()
+    assert not online._labels.thread.join(timeout=5) and not online._labels.thread.is_alive()

@@ -170,10 +170,10 @@ class FeatureStats:
         feature's edges once it has :data:`EDGE_SAMPLE`.  Returns which cells went to a sample
         (binned later, by :meth:`_bin_sample`) and the columns whose edges were just set."""
         sampled = np.zeros(values.shape, dtype=bool)
-        fixed = []
-        for j, column in enumerate(index.tolist()):
-            if np.isfinite(self.edges[column, 0]):
-                continue
+        fixed: list[int] = []
+        waiting = np.flatnonzero(np.isnan(self.edges[index, 0]))  # usually none after warm-up
+        for j in waiting.tolist():
+            column = int(index[j])
             taken = self._sample.get(column, _EMPTY_SAMPLE)
             rows = np.flatnonzero(~np.isnan(values[:, j]))[: EDGE_SAMPLE - len(taken)]
             if not len(rows):

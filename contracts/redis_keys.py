@@ -14,7 +14,7 @@ live in one Redis Cluster slot and can be written in one pipeline or transaction
 | ``<p>:{<model>}:counters``           | hash | inferences, labels, joined, alarms,            |
 |                                      |      | predictions_expired, labels_expired,           |
 |                                      |      | join_duplicates                                |
-| ``<p>:{<model>}:checkpoint``         | str  | JSON: every detector's state, the last offset  |
+| ``<p>:{<model>}:checkpoint``         | hash | path -> JSON: detector states, last offsets    |
 |                                      |      | applied per topic-partition, counts            |
 | ``<p>:{<model>}:versions``           | hash | model registry: digest -> version metadata JSON|
 | ``<p>:{<model>}:version-names``      | hash | ``v<n>`` -> digest, and digest -> ``v<n>``     |

@@ -78,6 +78,7 @@ class MetricsSink(Protocol):
     def add_model_counts(self, model_id: str, counts: dict[str, int]) -> None: ...
     def add_counts(self, counts: dict[str, int]) -> None: ...
     def add_checkpoint(self, model_id: str, checkpoint: dict[str, Any]) -> None: ...
+    def forget(self, model_id: str) -> None: ...
     def add_open_alarms(self, model_id: str, alarms: dict[str, dict[str, Any]]) -> None: ...
     def add_series_point(self, model_id: str, point: dict[str, Any]) -> None: ...
     def add_pending(
@@ -506,6 +507,7 @@ class MonitorRuntime:
         ]
         for model_id in dropped:
             del self.monitors[model_id]
+            self.store.forget(model_id)
             self.readings.pop(model_id, None)
             self._received.pop(model_id, None)
         if dropped:
@@ -524,6 +526,7 @@ class MonitorRuntime:
         evicted = [m for m in model_ids if m not in self._dirty and m in self.monitors]
         for model_id in evicted:
             del self.monitors[model_id]
+            self.store.forget(model_id)
             self._last_seen.pop(model_id, None)
             self._received.pop(model_id, None)
             self.readings.pop(model_id, None)

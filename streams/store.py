@@ -22,7 +22,7 @@ import json
 import logging
 from collections import Counter, defaultdict
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Any, TypeVar
+from typing import Any, NamedTuple, TypeVar
 
 from redis import asyncio as aioredis
 from redis.exceptions import RedisError
@@ -30,12 +30,19 @@ from redis.exceptions import RedisError
 from contracts.events import LabelEvent
 from contracts.redis_client import async_client
 from contracts.redis_keys import RedisKeys
+from streams import checkpoint_parts
 from streams.join import StoredPrediction
 from streams.pending import PendingPredictions
 from streams.profile import ReferenceProfile
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
+
+
+class _StagedCheckpoint(NamedTuple):
+    digests: dict[str, bytes]  # of every field, as Redis holds them once the write succeeds
+    sent: int  # bytes of the fields written
+    unchanged: int  # bytes of the fields left out
 
 
 SERIES_TTL_S = 86_400  # a model's dashboard series outlives its last point by a day
@@ -75,7 +82,10 @@ class RedisStore:
         self._labelled: dict[str, list[str]] = defaultdict(list)
         self._model_counts: dict[str, Counter[str]] = defaultdict(Counter)
         self._counts: Counter[str] = Counter()
-        self._checkpoints: dict[str, str] = {}
+        self._checkpoints: dict[str, dict[str, str]] = {}
+        # per model: the digest of each checkpoint field as Redis holds it (unknown: absent)
+        self._written: dict[str, dict[str, bytes]] = {}
+        self.checkpoint_bytes: Counter[str] = Counter()  # "written" and "unchanged" (skipped)
         self._open_alarms: dict[str, dict[str, str]] = {}
         self._series: list[tuple[str, bytes]] = []
         self.series_keep = series_keep
@@ -136,7 +146,15 @@ class RedisStore:
         )
 
     def add_checkpoint(self, model_id: str, checkpoint: dict[str, Any]) -> None:
-        self._checkpoints[model_id] = json.dumps(checkpoint, separators=(",", ":"))
+        """Buffer the model's newest checkpoint; the flush writes the fields that differ from
+        what Redis holds (:mod:`streams.checkpoint_parts`)."""
+        self._checkpoints[model_id] = checkpoint_parts.split(checkpoint)
+
+    def forget(self, model_id: str) -> None:
+        """The model left this worker (evicted or moved by a rebalance): forget what its
+        checkpoint holds, so that a later write rewrites all of it rather than a delta against
+        fields another worker may have written meanwhile."""
+        self._written.pop(model_id, None)
 
     async def load_checkpoint(self, model_id: str) -> dict[str, Any] | None:
         """The model's last checkpoint, or None if it has none (or it is not JSON: logged).
@@ -144,17 +162,31 @@ class RedisStore:
         A Redis error is *not* "no checkpoint": starting blank would re-apply redelivered
         messages and then overwrite the good checkpoint.  It retries with backoff (1 s doubling
         to 30 s) until Redis answers; the model's messages wait meanwhile."""
-        raw = await self._read_retrying(
-            f"the checkpoint of {model_id}",
-            lambda: self.client.get(self.keys.checkpoint(model_id)),
-        )
-        if raw is None:
+        key = self.keys.checkpoint(model_id)
+
+        async def read() -> tuple[str, Any]:
+            kind = await self.client.type(key)
+            kind = kind.decode() if isinstance(kind, bytes) else kind
+            if kind == "hash":
+                return kind, await self.client.hgetall(key)
+            if kind == "string":  # written whole, by a version before delta checkpoints
+                return kind, await self.client.get(key)
+            return kind, None
+
+        self._written.pop(model_id, None)
+        kind, raw = await self._read_retrying(f"the checkpoint of {model_id}", read)
+        if not raw:
             return None
         try:
-            return json.loads(raw)
+            if kind == "string":
+                return json.loads(raw)  # the first flush rewrites it as a hash
+            fields = {_text(name): _text(text) for name, text in raw.items()}
+            checkpoint = checkpoint_parts.join(fields)
         except ValueError as exc:
             log.warning("checkpoint of %s is not JSON (%s); starting afresh", model_id, exc)
             return None
+        self._written[model_id] = checkpoint_parts.digests(fields)
+        return checkpoint
 
     async def load_profile(self, model_id: str) -> ReferenceProfile | None:
         """The model's reference profile, if one was set (``driftline reference set``); an
@@ -246,24 +278,29 @@ class RedisStore:
         models = {*metrics, *labelled, *model_counts, *checkpoints, *open_alarms}
         models |= {*pending[0], *pending[1]}
         written: set[str] = set()
+        staged: dict[str, _StagedCheckpoint] = {}  # kept once Redis confirmed the write
         try:
             if before is not None:
                 await before()
             if self.cluster:
                 for model_id in sorted(models):  # one transaction per model: one hash slot
                     pipe = self.client.pipeline(transaction=True)
-                    self._write_model(pipe, model_id, taken, pending)
+                    self._write_model(pipe, model_id, taken, pending, staged)
                     await pipe.execute()
                     written.add(model_id)
+                    if model_id in staged:
+                        self._checkpoint_written(model_id, staged.pop(model_id))
                 pipe = self.client.pipeline(transaction=False)
                 self._write_global(pipe, taken)
                 await pipe.execute()
             else:
                 pipe = self.client.pipeline(transaction=True)
                 for model_id in models:
-                    self._write_model(pipe, model_id, taken, pending)
+                    self._write_model(pipe, model_id, taken, pending, staged)
                 self._write_global(pipe, taken)
                 await pipe.execute()
+                for model_id, checkpoint in staged.items():
+                    self._checkpoint_written(model_id, checkpoint)
         except Exception as exc:  # Redis, or the producer flush in ``before``
             self.failed_flushes += 1
             self._give_back(_without(taken, written))
@@ -279,8 +316,16 @@ class RedisStore:
         await self._write_series()
         return True
 
-    def _write_model(self, pipe: Any, model_id: str, taken: tuple, pending: tuple) -> None:
-        """One model's buffered writes; every key is tagged ``{model_id}`` (one hash slot)."""
+    def _write_model(
+        self,
+        pipe: Any,
+        model_id: str,
+        taken: tuple,
+        pending: tuple,
+        staged: dict[str, _StagedCheckpoint],
+    ) -> None:
+        """One model's buffered writes; every key is tagged ``{model_id}`` (one hash slot).
+        The checkpoint's new field digests go to ``staged``, kept once the write succeeded."""
         metrics, labelled, model_counts, _, checkpoints, open_alarms = taken
         for window, snapshot in metrics.get(model_id, {}).items():
             key = self.keys.metrics(model_id, window)
@@ -295,7 +340,7 @@ class RedisStore:
         for name, n in model_counts.get(model_id, {}).items():
             pipe.hincrby(self.keys.model_counters(model_id), name, n)
         if model_id in checkpoints:
-            pipe.set(self.keys.checkpoint(model_id), checkpoints[model_id])
+            staged[model_id] = self._write_checkpoint(pipe, model_id, checkpoints[model_id])
         if model_id in open_alarms:
             pipe.delete(self.keys.open_alarms(model_id))
             if open_alarms[model_id]:
@@ -308,6 +353,32 @@ class RedisStore:
                 {model_id: deletes[model_id]} if model_id in deletes else {},
             ),
         )
+
+    def _write_checkpoint(
+        self, pipe: Any, model_id: str, fields: dict[str, str]
+    ) -> _StagedCheckpoint:
+        """The fields that changed since the last write Redis confirmed (all of them, over
+        whatever the key held, when that is unknown)."""
+        key = self.keys.checkpoint(model_id)
+        new = checkpoint_parts.digests(fields)
+        old = self._written.get(model_id)
+        if old is None:
+            pipe.delete(key)
+            changed = fields
+        else:
+            changed = {name: text for name, text in fields.items() if old.get(name) != new[name]}
+            gone = [name for name in old if name not in fields]
+            if gone:
+                pipe.hdel(key, *gone)
+        if changed:
+            pipe.hset(key, mapping=changed)
+        sent = sum(map(len, changed.values()))
+        return _StagedCheckpoint(new, sent, sum(map(len, fields.values())) - sent)
+
+    def _checkpoint_written(self, model_id: str, checkpoint: _StagedCheckpoint) -> None:
+        self._written[model_id] = checkpoint.digests
+        self.checkpoint_bytes["written"] += checkpoint.sent
+        self.checkpoint_bytes["unchanged"] += checkpoint.unchanged
 
     def _write_global(self, pipe: Any, taken: tuple) -> None:
         """The keys no model owns: the set of models with metrics, and the global counters."""
@@ -346,3 +417,7 @@ def _without(taken: tuple, written: set[str]) -> tuple:
     """The buffers taken for a flush, less what the models in ``written`` already wrote (the
     global counters, index 3, stay: they are written last)."""
     return tuple(part if i == 3 else _drop(part, written) for i, part in enumerate(taken))
+
+
+def _text(value: str | bytes) -> str:
+    return value.decode() if isinstance(value, bytes) else value

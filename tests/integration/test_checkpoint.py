@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import json
 import random
 import time
 
@@ -11,6 +10,7 @@ import redis
 
 from contracts.events import InferenceEvent
 from contracts.redis_keys import RedisKeys
+from streams import checkpoint_parts
 from streams.producer import EventProducer
 from tests.integration.conftest import start_worker, stop_worker, wait_until
 
@@ -34,10 +34,10 @@ async def test_a_restarted_worker_resumes_its_detectors_from_redis(settings, tmp
         return int(client.hget(keys.counters(), "inferences.processed") or 0)
 
     def cusum_on_x() -> dict:
-        raw = client.get(keys.checkpoint(MODEL))
-        if raw is None:
+        fields = client.hgetall(keys.checkpoint(MODEL))
+        if not fields:
             return {}
-        saved = json.loads(raw)["signals"]["feature:x"]["detectors"]["cusum"]
+        saved = checkpoint_parts.join(fields)["signals"]["feature:x"]["detectors"]["cusum"]
         if saved["detector"] == "rolling":  # input signals roll their reference: the serving one
             inner = saved["state"]["inner"]
             inner["state"]["n_seen"] = saved["state"]["n_seen"]

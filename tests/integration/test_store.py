@@ -8,7 +8,13 @@ import json
 import redis
 
 from contracts.redis_keys import RedisKeys
+from streams import checkpoint_parts
 from streams.store import RedisStore
+
+
+def _saved(client: redis.Redis, keys: RedisKeys, model: str) -> dict:
+    """The checkpoint as Redis holds it (the fields of one hash)."""
+    return checkpoint_parts.join(client.hgetall(keys.checkpoint(model)))
 
 
 class _SlowPipeline:
@@ -65,7 +71,86 @@ async def test_a_failed_flush_keeps_everything_for_the_next_one(settings):
     rows = [json.loads(r)["n"] for r in client.lrange(keys.labelled("store-f"), 0, -1)]
     assert rows == [1, 0]  # newest first, both kept
     assert int(client.hget(keys.counters(), "labels.processed")) == 3
-    assert json.loads(client.get(keys.checkpoint("store-f"))) == {"v": 2}
+    assert _saved(client, keys, "store-f") == {"v": 2}
+    await store.close()
+
+
+async def test_a_flush_writes_only_the_checkpoint_fields_that_changed(settings):
+    keys = RedisKeys(settings.key_prefix)
+    client = redis.Redis.from_url(settings.redis_url)
+    client.delete(keys.checkpoint("store-d"))
+    store = RedisStore(settings.redis_url, keys)
+    edges = list(range(200))
+    first = {"signals": {"a": {"n": 1, "edges": edges}, "b": {"n": 1}}, "versions": {"v1": {}}}
+    store.add_checkpoint("store-d", first)
+    assert await store.flush()
+    assert _saved(client, keys, "store-d") == first
+    whole = store.checkpoint_bytes["written"]
+
+    second = {"signals": {"a": {"n": 2, "edges": edges}, "b": {"n": 1}}, "versions": {}}
+    store.add_checkpoint("store-d", second)  # one count changed, a version went
+    assert await store.flush()
+    assert _saved(client, keys, "store-d") == second  # the version's field is deleted too
+    sent = store.checkpoint_bytes["written"] - whole
+    assert 0 < sent < 40 and store.checkpoint_bytes["unchanged"] > 600  # not the edges again
+
+    # a later reader (a restarted worker) gets the whole of it back, and goes on with deltas
+    reader = RedisStore(settings.redis_url, keys)
+    assert await reader.load_checkpoint("store-d") == second
+    reader.add_checkpoint("store-d", second)
+    assert await reader.flush() and reader.checkpoint_bytes["written"] == 0
+    await store.close()
+    await reader.close()
+
+
+async def test_a_failed_flush_leaves_the_next_delta_against_what_redis_holds(settings):
+    """A field changed in a checkpoint that never reached Redis, then kept that value:
+    comparing with the failed write's digests would leave Redis with the old value."""
+    keys = RedisKeys(settings.key_prefix)
+    client = redis.Redis.from_url(settings.redis_url)
+    client.delete(keys.checkpoint("store-g"))
+    store = RedisStore(settings.redis_url, keys)
+    store.add_checkpoint("store-g", {"x": 1, "y": 1})
+    assert await store.flush()
+    await store.close()
+    store.redis_url = "redis://127.0.0.1:1/0"  # Redis "down"
+    store.add_checkpoint("store-g", {"x": 2, "y": 1})
+    assert not await store.flush()
+    await store.close()
+    store.redis_url = settings.redis_url
+    store.add_checkpoint("store-g", {"x": 2, "y": 1})
+    assert await store.flush()
+    assert _saved(client, keys, "store-g") == {"x": 2, "y": 1}
+    await store.close()
+
+
+async def test_a_forgotten_model_is_rewritten_whole(settings):
+    """After a rebalance another worker may have written fields this one never saw: the
+    next write after ``forget`` replaces the whole hash instead of patching it."""
+    keys = RedisKeys(settings.key_prefix)
+    client = redis.Redis.from_url(settings.redis_url)
+    client.delete(keys.checkpoint("store-r"))
+    store = RedisStore(settings.redis_url, keys)
+    store.add_checkpoint("store-r", {"x": 1, "y": 1})
+    assert await store.flush()
+    client.hset(keys.checkpoint("store-r"), '["z"]', "3")  # the other worker's field
+    store.forget("store-r")
+    store.add_checkpoint("store-r", {"x": 1, "y": 1})
+    assert await store.flush()
+    assert _saved(client, keys, "store-r") == {"x": 1, "y": 1}
+    await store.close()
+
+
+async def test_a_checkpoint_written_whole_by_an_older_version_is_read_and_rewritten(settings):
+    keys = RedisKeys(settings.key_prefix)
+    client = redis.Redis.from_url(settings.redis_url)
+    client.set(keys.checkpoint("store-o"), json.dumps({"signals": {"a": {"n": 1}}}))
+    store = RedisStore(settings.redis_url, keys)
+    assert await store.load_checkpoint("store-o") == {"signals": {"a": {"n": 1}}}
+    store.add_checkpoint("store-o", {"signals": {"a": {"n": 2}}})
+    assert await store.flush()
+    assert client.type(keys.checkpoint("store-o")) == b"hash"
+    assert _saved(client, keys, "store-o") == {"signals": {"a": {"n": 2}}}
     await store.close()
 
 

@@ -7,6 +7,7 @@ from collections import Counter
 
 from contracts.events import InferenceEvent, LabelEvent
 from contracts.settings import Settings
+from streams import checkpoint_parts
 from streams.deadletter import read_headers
 from streams.join import StoredPrediction
 from streams.runtime import MonitorRuntime, Source
@@ -29,6 +30,7 @@ class ListSink:
     def __init__(self) -> None:
         self.metrics, self.labelled, self.counts = {}, [], Counter()
         self.checkpoints: dict = {}
+        self.forgotten: list[str] = []
         self.open_alarms: dict = {}
         self.pending: dict = {}
         self.profiles: dict = {}
@@ -69,7 +71,11 @@ class ListSink:
         self.counts.update(counts)
 
     def add_checkpoint(self, model_id, checkpoint):
-        self.checkpoints[model_id] = json.loads(json.dumps(checkpoint))  # as Redis would keep it
+        # as Redis keeps it: the fields of one hash
+        self.checkpoints[model_id] = checkpoint_parts.join(checkpoint_parts.split(checkpoint))
+
+    def forget(self, model_id):
+        self.forgotten.append(model_id)
 
     async def load_checkpoint(self, model_id):
         return self.checkpoints.get(model_id)
@@ -286,6 +292,7 @@ async def test_a_rebalance_checkpoints_and_forgets_the_models_of_revoked_partiti
         await runtime.handle_inference(raw, Source("t.inferences", partition, 5))
     dropped = await runtime.release({("t.inferences", 0)})
     assert dropped == ["a"] and set(runtime.monitors) == {"b"}
+    assert sink.forgotten == ["a"]  # its next checkpoint write is whole, not a delta
     assert sink.checkpoints["a"]["positions"] == {"t.inferences:0": 5}  # saved before dropping
     # getting the partition back resumes from the checkpoint, not from stale memory
     raw = InferenceEvent("a", "v1", "r2", 11.0, {"x": 1.0}, 1).to_json()
@@ -337,6 +344,7 @@ async def test_idle_models_leave_memory_and_come_back_from_their_checkpoint():
     now[0] = 61.0
     await runtime.flush()
     assert "quiet" not in runtime.monitors and runtime.counts["models.evicted"] == 1
+    assert sink.forgotten == ["quiet"]
     later = InferenceEvent("quiet", "v1", "r2", 11.0, {"x": 1.0}, 1, score=0.5)
     await runtime.handle_inference(later.to_json(), Source("t.inferences", 0, 1))
     assert runtime.monitors["quiet"].counts["inferences"] == 2  # resumed, not restarted

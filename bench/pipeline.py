@@ -9,7 +9,8 @@ topics of its own:
 
 - **raw consume**: aiokafka ``getmany`` + ``orjson.loads`` of every message (the floor; the
   same parser the worker uses);
-- **no-op Faust agent**: a Faust app whose agent does nothing with each message (subprocess);
+- **no-op Faust agent**: a Faust app whose agent does nothing with each message (subprocess,
+  with the worker's garbage-collector settings, ``streams.app.tune_gc``);
 - **driftline worker**: ``driftline worker`` end to end (decode, monitor, Redis), from its first
   processed event to its last, read from its Redis counters;
 
@@ -55,6 +56,8 @@ async def noop(stream):
             os._exit(0)  # measured: no need for a graceful Faust shutdown
 
 if __name__ == "__main__":
+    from streams.app import tune_gc  # the worker's process settings, for a like-for-like ratio
+    tune_gc()
     sys.argv = [sys.argv[0], "worker", "--loglevel=warn"]
     app.main()
 """

@@ -101,11 +101,25 @@ class DriftDetector(abc.ABC):
         """
         if type(self)._accept is DriftDetector._accept:  # plain numbers: a tighter loop
             return self._update_numbers(np.asarray(values, dtype=np.float64).ravel())
+        if type(self).update_until_alarm is not DriftDetector.update_until_alarm:
+            return self._update_in_runs(self._batch(values))  # its vectorised path
         alarms = []
         for i, x in enumerate(self._batch(values)):
             self.update(x)
             if self._drift_detected:
                 alarms.append(i)
+        return np.asarray(alarms, dtype=np.int64)
+
+    def _update_in_runs(self, items: Sequence[Any] | np.ndarray) -> np.ndarray:
+        """:meth:`update_many` through :meth:`update_until_alarm`, one run to each alarm."""
+        alarms, start = [], 0
+        while start < len(items):
+            used = self.update_until_alarm(items[start:])
+            if used <= 0:
+                raise RuntimeError(f"{type(self).__name__}.update_until_alarm consumed nothing")
+            start += used
+            if self._drift_detected:
+                alarms.append(start - 1)
         return np.asarray(alarms, dtype=np.int64)
 
     def update_until_alarm(self, values: Sequence[Any] | np.ndarray) -> int:

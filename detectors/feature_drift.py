@@ -94,6 +94,9 @@ class FeatureDrift(VectorInput, WindowedTest):
     def _add_reference(self, x: np.ndarray) -> None:
         self._reference.append(x.tolist())
 
+    def _add_reference_many(self, rows: np.ndarray) -> None:
+        self._reference.extend(rows.tolist())
+
     def _fit_reference(self) -> None:
         ref = np.asarray(self._reference)
         self._reference = []

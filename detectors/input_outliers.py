@@ -9,7 +9,7 @@ from scipy import stats
 
 from detectors.base import DriftDetector
 from detectors.cusum import CUSUM
-from detectors.stat_tools import welford_add
+from detectors.stat_tools import welford_add, welford_merge
 from detectors.windowed import VectorInput
 
 RUN_EVERY = 50  # in a long run of flagged rows, every this-many-th counts again
@@ -100,6 +100,16 @@ class InputOutlierRate(VectorInput, DriftDetector):
         self._run = 0  # flagged rows in a row up to the latest
         self._rate = CUSUM(shifts=(1.0, 3.0), target_arl=self.target_arl, sides="up")
 
+    def _clean(self, block: Any) -> bool:
+        """Rows that the one-by-one path would all accept: finite, of the width seen first."""
+        return (
+            isinstance(block, np.ndarray)
+            and block.dtype == np.float64
+            and block.ndim == 2
+            and block.shape[1] == self._width
+            and bool(np.isfinite(block).all())
+        )
+
     def outlier_score(self, row: np.ndarray) -> float:
         """Squared Mahalanobis distance of ``row`` from normal traffic."""
         diff = np.asarray(row, dtype=np.float64) - self._ref_mean
@@ -144,23 +154,29 @@ class InputOutlierRate(VectorInput, DriftDetector):
         return (flagged & ((run == 1) | (run % RUN_EVERY == 0))).astype(np.float64)
 
     def update_until_alarm(self, values: Any) -> int:
-        """Vectorised once the reference is learnt: scores for the whole batch at once, the
-        flags into the inner CUSUM's own vectorised path."""
+        """Vectorised: normal traffic is learnt in blocks up to the row before the one that
+        completes it; then scores for the whole batch at once, the flags into the inner CUSUM's
+        own vectorised path."""
         rows = self._batch(values)
         n, i = len(rows), 0
         while i < n and self._ref_n < self.reference_size:
-            self.update(rows[i])  # learning normal traffic: one by one
+            room = self.reference_size - self._ref_n - 1  # the completing row: one by one
+            block = rows[i : i + room]
+            if room > 0 and self._clean(block):
+                self._ref_mean, self._ref_scatter = welford_merge(
+                    self._ref_n, self._ref_mean, self._ref_scatter, block
+                )
+                self._ref_n += len(block)
+                self.n_seen += len(block)
+                self._drift_detected = False
+                i += len(block)
+                continue
+            self.update(rows[i])  # the first row (its width), a row to reject, the last one
             i += 1
         block = rows[i:]
         if not len(block):
             return n
-        clean = (
-            isinstance(block, np.ndarray)
-            and block.dtype == np.float64
-            and block.shape[1] == self._width
-            and bool(np.isfinite(block).all())
-        )
-        if not clean:  # rows to reject among them: the one-by-one path counts them
+        if not self._clean(block):  # rows to reject among them: the one-by-one path counts them
             return i + super().update_until_alarm(block)
         diff = block - self._ref_mean
         scores = ((diff @ self._precision) * diff).sum(axis=1)

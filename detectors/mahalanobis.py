@@ -7,7 +7,7 @@ from typing import Any
 import numpy as np
 from scipy import stats
 
-from detectors.stat_tools import rho_upper, welford_add
+from detectors.stat_tools import rho_upper, welford_add, welford_merge
 from detectors.windowed import VectorInput, WindowedTest
 
 
@@ -89,6 +89,15 @@ class MahalanobisDrift(VectorInput, WindowedTest):
         self._ref_mean, self._ref_scatter = welford_add(
             self._ref_n, self._ref_mean, self._ref_scatter, x
         )
+
+    def _add_reference_many(self, rows: np.ndarray) -> None:
+        lag = (rows[1:] * rows[:-1]).sum(axis=0)
+        self._ref_lag = self._ref_lag + lag + rows[0] * self._ref_prev if self._ref_n else lag
+        self._ref_prev = rows[-1]
+        self._ref_mean, self._ref_scatter = welford_merge(
+            self._ref_n, self._ref_mean, self._ref_scatter, rows
+        )
+        self._ref_n += len(rows)
 
     def _fit_reference(self) -> None:
         n = self._ref_n

@@ -145,13 +145,7 @@ class RollingReference(DriftDetector):
         self.n_detections += 1
 
     def update_many(self, values: Any) -> np.ndarray:
-        items = self._inner._batch(values)
-        alarms, start = [], 0
-        while start < len(items):
-            start += self.update_until_alarm(items[start:])
-            if self._drift_detected:
-                alarms.append(start - 1)
-        return np.asarray(alarms, dtype=np.int64)
+        return self._update_in_runs(self._inner._batch(values))
 
     def update_until_alarm(self, values: Any) -> int:
         """Vectorised while the serving detector is settled and no refresh is due; one by one

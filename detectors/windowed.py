@@ -85,16 +85,29 @@ class WindowedTest(DriftDetector):
         return self._restart_pending
 
     def update_until_alarm(self, values: Any) -> int:
-        """Vectorised once the reference is learnt: each window is filled in one call of
+        """Vectorised: the reference is learnt in blocks (:meth:`_add_reference_many`) up to
+        the value before the one that completes it, and each window is filled in one call of
         :meth:`_add_window_many` and tested once, as the one-by-one path does."""
         items = self._batch(values)
         n, i = len(items), 0
         while i < n:
             if self._restart_pending or not self._calibrated:
-                self.update(items[i])  # learning a reference: one by one
-                i += 1
-                if self._drift_detected:
-                    return i
+                room = self.reference_size - self._n_reference - 1  # the last one: one by one
+                if self._restart_pending or room < 1 or getattr(self, "_width", 0) is None:
+                    self.update(items[i])  # a restart, the first row (its width), the fit
+                    i += 1
+                    if self._drift_detected:
+                        return i
+                    continue
+                block = items[i : i + room]
+                i += len(block)
+                accepted = self._accept_many(block)
+                self.n_rejected += len(block) - len(accepted)
+                self.n_seen += len(accepted)
+                self._drift_detected = False
+                if len(accepted):
+                    self._add_reference_many(accepted)
+                    self._n_reference += len(accepted)
                 continue
             block = items[i : i + self.window - self._n_window]
             i += len(block)
@@ -121,6 +134,11 @@ class WindowedTest(DriftDetector):
         """The accepted values of ``block``, in order (:meth:`_accept` on each, by default)."""
         accept = self._accept
         return [v for v in map(accept, block) if v is not None]
+
+    def _add_reference_many(self, accepted: Any) -> None:
+        """:meth:`_add_reference` on each accepted value (override with a vectorised version)."""
+        for x in accepted:
+            self._add_reference(x)
 
     def _add_window_many(self, accepted: Any) -> None:
         """:meth:`_add_window` on each accepted value (override with a vectorised version)."""

@@ -46,7 +46,7 @@ def worker(loglevel: LogLevel = "info") -> None:
     from faust.worker import Worker
 
     from streams import telemetry
-    from streams.app import create_app
+    from streams.app import create_app, tune_gc
     from streams.topics import ensure_topics
 
     asyncio.run(ensure_topics(_settings()))
@@ -56,6 +56,7 @@ def worker(loglevel: LogLevel = "info") -> None:
         _fail(str(exc), 2)
     telemetry.install(runtime, telemetry.faust_highwater(faust_app))
     serve_metrics("worker", 9310)
+    tune_gc()
     sys.argv = [sys.argv[0]]  # Faust's Worker reads argv; it must not see ours
     Worker(faust_app, loglevel=loglevel).execute_from_commandline()
 

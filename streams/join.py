@@ -229,18 +229,42 @@ class LabelJoin:
         (:meth:`label_waits`; the batch path ends a run of events before one whose label does).
         ``values``: the events' feature values, a row each, in the order of their features
         (the batch path's matrix, when every event has the same features in the same order)."""
-        joined, waiting = self._joined, self._predictions
+        joined, waiting, labels = self._joined, self._predictions, self._labels
         rows, width = (values.tobytes(), values.shape[1] * 8) if values is not None else (b"", 0)
         names = self._layout(events[0]) if values is not None and events else ()
+        # :meth:`_keep` inlined, with its expiry called only where it can change anything
+        # (its own early return, decided here without the calls): the same result, in about
+        # half the time of a call chain per event
+        seen: np.ndarray | None = joined.contains_many([e.request_id for e in events])
+        quiet_joined = joined.quiet_before()
+        journal, written, undrained = self.journal, self.written, self._undrained
+        most, memory = self.max_pending, self.memory
         for i, event in enumerate(events):
-            if event.request_id in joined or event.request_id in waiting:
+            request_id = event.request_id
+            if (request_id in joined if seen is None else seen[i]) or request_id in waiting:
                 self.duplicates += 1  # a redelivery (of a joined one): keep the first
-            elif values is None:
-                self._keep(self._store(event))
+                continue
+            if values is None:
+                stored = self._store(event)
             else:
                 features = array("d")
                 features.frombytes(rows[i * width : (i + 1) * width])
-                self._keep(_stored(event, names, features))
+                stored = _stored(event, names, features)
+            waiting[request_id] = stored
+            t = stored.event_time
+            if len(waiting) == 1:
+                self._became_oldest(t)
+            if journal:
+                written.append(stored)
+                undrained.add(request_id)
+            if t >= self._quiet_until or len(waiting) > most or len(labels) > most:
+                self._expire(t)
+                seen, quiet_joined = None, joined.quiet_before()  # ids may have left
+            elif t >= quiet_joined:
+                joined.expire(t)
+                seen, quiet_joined = None, joined.quiet_before()
+            if self._spillable and len(waiting) > memory:  # type: ignore[operator]
+                self._spill()
 
     def _keep(self, stored: StoredPrediction) -> None:
         """A new waiting prediction: journal it, expire, spill the oldest beyond memory."""

@@ -76,6 +76,37 @@ class SeenIds:
         h = _hash(request_id)
         return any(h in bucket for bucket in self._buckets.values())
 
+    def contains_many(self, request_ids: list[str]) -> np.ndarray:
+        """``request_id in self`` for each id, as a boolean array (one numpy lookup per
+        bucket instead of one per id and bucket).
+
+        >>> seen = SeenIds(ttl_s=3600.0, max_ids=1000)
+        >>> seen.add("r1", 100.0)
+        >>> seen.contains_many(["r0", "r1"]).tolist()
+        [False, True]
+        """
+        found = np.zeros(len(request_ids), dtype=bool)
+        if not self._buckets or not request_ids:
+            return found
+        hashes = np.fromiter(map(_hash, request_ids), dtype=np.uint64, count=len(request_ids))
+        for bucket in self._buckets.values():
+            if bucket.recent:
+                recent = np.fromiter(bucket.recent, dtype=np.uint64, count=len(bucket.recent))
+                found |= np.isin(hashes, recent)
+            if len(bucket.sorted):
+                found |= np.isin(hashes, bucket.sorted)
+        return found
+
+    def quiet_before(self) -> float:
+        """An event time before which :meth:`expire` changes nothing (a lower bound)."""
+        if self._count > self.max_ids:
+            return -float("inf")
+        if not self._buckets:
+            return float("inf")
+        # expire(now) is a no-op while int((now - ttl) // bucket_s) <= the oldest bucket's
+        # number; one bucket earlier keeps clear of rounding at the boundary
+        return (min(self._buckets) - 1) * self.bucket_s + self.ttl_s
+
     def add(self, request_id: str, event_time: float) -> None:
         number = int(event_time // self.bucket_s)
         bucket = self._buckets.get(number)

@@ -17,6 +17,7 @@ from tests.unit.detector_streams import (
     invalid_inputs,
     stationary_stream,
 )
+from tests.unit.state_compare import close_states
 
 CLASSES = sorted(REGISTRY.values(), key=lambda c: c.name)
 
@@ -28,19 +29,7 @@ def _stream(cls: type[DriftDetector], seed: int = 0, n: int = 6000):
 
 def _assert_same_state(a: bytes, b: bytes) -> None:
     """Checkpoints equal up to float rounding (vectorised sums add in another order)."""
-
-    def close(x, y) -> bool:
-        if isinstance(x, dict):
-            return (
-                isinstance(y, dict) and x.keys() == y.keys() and all(close(x[k], y[k]) for k in x)
-            )
-        if isinstance(x, list):
-            return isinstance(y, list) and len(x) == len(y) and all(map(close, x, y))
-        if isinstance(x, float) and isinstance(y, float):
-            return x == y or abs(x - y) <= 1e-9 * max(abs(x), abs(y), 1.0)
-        return x == y
-
-    assert close(json.loads(a), json.loads(b)), f"{a!r} != {b!r}"
+    assert close_states(json.loads(a), json.loads(b)), f"{a!r} != {b!r}"
 
 
 def _instances(cls: type[DriftDetector]) -> list[DriftDetector]:

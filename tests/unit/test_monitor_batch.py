@@ -8,7 +8,6 @@ labelled samples and checkpoints (floats up to rounding: vectorised sums add in 
 from __future__ import annotations
 
 import json
-import math
 import random
 from collections.abc import Callable
 from dataclasses import asdict
@@ -19,6 +18,7 @@ from contracts.events import InferenceEvent, LabelEvent
 from detectors import CUSUM, PageHinkley
 from streams.monitor import ModelMonitor, MonitorConfig
 from streams.signals import Signal
+from tests.unit.state_compare import close_states
 
 Traffic = list[tuple[str, InferenceEvent | LabelEvent]]
 
@@ -140,16 +140,6 @@ def _ordered(seen: list) -> list:
     return alarms + samples
 
 
-def _close(x, y) -> bool:
-    if isinstance(x, dict):
-        return isinstance(y, dict) and x.keys() == y.keys() and all(_close(x[k], y[k]) for k in x)
-    if isinstance(x, list | tuple):
-        return type(x) is type(y) and len(x) == len(y) and all(map(_close, x, y))
-    if isinstance(x, float) and isinstance(y, float):
-        return x == y or math.isclose(x, y, rel_tol=1e-9, abs_tol=1e-12)
-    return x == y
-
-
 SCENARIOS = {"binary": _binary, "multiclass": _multiclass, "regression": _regression}
 
 
@@ -165,10 +155,10 @@ def test_batches_equal_one_event_at_a_time(scenario, seed):
     assert len(alarms) >= 3, "the scenario must raise alarms, or it tests nothing about them"
     assert len(got) == len(expected)
     for mine, theirs in zip(got, expected, strict=True):
-        assert _close(mine, theirs), f"{mine} != {theirs}"
+        assert close_states(mine, theirs), f"{mine} != {theirs}"
     assert many.counts == one.counts
-    assert _close(many.metrics(), one.metrics())
-    assert _close(
+    assert close_states(many.metrics(), one.metrics())
+    assert close_states(
         json.loads(json.dumps(many.checkpoint())), json.loads(json.dumps(one.checkpoint()))
     )
 

@@ -130,15 +130,18 @@ def river_online(data: Dataset, estimator) -> float:
 
 
 # -- the learner's job, replayed in process -------------------------------------------------------
-def replay(champion, data: Dataset, schedule: set[int] | None = None) -> tuple[float, int, int]:
+def replay(
+    champion, data: Dataset, schedule: set[int] | None = None, monitor_config=None
+) -> tuple[float, int, int]:
     """Serve rows in order; on a trigger (the monitor's error alarm, or a row in ``schedule``)
     collect MIN_LABELLED rows, propose with STRATEGY on the newest MAX_ROWS, gate, swap.  As the
     learner does: a refused update of an alarm is tried again MIN_LABELLED rows later while the
     alarm stays open (at most RETRIES times); its resolution or a newer alarm ends that.
+    ``monitor_config``: the monitor's (default: the worker's defaults).
     Returns (prequential accuracy, promotions, attempts)."""
     from streams.monitor import ModelMonitor
 
-    model, version, monitor = champion, 1, ModelMonitor("elec2")
+    model, version, monitor = champion, 1, ModelMonitor("elec2", monitor_config)
     pending, promoted, attempts, correct = None, 0, 0, 0
     open_key, tries = None, 0  # the alarm whose refused update is being retried
     for i in range(TRAIN_ROWS, len(data)):
@@ -296,6 +299,40 @@ async def live(champion, data: Dataset, rate: float, online: bool = False) -> di
     }
 
 
+def random_control(champion, data: Dataset, budget: int, seeds: int) -> list[float]:
+    """The same strategy and gate, ``budget`` update attempts at random rows, per seed."""
+    control = []
+    for seed in range(seeds):
+        rng = random.Random(seed)
+        schedule = set(rng.sample(range(TRAIN_ROWS + 2000, len(data) - MIN_LABELLED - 1), budget))
+        acc, p, a = replay(champion, data, schedule)
+        control.append(acc)
+        print(
+            f"  random-time control seed {seed}: {acc:.4f} ({a} attempts, {p} promoted)", flush=True
+        )
+    return control
+
+
+def sensitivity(champion, data: Dataset, target_arl: float, seeds: int) -> str:
+    """In process only: the alarm-driven replay with the error detector tuned to one false
+    alarm per ``target_arl`` values (a learner trigger more sensitive than the page), and the
+    random-time control with the same number of attempts."""
+    from streams.monitor import MonitorConfig
+
+    config = MonitorConfig(error_detectors=(("cusum", {"target_arl": target_arl}),))
+    acc, promoted, attempts = replay(champion, data, monitor_config=config)
+    print(f"  alarms, error target_arl {target_arl:g}: {acc:.4f} ({attempts} attempts)", flush=True)
+    control = random_control(champion, data, max(1, attempts), seeds)
+    spread = statistics.stdev(control) if len(control) > 1 else 0.0
+    return (
+        f"| alarms, error detector at one false alarm per {target_arl:,.0f} values (in process) "
+        f"| {acc:.4f} | {attempts} attempts, {promoted} promoted |\n"
+        f"| random-time control: {attempts} attempts, {seeds} seeds | "
+        f"{statistics.mean(control):.4f} ± {spread:.4f} | "
+        f"min {min(control):.4f}, max {max(control):.4f} |"
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument(
@@ -307,11 +344,22 @@ def main() -> None:
         "--online-rate", type=float, default=100.0, help="rows per second, online-learning run"
     )
     parser.add_argument("--out", default="")
+    parser.add_argument(
+        "--sensitivity",
+        type=float,
+        default=0.0,
+        metavar="ARL",
+        help="only the in-process study: alarms from an error detector at one false alarm per "
+        "ARL values, against the random-time control with as many attempts",
+    )
     args = parser.parse_args()
     from river import linear_model, preprocessing, tree
 
     data = load(Path(args.data))
     champion = train_champion(data)
+    if args.sensitivity:
+        print(sensitivity(champion, data, args.sensitivity, args.seeds))
+        return
     results: list[tuple[str, str, str]] = []
     print("live run through Kafka, the worker and the learner ...", flush=True)
     run = asyncio.run(live(champion, data, args.rate))
@@ -354,15 +402,7 @@ def main() -> None:
         )
     )
     budget = max(1, run["attempts"])
-    control = []
-    for seed in range(args.seeds):
-        rng = random.Random(seed)
-        schedule = set(rng.sample(range(TRAIN_ROWS + 2000, len(data) - MIN_LABELLED - 1), budget))
-        acc, p, a = replay(champion, data, schedule)
-        control.append(acc)
-        print(
-            f"  random-time control seed {seed}: {acc:.4f} ({a} attempts, {p} promoted)", flush=True
-        )
+    control = random_control(champion, data, budget, args.seeds)
     spread = statistics.stdev(control) if len(control) > 1 else 0.0
     results.append(
         (

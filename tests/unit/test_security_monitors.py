@@ -68,26 +68,36 @@ def test_a_rising_share_of_flagged_inputs_raises_an_alarm():
     assert alarms and 3000 <= alarms[0] < 3300, alarms
 
 
-def test_outlier_flags_count_once_per_run_and_every_50th_row_of_a_long_run():
+def test_outlier_flags_count_once_per_run_and_every_50th_row_of_a_long_run(monkeypatch):
     """Autocorrelated inputs flag rows in clumps: the rate counts a clump's first row (and every
-    50th of a long one), the same whether the rows come in one batch or split anywhere."""
-    from detectors.input_outliers import RUN_EVERY, InputOutlierRate
+    50th of a long one), the same whether the rows come in one batch or split anywhere.  A
+    clump may flicker (flags up to RUN_GAP rows apart); flags further apart count each."""
+    from detectors import input_outliers
+    from detectors.input_outliers import InputOutlierRate
+
+    RUN_EVERY, RUN_GAP = 50, 5  # round numbers for the positions below (defaults: 10, 3)
+    monkeypatch.setattr(input_outliers, "RUN_EVERY", RUN_EVERY)
+    monkeypatch.setattr(input_outliers, "RUN_GAP", RUN_GAP)
 
     flags = np.zeros(400, dtype=bool)
     flags[10] = True  # an isolated outlier (probing): counts
     flags[20:32] = True  # a clump of 12: counts once
+    flags[40:70:RUN_GAP] = True  # a flickering clump: counts once
     flags[100:220] = True  # a run of 120: its 1st, 50th and 100th rows
+    flags[300 : 400 : RUN_GAP + 2] = True  # probing every 7th row: each counts
     whole = InputOutlierRate()._declump(flags)
     assert np.flatnonzero(whole).tolist() == [
         10,
         20,
+        40,
         100,
         100 + RUN_EVERY - 1,
         100 + 2 * RUN_EVERY - 1,
+        *range(300, 400, RUN_GAP + 2),
     ]
     one_by_one = InputOutlierRate()
     assert [float(one_by_one._count(bool(f))) for f in flags] == whole.tolist()
-    for cut in (0, 25, 150, 399):
+    for cut in (0, 25, 45, 150, 305, 399):
         split = InputOutlierRate()
         parts = np.r_[split._declump(flags[:cut]), split._declump(flags[cut:])]
         assert parts.tolist() == whole.tolist()

@@ -5,7 +5,8 @@ A checkpoint is nested JSON-ready data (:meth:`streams.monitor.ModelMonitor.chec
 array of its path (any key is safe in it, ``/`` included), its value the JSON text of what sits
 there.  Between two flushes of a busy model most feature detectors change, but histogram edges,
 calibrated references, reference profiles and idle signals do not: comparing each field's
-digest with the one last written (:func:`digests`) leaves those out of the write.
+digest with the one last written (:func:`digests`, :func:`changed`) leaves those out of the
+write.
 :func:`join` puts the fields back together.
 
 >>> fields = split({"a": 1, "signals": {"x/y": {"n": 2}, "z": {}}}, depth=2)
@@ -20,7 +21,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, NamedTuple
 
 #: dict levels a checkpoint is cut into: top-level parts, each signal or window, and the
 #: parts of each (a feature's detectors, a window's histogram apart from its edges)
@@ -63,12 +64,59 @@ def join(fields: Mapping[str | bytes, str | bytes]) -> dict[str, Any]:
     return checkpoint
 
 
-def digests(fields: Mapping[str, str]) -> dict[str, bytes]:
-    """A 128-bit digest of each field's text: what a later flush compares with."""
-    return {
-        name: hashlib.blake2b(text.encode(), digest_size=16).digest()
-        for name, text in fields.items()
-    }
+class Digests(NamedTuple):
+    """What a later flush compares with: the field names in order (one tuple shared by every
+    checkpoint with the same fields) and a 64-bit digest of each field's text, packed.  About
+    1.3 KB for a model with 20 features, instead of 23 KB as a dict of names and digests."""
+
+    names: tuple[str, ...]
+    packed: bytes
+
+    def of(self) -> dict[str, bytes]:
+        """Field name -> its digest."""
+        size = _DIGEST
+        return {n: self.packed[i * size : (i + 1) * size] for i, n in enumerate(self.names)}
+
+
+_DIGEST = 8  # bytes: two different texts of one field share a digest with probability 2**-64
+_LAYOUTS: dict[tuple[str, ...], tuple[str, ...]] = {}  # one tuple per set of field names
+
+
+def digests(fields: Mapping[str, str]) -> Digests:
+    """The digest of each field's text (blake2b, 64 bits).
+
+    >>> old = digests({"a": "1", "b": "2"})
+    >>> changed(old, digests({"a": "1", "b": "3", "c": "4"}))
+    (['b', 'c'], [])
+    >>> changed(old, digests({"b": "2"}))
+    ([], ['a'])
+    """
+    names = tuple(sorted(fields))
+    names = _LAYOUTS.setdefault(names, names)
+    if len(_LAYOUTS) > 10_000:  # layouts churn (ever-new feature names): stop sharing
+        _LAYOUTS.clear()
+    packed = b"".join(
+        hashlib.blake2b(fields[n].encode(), digest_size=_DIGEST).digest() for n in names
+    )
+    return Digests(names, packed)
+
+
+def changed(old: Digests, new: Digests) -> tuple[list[str], list[str]]:
+    """(fields whose digest differs or that are new, fields that are gone) from ``old`` to
+    ``new``."""
+    size = _DIGEST
+    if old.names == new.names:  # the usual case: the same fields, compared in place
+        differ = [
+            name
+            for i, name in enumerate(new.names)
+            if old.packed[i * size : (i + 1) * size] != new.packed[i * size : (i + 1) * size]
+        ]
+        return differ, []
+    before, after = old.of(), new.of()
+    return (
+        [name for name, digest in after.items() if before.get(name) != digest],
+        [name for name in before if name not in after],
+    )
 
 
 def _dumps(value: Any) -> str:

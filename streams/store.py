@@ -40,7 +40,7 @@ T = TypeVar("T")
 
 
 class _StagedCheckpoint(NamedTuple):
-    digests: dict[str, bytes]  # of every field, as Redis holds them once the write succeeds
+    digests: checkpoint_parts.Digests  # of every field, as Redis holds them once written
     sent: int  # bytes of the fields written
     unchanged: int  # bytes of the fields left out
 
@@ -84,7 +84,7 @@ class RedisStore:
         self._counts: Counter[str] = Counter()
         self._checkpoints: dict[str, dict[str, str]] = {}
         # per model: the digest of each checkpoint field as Redis holds it (unknown: absent)
-        self._written: dict[str, dict[str, bytes]] = {}
+        self._written: dict[str, checkpoint_parts.Digests] = {}
         self.checkpoint_bytes: Counter[str] = Counter()  # "written" and "unchanged" (skipped)
         self._open_alarms: dict[str, dict[str, str]] = {}
         self._series: list[tuple[str, bytes]] = []
@@ -366,8 +366,8 @@ class RedisStore:
             pipe.delete(key)
             changed = fields
         else:
-            changed = {name: text for name, text in fields.items() if old.get(name) != new[name]}
-            gone = [name for name in old if name not in fields]
+            names, gone = checkpoint_parts.changed(old, new)
+            changed = {name: fields[name] for name in names}
             if gone:
                 pipe.hdel(key, *gone)
         if changed:

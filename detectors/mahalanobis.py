@@ -10,6 +10,8 @@ from scipy import stats
 from detectors.stat_tools import rho_upper, welford_add, welford_merge
 from detectors.windowed import VectorInput, WindowedTest
 
+MAX_EXTEND = 20  # the reference grows to at most this many times reference_size
+
 
 class MahalanobisDrift(VectorInput, WindowedTest):
     """Hotelling-style test of each window's mean against the reference mean and covariance.
@@ -24,6 +26,11 @@ class MahalanobisDrift(VectorInput, WindowedTest):
     ``sqrt((1 + rho) / (1 - rho))``, with ``rho`` the reference's lag-1 autocorrelation; where
     that stands out of its noise, its upper bound (two standard errors up): near 0.9 the factor
     moves 15% within rho's uncertainty from 1,000 rows, which quadrupled the false alarms.
+    Autocorrelated rows also carry less information each, so the reference then grows until it
+    holds about ``reference_size`` effective rows (``reference_size`` times the largest
+    long-run factor, at most :data:`MAX_EXTEND` times): on 20 AR(0.9) features the covariance
+    from 1,000 rows paged about once per 1M rows (four seeds: 0, 1, 1, 1), from the grown
+    reference not once.  The cost is a longer first warm-up on such streams (about 20,000 rows).
 
     Parameters:
         reference_size: Rows in the reference.
@@ -43,7 +50,9 @@ class MahalanobisDrift(VectorInput, WindowedTest):
     """
 
     name = "mahalanobis"
+    state_version = 2  # 2: the reference may grow on autocorrelated rows (``ref_target``)
     _test_fields = (
+        "_ref_target",
         "_width",
         "_ref_n",
         "_ref_mean",
@@ -99,15 +108,33 @@ class MahalanobisDrift(VectorInput, WindowedTest):
         )
         self._ref_n += len(rows)
 
+    def _long_run_factors(self) -> np.ndarray:
+        """Per feature, ``(1 + rho) / (1 - rho)`` from the reference so far, with rho's upper
+        bound where it stands out of its noise (:func:`~detectors.stat_tools.rho_upper`)."""
+        n = self._ref_n
+        var = np.diag(self._ref_scatter) / max(n - 1, 1)
+        lag_cov = self._ref_lag / max(n - 1, 1) - self._ref_mean**2
+        rho = np.clip(np.divide(lag_cov, var, out=np.zeros_like(var), where=var > 0), 0, 0.95)
+        rho = rho_upper(rho, n)
+        return (1 + rho) / (1 - rho)
+
+    def _extended_size(self) -> int:
+        """Autocorrelated rows carry less information each: ``reference_size`` rows of
+        AR(0.9) features hold about as much as 50 independent ones, too few to estimate a
+        20 x 20 covariance (the estimated precision inflates T^2).  Take the reference to
+        ``reference_size`` *effective* rows: times the largest long-run factor, at most
+        :data:`MAX_EXTEND` times."""
+        factor = float(self._long_run_factors().max(initial=1.0))
+        if factor < 1.5:
+            return self.reference_size
+        return int(self.reference_size * min(factor, MAX_EXTEND))
+
     def _fit_reference(self) -> None:
         n = self._ref_n
         cov = self._ref_scatter / max(n - 1, 1)
-        # AR(1) long-run variance per feature: a window mean of autocorrelated rows varies more.
-        var = np.diag(cov)
-        lag_cov = self._ref_lag / max(n - 1, 1) - self._ref_mean**2
-        rho = np.clip(np.divide(lag_cov, var, out=np.zeros_like(var), where=var > 0), 0, 0.95)
-        rho = rho_upper(rho, n)  # the factor is steep near 0.9: not below what rho may be
-        widen = np.sqrt((1 + rho) / (1 - rho))
+        # AR(1) long-run variance per feature: a window mean of autocorrelated rows varies more
+        # (rho's upper bound: the factor is steep near 0.9, not below what rho may be)
+        widen = np.sqrt(self._long_run_factors())
         cov = cov * np.outer(widen, widen)
         scale = float(np.trace(cov)) / len(cov) if np.trace(cov) > 0 else 1.0
         cov = cov + np.eye(len(cov)) * self.ridge * scale
@@ -128,7 +155,7 @@ class MahalanobisDrift(VectorInput, WindowedTest):
     def _test_window(self) -> float:
         diff = self._sum / self.window - self._ref_mean
         t2 = float(diff @ self._precision @ diff)
-        return t2 / (1 / self.window + 1 / self.reference_size)
+        return t2 / (1 / self.window + 1 / max(self._ref_n, 1))
 
     @classmethod
     def _unit_test_params(cls) -> dict[str, Any]:

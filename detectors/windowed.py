@@ -53,7 +53,17 @@ class WindowedTest(DriftDetector):
         """At least this many more values before it is calibrated (0: it is)."""
         if self._restart_pending:
             return self.reference_size
-        return 0 if self._calibrated else max(1, self.reference_size - self._n_reference)
+        return 0 if self._calibrated else max(1, self._reference_target() - self._n_reference)
+
+    def _reference_target(self) -> int:
+        """Values the reference takes: ``reference_size``, or what :meth:`_extended_size`
+        decided once it had that many."""
+        return self._ref_target or self.reference_size
+
+    def _extended_size(self) -> int:
+        """Asked once, when ``reference_size`` values are in: how many the reference should
+        take in all (a test whose reference needs more, e.g. on autocorrelated input, says so)."""
+        return self.reference_size
 
     def _reset(self) -> None:
         self._calibrated = False
@@ -61,6 +71,7 @@ class WindowedTest(DriftDetector):
         self._n_window = 0
         self._statistic = 0.0
         self._restart_pending = False
+        self._ref_target = 0  # 0: not decided (see _reference_target)
         self._clear_reference()
         self._clear_window()
 
@@ -70,9 +81,12 @@ class WindowedTest(DriftDetector):
         if not self._calibrated:
             self._add_reference(x)
             self._n_reference += 1
-            if self._n_reference == self.reference_size:
-                self._fit_reference()
-                self._calibrated = True
+            if self._n_reference >= self._reference_target():
+                if not self._ref_target:
+                    self._ref_target = max(self._extended_size(), self._n_reference)
+                if self._n_reference >= self._ref_target:
+                    self._fit_reference()
+                    self._calibrated = True
             return False
         self._add_window(x)
         self._n_window += 1
@@ -92,7 +106,7 @@ class WindowedTest(DriftDetector):
         n, i = len(items), 0
         while i < n:
             if self._restart_pending or not self._calibrated:
-                room = self.reference_size - self._n_reference - 1  # the last one: one by one
+                room = self._reference_target() - self._n_reference - 1  # the last: one by one
                 if self._restart_pending or room < 1 or getattr(self, "_width", 0) is None:
                     self.update(items[i])  # a restart, the first row (its width), the fit
                     i += 1

@@ -17,6 +17,12 @@ def _saved(client: redis.Redis, keys: RedisKeys, model: str) -> dict:
     return checkpoint_parts.join(client.hgetall(keys.checkpoint(model)))
 
 
+def _checkpoint_store(settings) -> tuple[RedisKeys, redis.Redis, RedisStore]:
+    """The module's keys (fresh for each module), a plain client and a store on them."""
+    keys = RedisKeys(settings.key_prefix)
+    return keys, redis.Redis.from_url(settings.redis_url), RedisStore(settings.redis_url, keys)
+
+
 class _SlowPipeline:
     """The real pipeline, with its round trip stretched so writes can arrive meanwhile."""
 
@@ -76,10 +82,7 @@ async def test_a_failed_flush_keeps_everything_for_the_next_one(settings):
 
 
 async def test_a_flush_writes_only_the_checkpoint_fields_that_changed(settings):
-    keys = RedisKeys(settings.key_prefix)
-    client = redis.Redis.from_url(settings.redis_url)
-    client.delete(keys.checkpoint("store-d"))
-    store = RedisStore(settings.redis_url, keys)
+    keys, client, store = _checkpoint_store(settings)
     edges = list(range(200))
     first = {"signals": {"a": {"n": 1, "edges": edges}, "b": {"n": 1}}, "versions": {"v1": {}}}
     store.add_checkpoint("store-d", first)
@@ -106,10 +109,7 @@ async def test_a_flush_writes_only_the_checkpoint_fields_that_changed(settings):
 async def test_a_failed_flush_leaves_the_next_delta_against_what_redis_holds(settings):
     """A field changed in a checkpoint that never reached Redis, then kept that value:
     comparing with the failed write's digests would leave Redis with the old value."""
-    keys = RedisKeys(settings.key_prefix)
-    client = redis.Redis.from_url(settings.redis_url)
-    client.delete(keys.checkpoint("store-g"))
-    store = RedisStore(settings.redis_url, keys)
+    keys, client, store = _checkpoint_store(settings)
     store.add_checkpoint("store-g", {"x": 1, "y": 1})
     assert await store.flush()
     await store.close()
@@ -127,10 +127,7 @@ async def test_a_failed_flush_leaves_the_next_delta_against_what_redis_holds(set
 async def test_a_forgotten_model_is_rewritten_whole(settings):
     """After a rebalance another worker may have written fields this one never saw: the
     next write after ``forget`` replaces the whole hash instead of patching it."""
-    keys = RedisKeys(settings.key_prefix)
-    client = redis.Redis.from_url(settings.redis_url)
-    client.delete(keys.checkpoint("store-r"))
-    store = RedisStore(settings.redis_url, keys)
+    keys, client, store = _checkpoint_store(settings)
     store.add_checkpoint("store-r", {"x": 1, "y": 1})
     assert await store.flush()
     client.hset(keys.checkpoint("store-r"), '["z"]', "3")  # the other worker's field
@@ -142,10 +139,8 @@ async def test_a_forgotten_model_is_rewritten_whole(settings):
 
 
 async def test_a_checkpoint_written_whole_by_an_older_version_is_read_and_rewritten(settings):
-    keys = RedisKeys(settings.key_prefix)
-    client = redis.Redis.from_url(settings.redis_url)
+    keys, client, store = _checkpoint_store(settings)
     client.set(keys.checkpoint("store-o"), json.dumps({"signals": {"a": {"n": 1}}}))
-    store = RedisStore(settings.redis_url, keys)
     assert await store.load_checkpoint("store-o") == {"signals": {"a": {"n": 1}}}
     store.add_checkpoint("store-o", {"signals": {"a": {"n": 2}}})
     assert await store.flush()

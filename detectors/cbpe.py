@@ -119,6 +119,9 @@ class CBPE(WindowedTest):
             return False  # the reference needs labels
         return super()._update(x)
 
+    def _reference_values(self, accepted: list[tuple[float, bool | None]]) -> list:
+        return [x for x in accepted if x[1] is not None]  # as _update: labelled ones only
+
     def calibrate(self, confidence: float) -> float:
         """The reference's accuracy at this confidence.
 

@@ -119,9 +119,10 @@ class WindowedTest(DriftDetector):
                 self.n_rejected += len(block) - len(accepted)
                 self.n_seen += len(accepted)
                 self._drift_detected = False
-                if len(accepted):
-                    self._add_reference_many(accepted)
-                    self._n_reference += len(accepted)
+                learnt = self._reference_values(accepted)
+                if len(learnt):
+                    self._add_reference_many(learnt)
+                    self._n_reference += len(learnt)
                 continue
             block = items[i : i + self.window - self._n_window]
             i += len(block)
@@ -148,6 +149,11 @@ class WindowedTest(DriftDetector):
         """The accepted values of ``block``, in order (:meth:`_accept` on each, by default)."""
         accept = self._accept
         return [v for v in map(accept, block) if v is not None]
+
+    def _reference_values(self, accepted: Any) -> Any:
+        """Of the accepted values, those the reference learns from (a test whose ``_update``
+        lets some pass while learning says which here, for the block path)."""
+        return accepted
 
     def _add_reference_many(self, accepted: Any) -> None:
         """:meth:`_add_reference` on each accepted value (override with a vectorised version)."""

@@ -187,3 +187,20 @@ def test_cusum_reference_that_stops_being_binary_restarts_as_numeric():
     assert list(batch.update_many(counts)) == expected
     assert one.calibrated and not json.loads(one.get_state())["state"]["binary"]
     _assert_same_state(one.get_state(), batch.get_state())
+
+
+def test_cbpe_learns_its_reference_from_labelled_values_only_in_batches_too():
+    """Regression test: the block path of reference learning took unlabelled values into
+    CBPE's reference too (a worker dead-lettered every inference with float(None))."""
+    from detectors import CBPE
+
+    rng = np.random.default_rng(4)
+    confidence = rng.uniform(0.5, 1.0, 3000).tolist()
+    values = [(c, bool(rng.random() < c) if i % 3 else None) for i, c in enumerate(confidence)]
+    one, batch = CBPE(), CBPE()
+    expected = _alarms(one, values)
+    got = batch.update_many(values[:1000]).tolist()
+    got += [1000 + i for i in batch.update_many(values[1000:]).tolist()]
+    assert got == expected
+    _assert_same_state(batch.get_state(), one.get_state())
+    assert batch.calibrated

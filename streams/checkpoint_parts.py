@@ -46,21 +46,26 @@ def split(checkpoint: Mapping[str, Any], depth: int = DEPTH) -> dict[str, str]:
     return fields
 
 
+def as_text(fields: Mapping[str | bytes, str | bytes]) -> dict[str, str]:
+    """Fields as Redis' HGETALL returns them (text or bytes), as text."""
+    return {_text(name): _text(text) for name, text in fields.items()}
+
+
 def join(fields: Mapping[str | bytes, str | bytes]) -> dict[str, Any]:
     """The checkpoint that :func:`split` cut into ``fields`` (as Redis' HGETALL returns them,
     text or bytes).  Raises ValueError on a field that is not the JSON :func:`split` writes."""
     checkpoint: dict[str, Any] = {}
-    for name, text in sorted(fields.items(), key=lambda item: _text(item[0])):
-        path = json.loads(_text(name))
+    for name, text in sorted(as_text(fields).items()):
+        path = json.loads(name)
         if not isinstance(path, list) or not path or not all(isinstance(p, str) for p in path):
-            raise ValueError(f"not a checkpoint field name: {_text(name)[:80]!r}")
+            raise ValueError(f"not a checkpoint field name: {name[:80]!r}")
         node = checkpoint
         for key in path[:-1]:
             child = node.setdefault(key, {})
             if not isinstance(child, dict):
                 raise ValueError(f"checkpoint fields overlap at {path!r}")
             node = child
-        node[path[-1]] = json.loads(_text(text))
+        node[path[-1]] = json.loads(text)
     return checkpoint
 
 

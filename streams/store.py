@@ -180,7 +180,7 @@ class RedisStore:
         try:
             if kind == "string":
                 return json.loads(raw)  # the first flush rewrites it as a hash
-            fields = {_text(name): _text(text) for name, text in raw.items()}
+            fields = checkpoint_parts.as_text(raw)
             checkpoint = checkpoint_parts.join(fields)
         except ValueError as exc:
             log.warning("checkpoint of %s is not JSON (%s); starting afresh", model_id, exc)
@@ -417,7 +417,3 @@ def _without(taken: tuple, written: set[str]) -> tuple:
     """The buffers taken for a flush, less what the models in ``written`` already wrote (the
     global counters, index 3, stay: they are written last)."""
     return tuple(part if i == 3 else _drop(part, written) for i, part in enumerate(taken))
-
-
-def _text(value: str | bytes) -> str:
-    return value.decode() if isinstance(value, bytes) else value

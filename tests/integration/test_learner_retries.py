@@ -78,6 +78,16 @@ def _outcomes(learner, model_id):
     return [(d.trigger, d.outcome) for d in learner.decisions if d.model_id == model_id]
 
 
+async def _first_decision(settings, learner, alarm) -> None:
+    """Send the alarm to the running learner and wait for its first decision (refused here:
+    the scenario's candidate cannot beat the champion) and a moment after it."""
+    await _send(settings, encode_alarm(alarm, "/test"), model_id=alarm.model_id)
+    await wait_until(
+        lambda: len(_outcomes(learner, alarm.model_id)) >= 1, 120, "the first decision"
+    )
+    await asyncio.sleep(0.5)
+
+
 async def test_a_refused_update_is_retried_on_newer_rows_while_its_alarm_is_open(
     settings, tmp_path
 ):
@@ -86,9 +96,7 @@ async def test_a_refused_update_is_retried_on_newer_rows_while_its_alarm_is_open
     alarm = _alarm(model_id)
     _write_rows(registry, model_id, scenario, 250, 1000)
     async with _running(learner):
-        await _send(settings, encode_alarm(alarm, "/test"), model_id=model_id)
-        await wait_until(lambda: len(_outcomes(learner, model_id)) >= 1, 120, "the first decision")
-        await asyncio.sleep(0.5)
+        await _first_decision(settings, learner, alarm)
         assert _outcomes(learner, model_id) == [(alarm.dedup_key, "rejected")]
         assert learner._busy(model_id)  # the retry waits for rows newer than those it used
         _write_rows(registry, model_id, scenario, 250, 1250)
@@ -112,9 +120,7 @@ async def test_the_alarm_s_resolution_ends_its_retries(settings, tmp_path):
     alarm = _alarm(model_id)
     _write_rows(registry, model_id, scenario, 250, 1000)
     async with _running(learner):
-        await _send(settings, encode_alarm(alarm, "/test"), model_id=model_id)
-        await wait_until(lambda: len(_outcomes(learner, model_id)) >= 1, 120, "the decision")
-        await asyncio.sleep(0.5)
+        await _first_decision(settings, learner, alarm)
         assert model_id in learner._retries or learner._busy(model_id)
         resolution = Resolution(alarm, 1300.0, 0, "back to baseline", 0)
         await _send(settings, encode_resolution(resolution, "/test"), model_id=model_id)

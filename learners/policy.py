@@ -17,6 +17,8 @@ model and ``[models.<id>]`` tables override it key by key.  Python callers build
     shadow_samples = 0            # >0: the candidate first scores live traffic beside the champion
     retries_while_open = 0        # >0: a refused update is tried again on newer rows (min_labelled
                                   # more) while its alarm stays open, at most this many times
+    update_on_repeat = true       # an open alarm acted on that fires again (its signal moved
+                                  # again) starts a new update on the rows from then on
 
     [default.triggers]            # alarm signal kind -> strategy spec ("none": acknowledge only)
     error = {name = "fine_tune", freeze = "all_but_head"}
@@ -85,6 +87,7 @@ class UpdatePolicy:
     bake_max_error_increase: float = 0.05
     shadow_samples: int = 0
     retries_while_open: int = 0  # see the module docstring; a resolution of the alarm stops them
+    update_on_repeat: bool = True  # see the module docstring and learners/worker.py
     gate: GateConfig = field(default_factory=GateConfig)
     fallback: Any = "retrain"  # for a model the trigger's strategy cannot update (e.g. river)
     min_severity: str = "warning"  # "info" alarms (e.g. an error rate that fell) never trigger

@@ -17,6 +17,17 @@ holds its repeats until it resolves, so without a retry a refused update leaves 
 alone until then.  The alarm's resolution, a newer alarm of the model, or a promotion ends the
 retries; they live in memory (a restarted learner does not retry what it refused before).
 
+With ``update_on_repeat`` (the default), the learner also follows an alarm it acted on while it
+stays open: once the model is idle (no update in flight, no retry waiting, out of its cooldown),
+it reads the alarm's entry among the model's open alarms in Redis (``<p>:{<model>}:alarms:open``,
+written by the monitoring worker with each checkpoint), and when the entry shows a new repeat
+(the detector re-learnt after the alarm and fired again: the signal moved *again*) it starts a
+new update on the rows from that repeat on.  Repeats are not published on the alarms topic (a
+pager would ring again for the same problem), so without this an open alarm whose update was
+refused, or whose model got worse again, left the model alone until the alarm resolved, which
+a model that stays bad never does (``bench/elec2.py --abrupt``).  A promotion, the alarm's
+resolution or a newer alarm of the model ends the following.
+
 The alarm's offset is committed only when its job is decided, so a learner that crashes
 mid-update redoes it after a restart.  Models whose policy sets ``periodic_retrain_s`` are also
 updated on that schedule.  The last ``keep_decisions`` decisions stay in memory
@@ -83,6 +94,9 @@ class LearnerWorker:
         self._pending: dict[str, _Pending] = {}  # model -> newest deferred alarm
         self._retries: dict[str, tuple[Trigger, int]] = {}  # model -> next try of a refusal
         self._tries: dict[str, tuple[str, int]] = {}  # model -> (alarm key, retries made)
+        # model -> (the trigger of its open alarm acted on, the repeats already acted on)
+        self._followed: dict[str, tuple[Trigger, int]] = {}
+        self._repeats_read = 0.0  # monotonic time Redis' open alarms were last read
         self._running: dict[str, tuple[Trigger, UpdateJob]] = {}  # model -> its job in flight
         self._last_move: dict[str, float] = {}  # model -> monotonic time of promotion/rollback
         self._last_periodic: dict[str, float] = {}
@@ -118,6 +132,7 @@ class LearnerWorker:
                         self._on_alarm(record.value, tp.topic, tp.partition, record.offset)
                 self._start_deferred()
                 self._start_retries()
+                await self._follow_repeats()
                 self._periodic()
                 commit = self.offsets.to_commit()
                 if commit:
@@ -151,6 +166,7 @@ class LearnerWorker:
         self.offsets.start(topic, partition, offset)
         self._retries.pop(alarm.model_id, None)  # a newer alarm takes over
         trigger = Trigger(alarm.model_id, alarm.dedup_key, alarm.event_time, spec, alarm)
+        self._followed[alarm.model_id] = (trigger, 0)  # it opened with no repeats
         pending = _Pending(trigger, (topic, partition, offset))
         if self._busy(alarm.model_id) or self._cooling(alarm.model_id, policy.cooldown_s):
             # Deferred, not dropped: after an alarm a detector relearns, so the same drift may
@@ -182,6 +198,9 @@ class LearnerWorker:
 
     def _end_retries(self, key: str | None) -> None:
         """An alarm resolved: drop its waiting retry, or stop one still collecting rows."""
+        for model_id, (followed, _) in list(self._followed.items()):
+            if followed.alarm is not None and followed.alarm.dedup_key == key:
+                del self._followed[model_id]
         for model_id, (retry, _) in list(self._retries.items()):
             if retry.alarm is not None and retry.alarm.dedup_key == key:
                 del self._retries[model_id]
@@ -216,6 +235,53 @@ class LearnerWorker:
         retry = Trigger(model_id, reason, decision.data_until, trigger.strategy, alarm)
         self._retries[model_id] = (retry, tries + 1)
         log.info("%s: refused; tries again on newer rows while its alarm is open", reason)
+
+    async def _follow_repeats(self) -> None:
+        """A new repeat of a followed open alarm starts an update (see the module docstring).
+        Redis is read at most once per ``4 * poll_s``, for idle models only."""
+        idle = [
+            model_id
+            for model_id in self._followed
+            if self.policies.for_model(model_id).update_on_repeat
+            and not self._busy(model_id)
+            and model_id not in self._pending
+            and model_id not in self._retries
+            and not self._cooling(model_id, self.policies.for_model(model_id).cooldown_s)
+        ]
+        now = time.monotonic()
+        if not idle or now - self._repeats_read < 4 * self.poll_s:
+            return
+        self._repeats_read = now
+        keys = [self._followed[m][0].reason for m in idle]
+        try:
+            entries = await asyncio.to_thread(self._open_entries, idle, keys)
+        except Exception as exc:  # Redis away: try again on a later tick
+            log.warning("could not read open alarms to follow repeats: %s", exc)
+            return
+        for model_id, entry in zip(idle, entries, strict=True):
+            followed, acted_on = self._followed[model_id]
+            if entry is None:
+                # not written yet (the monitor writes open alarms with its next checkpoint), or
+                # resolved: its resolution on the alarms topic ends the following
+                continue
+            repeats = int(entry.get("repeats", 0))
+            if repeats <= acted_on:
+                continue
+            self._followed[model_id] = (followed, repeats)
+            self._tries.pop(model_id, None)  # a new change: retries count afresh
+            since = float(entry.get("last_raised", followed.since))
+            reason = f"{followed.reason} (fired again while open: repeat {repeats})"
+            log.info("%s: starts an update on the rows from the repeat on", reason)
+            self._start(
+                Trigger(model_id, reason, since, followed.strategy, followed.alarm),
+                on_done=lambda: None,  # the alarm's offset is committed already
+            )
+
+    def _open_entries(self, model_ids: list[str], keys: list[str]) -> list[dict | None]:
+        pipe = self.registry.client.pipeline(transaction=False)
+        for model_id, key in zip(model_ids, keys, strict=True):
+            pipe.hget(self.registry.keys.open_alarms(model_id), key)
+        return [None if raw is None else json.loads(raw) for raw in pipe.execute()]
 
     def _periodic(self) -> None:
         now = time.monotonic()
@@ -272,6 +338,7 @@ class LearnerWorker:
                 self._running.pop(trigger.model_id, None)
             if decision.outcome in ("promoted", "rolled_back"):
                 self._last_move[trigger.model_id] = time.monotonic()
+                self._followed.pop(trigger.model_id, None)  # the new champion has its own
             self._decide(decision)
             self._schedule_retry(trigger, decision)
             on_done()  # only now may the alarm's offset be committed

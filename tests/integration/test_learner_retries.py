@@ -1,11 +1,13 @@
 """A refused update is tried again on newer rows while its alarm stays open (the alarm holds its
 repeats, so nothing else would trigger one), at most ``retries_while_open`` times; the alarm's
-resolution ends the retries."""
+resolution ends the retries.  An open alarm that fires again (a repeat, in the open alarms the
+monitoring worker keeps in Redis) starts a new update on the rows from the repeat on."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import json
 
 import redis
@@ -18,6 +20,7 @@ from learners.blobstore import LocalBlobStore
 from learners.policy import PolicySet, UpdatePolicy
 from learners.registry import ModelRegistry
 from learners.worker import LearnerWorker
+from streams.lifecycle import AlarmBook
 from streams.monitor import LabelledSample
 from tests.integration.conftest import wait_until
 
@@ -30,7 +33,7 @@ def _write_rows(registry, model_id, scenario, n, t0):
         registry.client.lpush(key, json.dumps(sample.to_dict()))
 
 
-async def _learner(settings, tmp_path, model_id, retries):
+async def _learner(settings, tmp_path, model_id, retries, update_on_repeat=True):
     client = redis.Redis.from_url(settings.redis_url)
     registry = ModelRegistry(client, RedisKeys(settings.key_prefix), LocalBlobStore(tmp_path))
     scenario = DriftingScenario(seed=5)
@@ -42,6 +45,7 @@ async def _learner(settings, tmp_path, model_id, retries):
         bake_samples=0,
         cooldown_s=0.0,
         retries_while_open=retries,
+        update_on_repeat=update_on_repeat,
     )
     learner = LearnerWorker(
         settings, PolicySet(UpdatePolicy(triggers={}), {model_id: policy}), registry, poll_s=0.05
@@ -132,3 +136,52 @@ async def test_the_alarm_s_resolution_ends_its_retries(settings, tmp_path):
         (f"{alarm.dedup_key} (still open: retry 1)", "skipped"),
     ]
     assert "its alarm resolved" in learner.decisions[-1].detail
+
+
+def _open_with_repeat(registry, alarm: Alarm, repeat_time: float) -> None:
+    """The model's open alarms in Redis as the monitoring worker writes them (its alarm book's
+    snapshot, JSON per dedup key) after the alarm's detector fired again at ``repeat_time``."""
+    book = AlarmBook()
+    book.open(alarm)
+    assert book.open(dataclasses.replace(alarm, event_time=repeat_time)) is None  # a repeat
+    key = registry.keys.open_alarms(alarm.model_id)
+    for dedup_key, entry in book.snapshot().items():
+        registry.client.hset(key, dedup_key, json.dumps(entry, separators=(",", ":")))
+
+
+async def test_an_open_alarm_that_fires_again_starts_a_new_update_on_rows_from_then_on(
+    settings, tmp_path
+):
+    model_id = "repeat-open"
+    registry, scenario, learner = await _learner(settings, tmp_path, model_id, retries=0)
+    alarm = _alarm(model_id)
+    _write_rows(registry, model_id, scenario, 250, 1000)
+    async with _running(learner):
+        await _first_decision(settings, learner, alarm)
+        await asyncio.sleep(1.0)  # idle and following: nothing new in Redis, nothing starts
+        assert _outcomes(learner, model_id) == [(alarm.dedup_key, "rejected")]
+        _open_with_repeat(registry, alarm, 5000.0)
+        _write_rows(registry, model_id, scenario, 250, 5000)
+        await wait_until(lambda: len(_outcomes(learner, model_id)) >= 2, 120, "the update")
+        await asyncio.sleep(1.5)  # the same repeat starts nothing more
+    again = f"{alarm.dedup_key} (fired again while open: repeat 1)"
+    assert _outcomes(learner, model_id) == [(alarm.dedup_key, "rejected"), (again, "rejected")]
+    first, second = registry.rejections(model_id)[::-1][:2]
+    assert (first["trigger"], second["trigger"]) == (alarm.dedup_key, again)
+    # the second update read the 250 rows from the repeat on, not the 500 from the alarm on
+    assert second["verdict"]["n_holdout"] == first["verdict"]["n_holdout"] < 100
+
+
+async def test_repeats_start_nothing_when_the_policy_says_so(settings, tmp_path):
+    model_id = "repeat-off"
+    registry, scenario, learner = await _learner(
+        settings, tmp_path, model_id, retries=0, update_on_repeat=False
+    )
+    alarm = _alarm(model_id)
+    _write_rows(registry, model_id, scenario, 250, 1000)
+    async with _running(learner):
+        await _first_decision(settings, learner, alarm)
+        _open_with_repeat(registry, alarm, 5000.0)
+        _write_rows(registry, model_id, scenario, 250, 5000)
+        await asyncio.sleep(2.0)
+    assert _outcomes(learner, model_id) == [(alarm.dedup_key, "rejected")]

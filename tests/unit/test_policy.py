@@ -79,3 +79,9 @@ def test_retries_while_open_is_read_from_a_file_and_checked():
     assert policies.for_model("other").retries_while_open == 0  # off by default
     with pytest.raises(ValueError, match="retries_while_open"):
         PolicySet.from_toml("[default]\nretries_while_open = -1\n")
+
+
+def test_update_on_repeat_is_on_by_default_and_read_from_a_file():
+    policies = PolicySet.from_toml("[models.churn]\nupdate_on_repeat = false\n")
+    assert policies.for_model("churn").update_on_repeat is False
+    assert policies.for_model("other").update_on_repeat is True

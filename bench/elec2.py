@@ -131,12 +131,20 @@ def river_online(data: Dataset, estimator) -> float:
 
 # -- the learner's job, replayed in process -------------------------------------------------------
 def replay(
-    champion, data: Dataset, schedule: set[int] | None = None, monitor_config=None
+    champion,
+    data: Dataset,
+    schedule: set[int] | None = None,
+    monitor_config=None,
+    min_labelled: int = MIN_LABELLED,
+    pre_trigger_rows: int = MAX_ROWS - MIN_LABELLED,
 ) -> tuple[float, int, int]:
     """Serve rows in order; on a trigger (the monitor's error alarm, or a row in ``schedule``)
-    collect MIN_LABELLED rows, propose with STRATEGY on the newest MAX_ROWS, gate, swap.  As the
-    learner does: a refused update of an alarm is tried again MIN_LABELLED rows later while the
-    alarm stays open (at most RETRIES times); its resolution or a newer alarm ends that.
+    collect ``min_labelled`` rows, propose with STRATEGY on them and the ``pre_trigger_rows``
+    before the trigger (at most MAX_ROWS), gate, swap.  As the learner does: a refused update
+    of an alarm is tried again ``min_labelled`` rows later, on every row since the alarm, while
+    the alarm stays open (at most RETRIES times); its resolution or a newer alarm ends that; once no update or retry waits,
+    a repeat of the open alarm (its detector fired again) triggers a new update on the rows
+    from the repeat on (``update_on_repeat``).
     ``monitor_config``: the monitor's (default: the worker's defaults).
     Returns (prequential accuracy, promotions, attempts)."""
     from streams.monitor import ModelMonitor
@@ -144,6 +152,7 @@ def replay(
     model, version, monitor = champion, 1, ModelMonitor("elec2", monitor_config)
     pending, promoted, attempts, correct = None, 0, 0, 0
     open_key, tries = None, 0  # the alarm whose refused update is being retried
+    since, repeats_seen = 0, 0  # the trigger's row; the open alarm's repeats acted on
     for i in range(TRAIN_ROWS, len(data)):
         prediction = model.predict(data.X[i : i + 1])[0]
         correct += prediction == data.y[i]
@@ -160,21 +169,25 @@ def replay(
                 if tries:  # a retry still collecting rows stops
                     pending = None
             errors = [a for a in alarms if a.signal_kind == "error"]
+            entry = monitor.book.open_alarms.get(open_key) if open_key else None
             if errors and (pending is None or tries):  # a newer alarm takes over from a retry
-                pending, open_key, tries = i, errors[0].dedup_key, 0
+                pending, open_key, tries, since, repeats_seen = i, errors[0].dedup_key, 0, i, 0
+            elif pending is None and entry is not None and entry.repeats > repeats_seen:
+                pending, tries, since, repeats_seen = i, 0, i, entry.repeats
         elif i in schedule and pending is None:
-            pending = i
-        if pending is not None and i - pending >= MIN_LABELLED:
-            recent = data.take(slice(max(TRAIN_ROWS, i + 1 - MAX_ROWS), i + 1))
+            pending = since = i
+        if pending is not None and i - pending >= min_labelled:
+            first = max(TRAIN_ROWS, since - pre_trigger_rows, i + 1 - MAX_ROWS)
+            recent = data.take(slice(first, i + 1))
             train_rows, holdout = recent.split(HOLDOUT)
             candidate = strategy_from_spec(STRATEGY).propose(model, UpdateData(train_rows))
             attempts += 1
             pending = None
             if evaluate(model, candidate, holdout, None, GateConfig()).promote:
                 model, version, promoted = candidate.model, version + 1, promoted + 1
-                open_key, tries = None, 0
+                open_key, tries = None, 0  # the new version's signals are its own
             elif open_key is not None and tries < RETRIES:
-                pending, tries = i, tries + 1
+                pending, tries = i, tries + 1  # on every row since the trigger, 100 more
     return correct / (len(data) - TRAIN_ROWS), promoted, attempts
 
 
@@ -299,13 +312,17 @@ async def live(champion, data: Dataset, rate: float, online: bool = False) -> di
     }
 
 
-def random_control(champion, data: Dataset, budget: int, seeds: int) -> list[float]:
-    """The same strategy and gate, ``budget`` update attempts at random rows, per seed."""
+def random_control(
+    champion, data: Dataset, budget: int, seeds: int, **policy: int
+) -> list[float]:
+    """The same strategy and gate, ``budget`` update attempts at random rows, per seed
+    (``policy``: :func:`replay`'s ``min_labelled`` and ``pre_trigger_rows``)."""
     control = []
+    wait = policy.get("min_labelled", MIN_LABELLED)
     for seed in range(seeds):
         rng = random.Random(seed)
-        schedule = set(rng.sample(range(TRAIN_ROWS + 2000, len(data) - MIN_LABELLED - 1), budget))
-        acc, p, a = replay(champion, data, schedule)
+        schedule = set(rng.sample(range(TRAIN_ROWS + 2000, len(data) - wait - 1), budget))
+        acc, p, a = replay(champion, data, schedule, **policy)
         control.append(acc)
         print(
             f"  random-time control seed {seed}: {acc:.4f} ({a} attempts, {p} promoted)", flush=True
@@ -333,6 +350,32 @@ def sensitivity(champion, data: Dataset, target_arl: float, seeds: int) -> str:
     )
 
 
+def abrupt(data: Dataset, flips: list[int], seeds: int) -> str:
+    """In process only: Elec2 with its label inverted from each row of ``flips`` on (a concept
+    that changes rarely and abruptly, which the real series does not), the learner's default
+    window (the rows from the trigger on, ``pre_trigger_rows = 0``; 300 of them), and the
+    random-time control with as many attempts."""
+    y = data.y.copy()
+    for row in flips:
+        y[row:] = np.where(y[row:] == "1", "0", "1")
+    flipped = Dataset(data.X, y, data.feature_names, data.event_times)
+    champion = train_champion(flipped)
+    policy = {"min_labelled": 300, "pre_trigger_rows": 0}
+    acc, promoted, attempts = replay(champion, flipped, **policy)
+    print(f"  alarms on the flipped series: {acc:.4f} ({attempts} attempts)", flush=True)
+    control = random_control(champion, flipped, max(1, attempts), seeds, **policy)
+    spread = statistics.stdev(control) if len(control) > 1 else 0.0
+    where = ", ".join(f"{row:,}" for row in flips)
+    return (
+        f"| Elec2, label inverted from rows {where} on: alarms (in process) | {acc:.4f} | "
+        f"{attempts} attempts, {promoted} promoted |\n"
+        f"| random-time control: {attempts} attempts, {seeds} seeds | "
+        f"{statistics.mean(control):.4f} ± {spread:.4f} | "
+        f"min {min(control):.4f}, max {max(control):.4f} |\n"
+        f"| frozen | {frozen(champion, flipped):.4f} | |"
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument(
@@ -352,10 +395,20 @@ def main() -> None:
         help="only the in-process study: alarms from an error detector at one false alarm per "
         "ARL values, against the random-time control with as many attempts",
     )
+    parser.add_argument(
+        "--abrupt",
+        default="",
+        metavar="ROWS",
+        help="only the in-process study on Elec2 with its label inverted from each of these "
+        "rows on (comma-separated, e.g. 12000,24000,36000), against the random-time control",
+    )
     args = parser.parse_args()
     from river import linear_model, preprocessing, tree
 
     data = load(Path(args.data))
+    if args.abrupt:
+        print(abrupt(data, [int(r) for r in args.abrupt.split(",")], args.seeds))
+        return
     champion = train_champion(data)
     if args.sensitivity:
         print(sensitivity(champion, data, args.sensitivity, args.seeds))

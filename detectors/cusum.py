@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 
 from detectors.base import DriftDetector
-from detectors.calibration import thresholds_for
+from detectors.calibration import ERROR_NODES, thresholds_averaged
 from detectors.reference import BLOCK, Reference, ReferenceSketch
 
 _CHUNK = 1 << 16
@@ -29,7 +29,8 @@ class CUSUM(DriftDetector):
     deviations; the allowance is half the shift), plus, with ``detect_scale``, an upward CUSUM
     on ``|u - mean|`` for growing spread.  Each threshold is set from the reference's own
     distribution (:mod:`detectors.calibration`) so that together they raise one false alarm per
-    ``target_arl`` values on average.
+    ``target_arl`` values on average, averaged also over how far the reference's mean (or rate)
+    may be from the truth (its standard error: :func:`~detectors.calibration.thresholds_averaged`).
 
     A reference made only of 0s and 1s (an error stream) switches to Bernoulli likelihood-ratio
     CUSUMs against error rates ``p0 +/- shift * sqrt(p0 * (1 - p0))``; afterwards any non-zero
@@ -60,7 +61,7 @@ class CUSUM(DriftDetector):
         ...         break
         change detected at index 3020
         >>> round(detector.result.statistic, 2), detector.result.threshold
-        (1.06, 1.0)
+        (1.04, 1.0)
 
     References:
         E. S. Page, "Continuous inspection schemes", Biometrika 41, 1954.
@@ -177,17 +178,23 @@ class CUSUM(DriftDetector):
     def _calibrate(self, ref: Reference) -> None:
         self._sketch = None
         self._binary = ref.binary
-        cusums: list[tuple[int, float, float, np.ndarray, np.ndarray]] = []
+        # (source, alpha, beta, increments under the reference if it were off by each of
+        # ERROR_NODES standard errors toward the arm: [(values, weights)])
+        cusums: list[tuple[int, float, float, list[tuple[np.ndarray, np.ndarray]]]] = []
         labels: list[str] = []
         if ref.binary:
             p0 = (ref.mean * ref.n + 0.5) / (ref.n + 1)  # never exactly 0 or 1
             sd0 = math.sqrt(p0 * (1 - p0))
+            error = sd0 / math.sqrt(max(ref.n, 1))  # of the estimated rate
             for shift in self.shifts:
                 for p1 in (p0 + sign * shift * sd0 for sign in _SIDES[self.sides]):
                     if 0 < p1 < 1:
                         one, zero = math.log(p1 / p0), math.log((1 - p1) / (1 - p0))
                         incs = np.array([one, zero])
-                        cusums.append((0, one - zero, zero, incs, np.array([p0, 1 - p0])))
+                        toward = math.copysign(error, p1 - p0)
+                        rates = np.clip(p0 + toward * ERROR_NODES, 1e-9, 1 - 1e-9)
+                        variants = [(incs, np.array([p, 1 - p])) for p in rates]
+                        cusums.append((0, one - zero, zero, variants))
                         labels.append(f"rate {'+' if p1 > p0 else '-'}{shift:g} sd")
             self._baseline = {"rate": p0}
         else:
@@ -195,9 +202,13 @@ class CUSUM(DriftDetector):
             long_run = math.sqrt((1 + ref.rho) / (1 - ref.rho))
             points, weights = np.asarray(ref.points), np.asarray(ref.weights)
             y = _standardise(points, weights)
+            # the mean arms read values less the mean over the long-run sd: the estimated
+            # mean's standard error is 1/sqrt(n) in those units whatever the autocorrelation
+            offsets = ERROR_NODES / math.sqrt(max(ref.n, 1))
             for shift in self.shifts:
                 for sign in _SIDES[self.sides]:
-                    cusums.append((0, sign, -shift / 2, sign * y - shift / 2, weights))
+                    base = sign * y - shift / 2
+                    cusums.append((0, sign, -shift / 2, [(base + e, weights) for e in offsets]))
                     labels.append(f"mean {'+' if sign > 0 else '-'}{shift:g} sd")
             spread = np.abs(points - ref.mean) / std
             spread_mean = float(weights @ spread)
@@ -215,7 +226,8 @@ class CUSUM(DriftDetector):
             ]
             if self.detect_scale:
                 a = _standardise(spread, weights)
-                cusums.append((1, 1.0, -0.5, a - 0.5, weights))
+                middle = [(a - 0.5, weights)] * len(ERROR_NODES)  # its margin: _spread_margin
+                cusums.append((1, 1.0, -0.5, middle))
                 labels.append("spread up")
             self._baseline = {
                 "mean": ref.level0 + ref.scale0 * ref.mean,
@@ -225,7 +237,7 @@ class CUSUM(DriftDetector):
         self._sources = [c[0] for c in cusums]
         self._alphas = [c[1] for c in cusums]
         self._betas = [c[2] for c in cusums]
-        self._h = thresholds_for(budget, [(c[3], c[4]) for c in cusums])
+        self._h = thresholds_averaged(budget, [c[3] for c in cusums])
         if ref.binary:
             widen = _clustering(ref)
             if widen > 1.0:

@@ -60,6 +60,9 @@ class Trigger:
     since: float  # event time: labelled rows at or after it are the new regime
     strategy: dict[str, Any]
     alarm: Alarm | None = None
+    #: a retry: wait for ``min_labelled`` rows after this time (newer than those the refused
+    #: update used), then train on every row from ``since`` on (at most ``max_rows``)
+    waits_after: float | None = None
 
 
 @dataclass
@@ -134,11 +137,15 @@ class UpdateJob:
             )
         champion = await asyncio.to_thread(self.registry.load, champion_version)
 
-        collected = await self._collect(champion, self.trigger.since, policy.min_labelled)
+        waits_after = self.trigger.waits_after
+        start = self.trigger.since if waits_after is None else waits_after
+        collected = await self._collect(champion, start, policy.min_labelled)
         if isinstance(collected, Decision):
             return collected
         self.collecting = False
         everything, fresh = collected
+        if waits_after is not None:  # a retry learns from the whole new regime so far
+            fresh = after(everything, self.trigger.since)
         rows = fresh.data
         if policy.pre_trigger_rows and self.trigger.since != float("-inf"):
             before = before_trigger(everything, self.trigger.since)

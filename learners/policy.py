@@ -15,8 +15,9 @@ model and ``[models.<id>]`` tables override it key by key.  Python callers build
     bake_samples = 200            # labelled rows watched after a promotion
     bake_max_error_increase = 0.05
     shadow_samples = 0            # >0: the candidate first scores live traffic beside the champion
-    retries_while_open = 0        # >0: a refused update is tried again on newer rows (min_labelled
-                                  # more) while its alarm stays open, at most this many times
+    retries_while_open = 0        # >0: a refused update is tried again once min_labelled newer rows
+                                  # came, on every row since its alarm, while the alarm stays
+                                  # open, at most this many times
     update_on_repeat = true       # an open alarm acted on that fires again (its signal moved
                                   # again) starts a new update on the rows from then on
 

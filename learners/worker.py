@@ -11,8 +11,9 @@ For each alarm the model's :class:`~learners.policy.UpdatePolicy` decides what h
   free (older deferred ones are recorded as superseded).  Dropping it would lose the drift: after
   an alarm a detector takes the new regime as its baseline and may never fire again for it.
 
-With ``retries_while_open``, an update refused by the gate is tried again, on the labelled rows
-that came after those it used (``min_labelled`` more), while its alarm stays open: an alarm
+With ``retries_while_open``, an update refused by the gate is tried again once ``min_labelled``
+labelled rows newer than those it used have come, on every row since its alarm (at most
+``max_rows``: the new regime so far, more of it each time), while its alarm stays open: an alarm
 holds its repeats until it resolves, so without a retry a refused update leaves a degraded model
 alone until then.  The alarm's resolution, a newer alarm of the model, or a promotion ends the
 retries; they live in memory (a restarted learner does not retry what it refused before).
@@ -232,7 +233,9 @@ class LearnerWorker:
             return
         self._tries[model_id] = (alarm.dedup_key, tries + 1)
         reason = f"{alarm.dedup_key} (still open: retry {tries + 1})"
-        retry = Trigger(model_id, reason, decision.data_until, trigger.strategy, alarm)
+        retry = Trigger(
+            model_id, reason, trigger.since, trigger.strategy, alarm, waits_after=decision.data_until
+        )
         self._retries[model_id] = (retry, tries + 1)
         log.info("%s: refused; tries again on newer rows while its alarm is open", reason)
 

@@ -114,8 +114,9 @@ async def test_a_refused_update_is_retried_on_newer_rows_while_its_alarm_is_open
         (f"{alarm.dedup_key} (still open: retry 1)", "rejected"),
         (f"{alarm.dedup_key} (still open: retry 2)", "rejected"),
     ]
-    windows = [r["verdict"]["n_holdout"] for r in registry.rejections(model_id)]
-    assert len(windows) == 3
+    # each retry waited for 250 newer rows and learnt from every row since the alarm
+    windows = [r["verdict"]["n_holdout"] for r in registry.rejections(model_id)][::-1]
+    assert windows == [75, 150, 225]
 
 
 async def test_the_alarm_s_resolution_ends_its_retries(settings, tmp_path):

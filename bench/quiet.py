@@ -57,7 +57,10 @@ def features(kind: str, n: int, seed: int) -> np.ndarray:
 
 
 def events(x: np.ndarray, seed: int, start: int = 0) -> list[InferenceEvent]:
-    rng = np.random.default_rng(seed + 1)
+    """Events of the rows ``x`` (the stream's from row ``start`` on), with their own random
+    outputs and latencies: a batch's draws depend on its start, so batches do not repeat one
+    another (they did until 2026-11-26, which flattered the output and latency signals)."""
+    rng = np.random.default_rng([seed + 1, start])
     names = [f"f{j}" for j in range(x.shape[1])]
     score = rng.uniform(0.55, 1.0, len(x))
     predicted = rng.integers(0, 2, len(x))

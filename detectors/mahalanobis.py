@@ -11,6 +11,7 @@ from detectors.stat_tools import rho_upper, welford_add, welford_merge
 from detectors.windowed import VectorInput, WindowedTest
 
 MAX_EXTEND = 20  # the reference grows to at most this many times reference_size
+PILOT = 200  # reference rows that set the clipping bounds (at most half the reference)
 
 
 class MahalanobisDrift(VectorInput, WindowedTest):
@@ -32,11 +33,22 @@ class MahalanobisDrift(VectorInput, WindowedTest):
     from 1,000 rows paged about once per 1M rows (four seeds: 0, 1, 1, 1), from the grown
     reference not once.  The cost is a longer first warm-up on such streams (about 20,000 rows).
 
+    Every value is first clipped to its feature's ``median +/- clip`` robust scales (MAD, or
+    the standard deviation where the MAD is 0, as for a rare binary flag), both set by the
+    reference's first :data:`PILOT` rows.  Heavy tails otherwise make the chi-square threshold
+    wrong twice over: a window mean of 500 skewed or Student-t(3) values is far from normal in
+    the tail that a per-window false-alarm rate of 3e-5 reads, and a covariance estimated from
+    1,000 such rows moves with each extreme one.  On realistic mixed traffic (log-normal, t(3),
+    flags, counts, daily cycles) the unclipped test paged at up to 1.85x its threshold on
+    stationary data (``bench/quiet.py``: 4 incidents on 5 seeds of 1M events).  A mean shift
+    moves the bulk of the values, so clipping the tails costs little power.
+
     Parameters:
         reference_size: Rows in the reference.
         window: Rows per tested window.
         alpha: False-alarm probability per window.
         ridge: Added to the covariance diagonal (relative to its mean variance) for stability.
+        clip: Values beyond this many robust scales from the median are clipped (0: never).
 
     Examples:
         >>> import numpy as np
@@ -50,9 +62,13 @@ class MahalanobisDrift(VectorInput, WindowedTest):
     """
 
     name = "mahalanobis"
-    state_version = 2  # 2: the reference may grow on autocorrelated rows (``ref_target``)
+    # 2: the reference may grow on autocorrelated rows (``ref_target``); 3: clipping bounds
+    state_version = 3
     _test_fields = (
         "_ref_target",
+        "_pilot",
+        "_low",
+        "_high",
         "_width",
         "_ref_n",
         "_ref_mean",
@@ -69,13 +85,15 @@ class MahalanobisDrift(VectorInput, WindowedTest):
         window: int = 500,
         alpha: float = 1e-3,
         ridge: float = 1e-6,
+        clip: float = 5.0,
     ) -> None:
-        if ridge < 0:
-            raise ValueError("ridge must be >= 0")
+        if ridge < 0 or clip < 0:
+            raise ValueError("ridge and clip must be >= 0")
         self.reference_size = reference_size
         self.window = window
         self.alpha = alpha
         self.ridge = ridge
+        self.clip = clip
         super().__init__()
 
     @property
@@ -84,6 +102,8 @@ class MahalanobisDrift(VectorInput, WindowedTest):
 
     def _clear_reference(self) -> None:
         self._width = None
+        self._pilot = np.zeros((0, 0))  # the first rows, until they set the bounds
+        self._low, self._high = np.zeros(0), np.zeros(0)  # clipping bounds per feature
         self._ref_n = 0
         self._ref_mean = np.zeros(0)
         self._ref_scatter = np.zeros(0)
@@ -91,7 +111,32 @@ class MahalanobisDrift(VectorInput, WindowedTest):
         self._ref_prev = np.zeros(0)
         self._precision = np.zeros(0)
 
+    def _pilot_size(self) -> int:
+        return 0 if not self.clip else min(PILOT, self.reference_size // 2)
+
+    def _clipped(self, rows: np.ndarray) -> np.ndarray:
+        return np.clip(rows, self._low, self._high) if self._low.size else rows
+
     def _add_reference(self, x: np.ndarray) -> None:
+        self._add_reference_many(x[None, :])
+
+    def _learn_pilot(self, rows: np.ndarray) -> np.ndarray:
+        """Keep the first rows back until the pilot is complete; then set the bounds and hand
+        back the pilot and what followed it, to be learnt (clipped)."""
+        pilot = rows if not self._pilot.size else np.vstack([self._pilot, rows])
+        if len(pilot) < self._pilot_size():
+            self._pilot = pilot
+            return rows[:0]
+        self._pilot = np.zeros((0, 0))
+        head = pilot[: self._pilot_size()]
+        median = np.median(head, axis=0)
+        scale = 1.4826 * np.median(np.abs(head - median), axis=0)
+        scale = np.where(scale > 0, scale, head.std(axis=0))
+        reach = np.where(scale > 0, self.clip * scale, 1e300)  # a constant: never clipped
+        self._low, self._high = median - reach, median + reach
+        return pilot
+
+    def _add_reference_one(self, x: np.ndarray) -> None:
         self._ref_lag = self._ref_lag + x * self._ref_prev if self._ref_n else np.zeros(len(x))
         self._ref_prev = x
         self._ref_n += 1
@@ -100,6 +145,16 @@ class MahalanobisDrift(VectorInput, WindowedTest):
         )
 
     def _add_reference_many(self, rows: np.ndarray) -> None:
+        if self._pilot_size() and not self._low.size:
+            rows = self._learn_pilot(rows)
+            if not len(rows):
+                return
+        rows = self._clipped(rows)
+        if self._ref_n == 0:  # the first row starts the running sums
+            self._add_reference_one(rows[0])
+            rows = rows[1:]
+            if not len(rows):
+                return
         lag = (rows[1:] * rows[:-1]).sum(axis=0)
         self._ref_lag = self._ref_lag + lag + rows[0] * self._ref_prev if self._ref_n else lag
         self._ref_prev = rows[-1]
@@ -146,11 +201,11 @@ class MahalanobisDrift(VectorInput, WindowedTest):
         self._sum = np.zeros(self._width or 0)
 
     def _add_window(self, x: np.ndarray) -> None:
-        self._sum = self._sum + x
+        self._sum = self._sum + self._clipped(x)
 
     def _add_window_many(self, rows: np.ndarray) -> None:
         # cumsum adds in order, as one-by-one updates do (a plain sum would round differently)
-        self._sum = np.cumsum(np.vstack([self._sum, rows]), axis=0)[-1]
+        self._sum = np.cumsum(np.vstack([self._sum, self._clipped(rows)]), axis=0)[-1]
 
     def _test_window(self) -> float:
         diff = self._sum / self.window - self._ref_mean

@@ -312,9 +312,7 @@ async def live(champion, data: Dataset, rate: float, online: bool = False) -> di
     }
 
 
-def random_control(
-    champion, data: Dataset, budget: int, seeds: int, **policy: int
-) -> list[float]:
+def random_control(champion, data: Dataset, budget: int, seeds: int, **policy: int) -> list[float]:
     """The same strategy and gate, ``budget`` update attempts at random rows, per seed
     (``policy``: :func:`replay`'s ``min_labelled`` and ``pre_trigger_rows``)."""
     control = []

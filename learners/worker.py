@@ -234,7 +234,12 @@ class LearnerWorker:
         self._tries[model_id] = (alarm.dedup_key, tries + 1)
         reason = f"{alarm.dedup_key} (still open: retry {tries + 1})"
         retry = Trigger(
-            model_id, reason, trigger.since, trigger.strategy, alarm, waits_after=decision.data_until
+            model_id,
+            reason,
+            trigger.since,
+            trigger.strategy,
+            alarm,
+            waits_after=decision.data_until,
         )
         self._retries[model_id] = (retry, tries + 1)
         log.info("%s: refused; tries again on newer rows while its alarm is open", reason)

@@ -103,15 +103,24 @@ def thresholds_for(
     """:func:`threshold_for` of several CUSUMs' increments (``(values, weights)`` each); arms of
     the same length share their adjustment-coefficient steps."""
     thetas: list[float] = [0.0] * len(arms)
-    by_length: dict[int, list[int]] = {}
-    for i, (values, _) in enumerate(arms):
-        by_length.setdefault(len(values), []).append(i)
-    for rows in by_length.values():
-        values = np.stack([arms[i][0] for i in rows])
-        weights = np.stack([arms[i][1] for i in rows])
+    for rows, values, weights in _stacked_by_length(arms):
         for i, theta in zip(rows, adjustment_coefficients(values, weights), strict=True):
             thetas[i] = float(theta)
     return [_threshold(target_run_length, v, w, t) for (v, w), t in zip(arms, thetas, strict=True)]
+
+
+def _stacked_by_length(
+    pairs: list[tuple[np.ndarray, np.ndarray]],
+) -> list[tuple[list[int], np.ndarray, np.ndarray]]:
+    """``(values, weights)`` pairs grouped by length, each group stacked into two arrays (a row
+    per pair), with the pairs' indices: what the adjustment coefficients are computed on."""
+    by_length: dict[int, list[int]] = {}
+    for i, (values, _) in enumerate(pairs):
+        by_length.setdefault(len(values), []).append(i)
+    return [
+        (rows, np.stack([pairs[i][0] for i in rows]), np.stack([pairs[i][1] for i in rows]))
+        for rows in by_length.values()
+    ]
 
 
 def _threshold(target: float, values: np.ndarray, weights: np.ndarray, theta: float) -> float:
@@ -156,12 +165,7 @@ def thresholds_averaged(
         return []
     flat = [variant for variants in arms for variant in variants]
     thetas, mus, sds = np.zeros(len(flat)), np.zeros(len(flat)), np.zeros(len(flat))
-    by_length: dict[int, list[int]] = {}
-    for i, (values, _) in enumerate(flat):
-        by_length.setdefault(len(values), []).append(i)
-    for rows in by_length.values():
-        values = np.stack([flat[i][0] for i in rows])
-        weights = np.stack([flat[i][1] for i in rows])
+    for rows, values, weights in _stacked_by_length(flat):
         weights = weights / weights.sum(axis=1, keepdims=True)
         mu = -np.einsum("ij,ij->i", weights, values)
         sds[rows] = np.sqrt(np.einsum("ij,ij->i", weights, (values + mu[:, None]) ** 2))

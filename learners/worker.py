@@ -260,7 +260,7 @@ class LearnerWorker:
         if not idle or now - self._repeats_read < 4 * self.poll_s:
             return
         self._repeats_read = now
-        keys = [self._followed[m][0].reason for m in idle]
+        keys = [self._followed[m][0].alarm.dedup_key for m in idle]  # type: ignore[union-attr]
         try:
             entries = await asyncio.to_thread(self._open_entries, idle, keys)
         except Exception as exc:  # Redis away: try again on a later tick

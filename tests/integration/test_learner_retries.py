@@ -82,25 +82,27 @@ def _outcomes(learner, model_id):
     return [(d.trigger, d.outcome) for d in learner.decisions if d.model_id == model_id]
 
 
-async def _first_decision(settings, learner, alarm) -> None:
-    """Send the alarm to the running learner and wait for its first decision (refused here:
-    the scenario's candidate cannot beat the champion) and a moment after it."""
-    await _send(settings, encode_alarm(alarm, "/test"), model_id=alarm.model_id)
-    await wait_until(
-        lambda: len(_outcomes(learner, alarm.model_id)) >= 1, 120, "the first decision"
-    )
-    await asyncio.sleep(0.5)
+@contextlib.asynccontextmanager
+async def _refused_first(settings, tmp_path, model_id, **policy):
+    """A running learner with a champion and 250 labelled rows from event time 1000 on, that
+    has had an error alarm and refused its update (the scenario's candidate cannot beat the
+    champion): yields (registry, scenario, learner, alarm) a moment after that decision."""
+    registry, scenario, learner = await _learner(settings, tmp_path, model_id, **policy)
+    alarm = _alarm(model_id)
+    _write_rows(registry, model_id, scenario, 250, 1000)
+    async with _running(learner):
+        await _send(settings, encode_alarm(alarm, "/test"), model_id=model_id)
+        await wait_until(lambda: len(_outcomes(learner, model_id)) >= 1, 120, "the first decision")
+        await asyncio.sleep(0.5)
+        yield registry, scenario, learner, alarm
 
 
 async def test_a_refused_update_is_retried_on_newer_rows_while_its_alarm_is_open(
     settings, tmp_path
 ):
     model_id = "retry-open"
-    registry, scenario, learner = await _learner(settings, tmp_path, model_id, retries=2)
-    alarm = _alarm(model_id)
-    _write_rows(registry, model_id, scenario, 250, 1000)
-    async with _running(learner):
-        await _first_decision(settings, learner, alarm)
+    async with _refused_first(settings, tmp_path, model_id, retries=2) as opened:
+        registry, scenario, learner, alarm = opened
         assert _outcomes(learner, model_id) == [(alarm.dedup_key, "rejected")]
         assert learner._busy(model_id)  # the retry waits for rows newer than those it used
         _write_rows(registry, model_id, scenario, 250, 1250)
@@ -121,11 +123,8 @@ async def test_a_refused_update_is_retried_on_newer_rows_while_its_alarm_is_open
 
 async def test_the_alarm_s_resolution_ends_its_retries(settings, tmp_path):
     model_id = "retry-resolved"
-    registry, scenario, learner = await _learner(settings, tmp_path, model_id, retries=3)
-    alarm = _alarm(model_id)
-    _write_rows(registry, model_id, scenario, 250, 1000)
-    async with _running(learner):
-        await _first_decision(settings, learner, alarm)
+    async with _refused_first(settings, tmp_path, model_id, retries=3) as opened:
+        registry, scenario, learner, alarm = opened
         assert model_id in learner._retries or learner._busy(model_id)
         resolution = Resolution(alarm, 1300.0, 0, "back to baseline", 0)
         await _send(settings, encode_resolution(resolution, "/test"), model_id=model_id)
@@ -154,11 +153,8 @@ async def test_an_open_alarm_that_fires_again_starts_a_new_update_on_rows_from_t
     settings, tmp_path
 ):
     model_id = "repeat-open"
-    registry, scenario, learner = await _learner(settings, tmp_path, model_id, retries=0)
-    alarm = _alarm(model_id)
-    _write_rows(registry, model_id, scenario, 250, 1000)
-    async with _running(learner):
-        await _first_decision(settings, learner, alarm)
+    async with _refused_first(settings, tmp_path, model_id, retries=0) as opened:
+        registry, scenario, learner, alarm = opened
         await asyncio.sleep(1.0)  # idle and following: nothing new in Redis, nothing starts
         assert _outcomes(learner, model_id) == [(alarm.dedup_key, "rejected")]
         _open_with_repeat(registry, alarm, 5000.0)
@@ -175,13 +171,10 @@ async def test_an_open_alarm_that_fires_again_starts_a_new_update_on_rows_from_t
 
 async def test_repeats_start_nothing_when_the_policy_says_so(settings, tmp_path):
     model_id = "repeat-off"
-    registry, scenario, learner = await _learner(
+    async with _refused_first(
         settings, tmp_path, model_id, retries=0, update_on_repeat=False
-    )
-    alarm = _alarm(model_id)
-    _write_rows(registry, model_id, scenario, 250, 1000)
-    async with _running(learner):
-        await _first_decision(settings, learner, alarm)
+    ) as opened:
+        registry, scenario, learner, alarm = opened
         _open_with_repeat(registry, alarm, 5000.0)
         _write_rows(registry, model_id, scenario, 250, 5000)
         await asyncio.sleep(2.0)

@@ -145,7 +145,8 @@ def thresholds_averaged(
 
     ``arms[j][q]`` is arm ``j``'s increments (``(values, weights)``) if the reference were off
     by ``ERROR_NODES[q]`` standard errors toward that arm; the middle node (0) is the reference
-    as estimated.  Each threshold is set so that the false-alarm rate *averaged* over that error
+    as estimated; an arm given one pair has no error to average over (the same pair at every
+    node, computed once).  Each threshold is set so that the false-alarm rate *averaged* over that error
     (weights ``ERROR_WEIGHTS``) meets the target: :func:`thresholds_for` meets it only when the
     reference is exact, and a CUSUM's rate is exponential in its threshold times its drift, so
     the references that came out a little off toward an arm page far more often than the exact
@@ -164,6 +165,13 @@ def thresholds_averaged(
     if not arms:
         return []
     flat = [variant for variants in arms for variant in variants]
+    # each arm's node -> its pair in ``flat`` (an arm of one pair: that pair at every node)
+    nodes, index, start = len(ERROR_NODES), [], 0
+    for variants in arms:
+        if len(variants) not in (1, nodes):
+            raise ValueError(f"each arm needs 1 or {nodes} (values, weights) pairs")
+        index.append(range(start, start + nodes) if len(variants) > 1 else [start] * nodes)
+        start += len(variants)
     thetas, mus, sds = np.zeros(len(flat)), np.zeros(len(flat)), np.zeros(len(flat))
     for rows, values, weights in _stacked_by_length(flat):
         weights = weights / weights.sum(axis=1, keepdims=True)
@@ -174,8 +182,8 @@ def thresholds_averaged(
         if settled.any():
             picked = [i for i, ok in zip(rows, settled, strict=True) if ok]
             thetas[picked] = adjustment_coefficients(values[settled], weights[settled], 1e-9)
-    shape = (len(arms), len(ERROR_NODES))
-    theta, mu, sd = thetas.reshape(shape), mus.reshape(shape), sds.reshape(shape)
+    at = np.array(index)
+    theta, mu, sd = thetas[at], mus[at], sds[at]
     log_target = -math.log(target_run_length)
     # start where the exact reference's run length is about the target (exp(theta b) / (theta
     # mu) = target), then Newton on the log of the averaged rate (convex and falling in h: it

@@ -226,8 +226,7 @@ class CUSUM(DriftDetector):
             ]
             if self.detect_scale:
                 a = _standardise(spread, weights)
-                middle = [(a - 0.5, weights)] * len(ERROR_NODES)  # its margin: _spread_margin
-                cusums.append((1, 1.0, -0.5, middle))
+                cusums.append((1, 1.0, -0.5, [(a - 0.5, weights)]))  # margin: _spread_margin
                 labels.append("spread up")
             self._baseline = {
                 "mean": ref.level0 + ref.scale0 * ref.mean,

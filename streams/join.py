@@ -20,7 +20,8 @@ from __future__ import annotations
 import sys
 from array import array
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import partial
 from typing import Any, NamedTuple
@@ -183,6 +184,7 @@ class LabelJoin:
         self._undrained: set[str] = set()  # written, not yet drained: not to be spilled
         #: whether the oldest waiting prediction may have been drained (a spill can free memory)
         self._spillable = self.memory is not None
+        self._held = 0  # label lookups in flight (:meth:`held`): nothing spills meanwhile
         self._predictions: OrderedDict[str, StoredPrediction] = OrderedDict()
         self._layouts: dict[tuple[str, ...], tuple[str, ...]] = {}  # one tuple per layout
         self._labels: OrderedDict[str, LabelEvent] = OrderedDict()
@@ -287,7 +289,9 @@ class LabelJoin:
 
     def _spill(self) -> None:
         """Beyond ``memory``, the oldest waiting predictions stay in the backing store only,
-        once they are in it (drained to the store)."""
+        once they are in it (drained to the store); none while a lookup is :meth:`held`."""
+        if self._held:
+            return
         while len(self._predictions) > self.memory:
             if next(iter(self._predictions)) in self._undrained:
                 self._spillable = False  # nothing is, until the next drain
@@ -333,6 +337,36 @@ class LabelJoin:
         return [
             lab for lab in labels if lab.request_id not in waiting and lab.request_id not in joined
         ]
+
+    @contextmanager
+    def held(self) -> Iterator[None]:
+        """No waiting prediction leaves memory inside this block.  The worker looks up in the
+        backing store the predictions of a label batch that memory lacks (:meth:`missing`) and
+        awaits the answer; meanwhile more predictions may arrive.  Were older ones spilled then,
+        a label whose prediction was in memory when the lookup began (so not looked up) would
+        find it in neither and wait for it forever.  Memory may exceed ``memory`` for the
+        length of one lookup; the next stored prediction spills the excess.
+
+        >>> join = LabelJoin(ttl_s=600, memory=1, journal=True)
+        >>> _ = join.drain()
+        >>> with join.held():
+        ...     for i in range(3):
+        ...         _ = join.add_prediction(InferenceEvent("m", "v1", f"r{i}", i, {}, 1))
+        ...     _ = join.drain()
+        ...     join.pending
+        (3, 0)
+        >>> join.pending
+        (3, 0)
+        >>> join.add_prediction(InferenceEvent("m", "v1", "r3", 3.0, {}, 1)) is None
+        True
+        >>> join.pending
+        (1, 0)
+        """
+        self._held += 1
+        try:
+            yield
+        finally:
+            self._held -= 1
 
     def adopt(self, predictions: list[StoredPrediction]) -> None:
         """Predictions read back from the backing store, waiting again (oldest first in line)."""

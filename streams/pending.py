@@ -39,7 +39,8 @@ class PendingPredictions:
         # model -> request id -> (bucket, JSON); model -> [(request id, bucket)]
         self._writes: dict[str, dict[str, tuple[int, bytes]]] = defaultdict(dict)
         self._deletes: dict[str, list[tuple[str, int]]] = defaultdict(list)
-        self._in_flight: dict[str, dict[str, tuple[int, bytes]]] = {}
+        # the writes of each flush under way (two may overlap: a rebalance's and the timer's)
+        self._in_flight: list[dict[str, dict[str, tuple[int, bytes]]]] = []
 
     @property
     def has_changes(self) -> bool:
@@ -66,20 +67,21 @@ class PendingPredictions:
     def take(self) -> tuple[dict, dict]:
         taken = (dict(self._writes), dict(self._deletes))
         self._writes, self._deletes = defaultdict(dict), defaultdict(list)
-        self._in_flight = taken[0]
+        self._in_flight.append(taken[0])
         return taken
 
-    def give_back(self, taken: tuple[dict, dict]) -> None:
-        writes, deletes = taken
+    def give_back(self, kept: tuple[dict, dict]) -> None:
+        """What a failed flush did not write, buffered again (call :meth:`done` after)."""
+        writes, deletes = kept
         for model_id, entries in writes.items():
             for request_id, entry in entries.items():
                 self._writes[model_id].setdefault(request_id, entry)
         for model_id, entries in deletes.items():
             self._deletes[model_id][:0] = entries
-        self._in_flight = {}
 
-    def done(self) -> None:
-        self._in_flight = {}
+    def done(self, taken: tuple[dict, dict]) -> None:
+        """The flush of ``taken`` (:meth:`take`'s answer) has ended, written or given back."""
+        self._in_flight = [w for w in self._in_flight if w is not taken[0]]
 
     def write(self, pipe: Any, taken: tuple[dict, dict]) -> None:
         writes, deletes = taken
@@ -106,7 +108,8 @@ class PendingPredictions:
         """The waiting predictions these labels judge: from the buffers, then from Redis (the
         buckets a prediction made up to the time-to-live before its label can be in)."""
         found: dict[str, bytes] = {}
-        for buffer in (self._writes.get(model_id, {}), self._in_flight.get(model_id, {})):
+        buffers = [self._writes, *self._in_flight]
+        for buffer in (b.get(model_id, {}) for b in buffers):
             for label in labels:
                 entry = buffer.get(label.request_id)
                 if entry is not None:

@@ -344,7 +344,10 @@ class MonitorRuntime:
         if kind == "labels" and monitor.join.journal:
             missing = monitor.join.missing(fresh)
             if missing:  # waiting in Redis: after a restart, or older than the memory holds
-                monitor.join.adopt(await self.store.load_pending(model_id, missing))
+                # held: what memory holds now, not looked up, stays until observe() joins it
+                # (nothing spills after the block either: nothing awaits before observe)
+                with monitor.join.held():
+                    monitor.join.adopt(await self.store.load_pending(model_id, missing))
         # From here to the positions' update nothing awaits: a flush (and the checkpoint it
         # writes) sees either none of this batch's effects or all of them with its positions.
         try:

@@ -305,6 +305,7 @@ class RedisStore:
             self.failed_flushes += 1
             self._give_back(_without(taken, written))
             self.pending.give_back(tuple(_drop(part, written) for part in pending))
+            self.pending.done(pending)
             log.warning(
                 "flush failed (%s: %s); keeping %d models' data for the next try",
                 type(exc).__name__,
@@ -312,7 +313,7 @@ class RedisStore:
                 len(models - written),
             )
             return False
-        self.pending.done()
+        self.pending.done(pending)
         await self._write_series()
         return True
 

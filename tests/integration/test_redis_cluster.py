@@ -185,6 +185,8 @@ async def test_the_worker_writes_each_model_in_its_own_slot_and_survives_sigkill
     for m in MODELS:
         assert calm[m]["counters"]["inferences"] == str(PER_MODEL), calm[m]
         assert calm[m]["1h"]["events"] == str(PER_MODEL), calm[m]
+        # every label's prediction was sent: each one joins (a race once left some waiting)
+        assert calm[m]["counters"]["joined"] == str(PER_MODEL - 20), calm[m]
         assert killed[m] == calm[m], m
 
 

@@ -394,6 +394,62 @@ async def test_predictions_waiting_for_labels_survive_a_restart_and_leave_memory
     assert len(sink.pending["m"]) == 40  # consumed predictions left the store with the flush
 
 
+async def test_a_label_finds_its_prediction_when_memory_spills_during_its_lookup():
+    """A label batch looks up in the store the predictions that memory no longer holds; while
+    that read awaits, the inference agent may store more predictions and spill older ones.  A
+    prediction that was in memory when the lookup began must still join its label (it once
+    waited for a prediction that was only in the store, forever: labels counted, not joined)."""
+    import asyncio
+
+    publisher = ListPublisher()
+    sink = SlowLookupSink()
+    runtime = MonitorRuntime(Settings(topic_prefix="t", join_memory=5), publisher, sink)
+
+    def inferences(start, stop):
+        return [
+            (
+                InferenceEvent("m", "v1", f"r{i}", 100.0 + i, {"x": float(i)}, 1).to_json(),
+                Source("t.inferences", 0, i),
+            )
+            for i in range(start, stop)
+        ]
+
+    await runtime.handle_inferences(inferences(0, 20))
+    await runtime.flush()  # r0..r19 in the store
+    await runtime.handle_inference(*inferences(20, 21)[0])  # r15..r20 in memory now
+    assert runtime.monitors["m"].join.pending[0] == 5
+    # r0 is in the store only (looked up), r19 in memory (not looked up)
+    labels = [LabelEvent("m", rid, 1, 200.0).to_json() for rid in ("r0", "r19")]
+    sink.gate = asyncio.Event()
+    labelling = asyncio.create_task(
+        runtime.handle_labels([(raw, Source("t.labels", 0, i)) for i, raw in enumerate(labels)])
+    )
+    await asyncio.sleep(0)  # the label batch now awaits its lookup of r0
+    assert sink.looked_up == [["r0"]]
+    await runtime.flush()  # r20 reaches the store: memory may let it and older ones go
+    await runtime.handle_inferences(inferences(21, 40))  # ... and does, for 19 newer ones
+    sink.gate.set()
+    await labelling
+    assert runtime.monitors["m"].counts["joined"] == 2
+    assert sorted(s["request_id"] for s in sink.labelled) == ["r0", "r19"]
+    assert runtime.monitors["m"].join.pending[1] == 0  # no label is left waiting
+
+
+class SlowLookupSink(ListSink):
+    """A store whose lookups wait for ``gate``: what other agents do meanwhile is the test."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.gate = None
+        self.looked_up: list[list[str]] = []
+
+    async def load_pending(self, model_id, labels):
+        self.looked_up.append([lab.request_id for lab in labels])
+        if self.gate is not None:
+            await self.gate.wait()
+        return await super().load_pending(model_id, labels)
+
+
 async def test_oversized_messages_are_dead_lettered_unread_and_the_path_never_fails():
     publisher, sink = ListPublisher(), ListSink()
     runtime = MonitorRuntime(Settings(topic_prefix="t", max_message_bytes=600_000), publisher, sink)

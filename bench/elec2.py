@@ -43,6 +43,7 @@ from contracts.settings import Settings
 from learners.data import Dataset
 from learners.gate import GateConfig, evaluate
 from learners.policy import PolicySet, UpdatePolicy
+from learners.staleness import StalenessCheck
 from learners.strategies.base import UpdateData, strategy_from_spec
 
 FEATURES = ("period", "nswprice", "nswdemand", "vicprice", "vicdemand", "transfer")
@@ -137,6 +138,7 @@ def replay(
     monitor_config=None,
     min_labelled: int = MIN_LABELLED,
     pre_trigger_rows: int = MAX_ROWS - MIN_LABELLED,
+    staleness: StalenessCheck | None = None,
 ) -> tuple[float, int, int]:
     """Serve rows in order; on a trigger (the monitor's error alarm, or a row in ``schedule``)
     collect ``min_labelled`` rows, propose with STRATEGY on them and the ``pre_trigger_rows``
@@ -146,6 +148,9 @@ def replay(
     a repeat of the open alarm (its detector fired again) triggers a new update on the rows
     from the repeat on (``update_on_repeat``).
     ``monitor_config``: the monitor's (default: the worker's defaults).
+    ``staleness``: trigger on the learner's own staleness check instead of the monitor's error
+    alarms (as ``LearnerWorker`` does with ``staleness_baseline_rows``): the champion's error
+    rate against its own first rows, read from the row after the last attempt's data on.
     Returns (prequential accuracy, promotions, attempts)."""
     from streams.monitor import ModelMonitor
 
@@ -153,17 +158,31 @@ def replay(
     pending, promoted, attempts, correct = None, 0, 0, 0
     open_key, tries = None, 0  # the alarm whose refused update is being retried
     since, repeats_seen = 0, 0  # the trigger's row; the open alarm's repeats acted on
+    own_errors: list[float] = []  # staleness: the champion's errors since it served, in order
+    p0, stale_from = None, 0  # its baseline; where in ``own_errors`` the CUSUM starts reading
     for i in range(TRAIN_ROWS, len(data)):
         prediction = model.predict(data.X[i : i + 1])[0]
         correct += prediction == data.y[i]
-        t = float(data.event_times[i])
-        features = dict(zip(FEATURES, map(float, data.X[i]), strict=True))
-        event = InferenceEvent("elec2", f"v{version}", f"r{i}", t, features, prediction)
-        alarms = monitor.observe_inference(event).alarms
-        alarms += monitor.observe_label(
-            LabelEvent("elec2", f"r{i}", data.y[i], t + HALF_HOUR)
-        ).alarms
-        if schedule is None:
+        if staleness is not None:
+            own_errors.append(0.0 if prediction == data.y[i] else 1.0)
+            if p0 is None:
+                p0 = staleness.baseline(np.array(own_errors))
+                stale_from = len(own_errors)
+            elif (
+                schedule is None
+                and pending is None
+                and staleness.first_crossing(np.array(own_errors[stale_from:]), p0) is not None
+            ):
+                pending = since = i
+        else:  # the monitor, for its error alarms
+            t = float(data.event_times[i])
+            features = dict(zip(FEATURES, map(float, data.X[i]), strict=True))
+            event = InferenceEvent("elec2", f"v{version}", f"r{i}", t, features, prediction)
+            alarms = monitor.observe_inference(event).alarms
+            alarms += monitor.observe_label(
+                LabelEvent("elec2", f"r{i}", data.y[i], t + HALF_HOUR)
+            ).alarms
+        if schedule is None and staleness is None:
             if open_key in {r.dedup_key for r in monitor.resolve_quiet()}:
                 open_key = None
                 if tries:  # a retry still collecting rows stops
@@ -174,7 +193,7 @@ def replay(
                 pending, open_key, tries, since, repeats_seen = i, errors[0].dedup_key, 0, i, 0
             elif pending is None and entry is not None and entry.repeats > repeats_seen:
                 pending, tries, since, repeats_seen = i, 0, i, entry.repeats
-        elif i in schedule and pending is None:
+        elif schedule is not None and i in schedule and pending is None:
             pending = since = i
         if pending is not None and i - pending >= min_labelled:
             first = max(TRAIN_ROWS, since - pre_trigger_rows, i + 1 - MAX_ROWS)
@@ -183,9 +202,11 @@ def replay(
             candidate = strategy_from_spec(STRATEGY).propose(model, UpdateData(train_rows))
             attempts += 1
             pending = None
+            stale_from = len(own_errors)  # staleness reads the rows after this attempt's
             if evaluate(model, candidate, holdout, None, GateConfig()).promote:
                 model, version, promoted = candidate.model, version + 1, promoted + 1
                 open_key, tries = None, 0  # the new version's signals are its own
+                own_errors, p0 = [], None  # and its own baseline
             elif open_key is not None and tries < RETRIES:
                 pending, tries = i, tries + 1  # on every row since the trigger, 100 more
     return correct / (len(data) - TRAIN_ROWS), promoted, attempts
@@ -319,7 +340,13 @@ def random_control(champion, data: Dataset, budget: int, seeds: int, **policy: i
     wait = policy.get("min_labelled", MIN_LABELLED)
     for seed in range(seeds):
         rng = random.Random(seed)
-        schedule = set(rng.sample(range(TRAIN_ROWS + 2000, len(data) - wait - 1), budget))
+        # rows at least wait + 1 apart, so that every one of them is an attempt (a row that
+        # comes while an attempt collects its rows would be skipped)
+        first, gap = TRAIN_ROWS + 2000, wait + 1
+        room = len(data) - wait - 1 - first - budget * gap
+        schedule = {
+            first + r + j * gap for j, r in enumerate(sorted(rng.sample(range(room), budget)))
+        }
         acc, p, a = replay(champion, data, schedule, **policy)
         control.append(acc)
         print(
@@ -345,6 +372,25 @@ def sensitivity(champion, data: Dataset, target_arl: float, seeds: int) -> str:
         f"| random-time control: {attempts} attempts, {seeds} seeds | "
         f"{statistics.mean(control):.4f} ± {spread:.4f} | "
         f"min {min(control):.4f}, max {max(control):.4f} |"
+    )
+
+
+def staleness_study(champion, data: Dataset, check: StalenessCheck, seeds: int) -> str:
+    """In process only: updates on the learner's own staleness trigger (``LearnerWorker`` with
+    ``staleness_baseline_rows``), no error alarms, against the random-time control with as many
+    attempts."""
+    acc, promoted, attempts = replay(champion, data, staleness=check)
+    print(f"  staleness trigger {check}: {acc:.4f} ({attempts} attempts)", flush=True)
+    control = random_control(champion, data, max(1, attempts), seeds)
+    mean = statistics.mean(control)
+    spread = statistics.stdev(control) if len(control) > 1 else 0.0
+    return (
+        f"| staleness trigger (baseline {check.baseline_rows} rows, allowance "
+        f"{check.allowance:g}, threshold {check.threshold:g}; in process) | {acc:.4f} | "
+        f"{attempts} attempts, {promoted} promoted |\n"
+        f"| random-time control: {attempts} attempts, {seeds} seeds | {mean:.4f} ± {spread:.4f} | "
+        f"min {min(control):.4f}, max {max(control):.4f}; trigger - control = "
+        f"{(acc - mean) / spread if spread else float('nan'):.1f} sd |"
     )
 
 
@@ -394,6 +440,13 @@ def main() -> None:
         "ARL values, against the random-time control with as many attempts",
     )
     parser.add_argument(
+        "--staleness",
+        default="",
+        metavar="ROWS,ALLOWANCE,THRESHOLD",
+        help="only the in-process study of the learner's staleness trigger (e.g. 200,0.05,5), "
+        "against the random-time control with as many attempts",
+    )
+    parser.add_argument(
         "--abrupt",
         default="",
         metavar="ROWS",
@@ -410,6 +463,11 @@ def main() -> None:
     champion = train_champion(data)
     if args.sensitivity:
         print(sensitivity(champion, data, args.sensitivity, args.seeds))
+        return
+    if args.staleness:
+        rows, allowance, threshold = args.staleness.split(",")
+        check = StalenessCheck(int(rows), float(allowance), float(threshold))
+        print(staleness_study(champion, data, check, args.seeds))
         return
     results: list[tuple[str, str, str]] = []
     print("live run through Kafka, the worker and the learner ...", flush=True)

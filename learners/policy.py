@@ -20,6 +20,11 @@ model and ``[models.<id>]`` tables override it key by key.  Python callers build
                                   # open, at most this many times
     update_on_repeat = true       # an open alarm acted on that fires again (its signal moved
                                   # again) starts a new update on the rows from then on
+    staleness_baseline_rows = 0   # >0: the learner's own trigger (learners/staleness.py): the
+                                  # champion's error rate against its own first rows, with
+                                  # the error alarms' strategy; for concepts that move all the time
+    staleness_allowance = 0.05    # its CUSUM's allowance (error-rate points)
+    staleness_threshold = 5.0     # and threshold
 
     [default.triggers]            # alarm signal kind -> strategy spec ("none": acknowledge only)
     error = {name = "fine_tune", freeze = "all_but_head"}
@@ -59,6 +64,7 @@ from pathlib import Path
 from typing import Any
 
 from learners.gate import GateConfig
+from learners.staleness import StalenessCheck
 from learners.strategies.base import strategy_from_spec
 
 NEVER_TRIGGER = frozenset({"system", "rule", "security", "rollout"})
@@ -89,6 +95,9 @@ class UpdatePolicy:
     shadow_samples: int = 0
     retries_while_open: int = 0  # see the module docstring; a resolution of the alarm stops them
     update_on_repeat: bool = True  # see the module docstring and learners/worker.py
+    staleness_baseline_rows: int = 0  # 0: off; see learners/staleness.py
+    staleness_allowance: float = 0.05
+    staleness_threshold: float = 5.0
     gate: GateConfig = field(default_factory=GateConfig)
     fallback: Any = "retrain"  # for a model the trigger's strategy cannot update (e.g. river)
     min_severity: str = "warning"  # "info" alarms (e.g. an error rate that fell) never trigger
@@ -111,11 +120,20 @@ class UpdatePolicy:
                 strategy_from_spec(spec)  # raises ValueError naming the bad strategy
         if self.min_labelled < 20:
             raise ValueError("min_labelled must be at least 20")
+        self.staleness()  # raises ValueError on bad staleness settings
         if self.min_severity not in SEVERITY_RANK:
             raise ValueError(f"min_severity must be one of {sorted(SEVERITY_RANK)}")
         if self.bake_samples < 0 or self.shadow_samples < 0 or self.retries_while_open < 0:
             raise ValueError("bake_samples, shadow_samples and retries_while_open must be >= 0")
         return self
+
+    def staleness(self) -> StalenessCheck | None:
+        """The learner's own staleness trigger, or None when it is off."""
+        if self.staleness_baseline_rows == 0:
+            return None
+        return StalenessCheck(
+            self.staleness_baseline_rows, self.staleness_allowance, self.staleness_threshold
+        )
 
     def merged(self, doc: dict[str, Any]) -> UpdatePolicy:
         """This policy with the keys of ``doc`` (a TOML table) overriding."""

@@ -62,6 +62,7 @@ from learners.job import Decision, Trigger, UpdateJob
 from learners.offsets import OffsetTracker
 from learners.policy import PolicySet
 from learners.registry import ModelRegistry
+from learners.staleness import Staleness, assess
 
 log = logging.getLogger(__name__)
 
@@ -98,6 +99,11 @@ class LearnerWorker:
         # model -> (the trigger of its open alarm acted on, the repeats already acted on)
         self._followed: dict[str, tuple[Trigger, int]] = {}
         self._repeats_read = 0.0  # monotonic time Redis' open alarms were last read
+        self._staleness_read = 0.0  # monotonic time labelled rows were last read for staleness
+        # model -> label time after which its staleness CUSUM reads (the newest row of its
+        # last update attempt); (model, version) -> (baseline, the baseline's last label time)
+        self._stale_after: dict[str, float] = {}
+        self._baselines: dict[tuple[str, str], tuple[float, float]] = {}
         self._running: dict[str, tuple[Trigger, UpdateJob]] = {}  # model -> its job in flight
         self._last_move: dict[str, float] = {}  # model -> monotonic time of promotion/rollback
         self._last_periodic: dict[str, float] = {}
@@ -135,6 +141,7 @@ class LearnerWorker:
                 self._start_retries()
                 await self._follow_repeats()
                 self._periodic()
+                await self._check_staleness()
                 commit = self.offsets.to_commit()
                 if commit:
                     await consumer.commit({TopicPartition(t, p): o for (t, p), o in commit.items()})
@@ -311,6 +318,63 @@ class LearnerWorker:
                 spec = {"name": spec} if isinstance(spec, str) else dict(spec)
                 self._start(Trigger(target, "schedule", float("-inf"), spec), on_done=lambda: None)
 
+    async def _check_staleness(self) -> None:
+        """The learner's own trigger (:mod:`learners.staleness`) for the idle models whose policy
+        turns it on: an update with the error alarms' strategy when the champion's error rate has
+        risen against its own first rows.  Redis is read at most once per ``4 * poll_s``."""
+        now = time.monotonic()
+        if now - self._staleness_read < 4 * self.poll_s:
+            return
+        watched = []
+        for model_id in self._registered():
+            policy = self.policies.for_model(model_id)
+            check, strategy = policy.staleness(), policy.strategy_for("error")
+            if check is None or strategy is None or self._busy(model_id):
+                continue
+            if model_id in self._pending or model_id in self._retries:
+                continue
+            if not self._cooling(model_id, policy.cooldown_s):
+                watched.append((model_id, check, strategy))
+        if not watched:
+            return
+        self._staleness_read = now
+        try:
+            found = await asyncio.to_thread(self._assess_staleness, watched)
+        except Exception as exc:  # Redis away: try again on a later tick
+            log.warning("could not read labelled rows to check staleness: %s", exc)
+            return
+        for (model_id, check, strategy), (version, result) in zip(watched, found, strict=True):
+            if result is None:
+                continue
+            self._baselines[(model_id, version)] = (result.baseline, result.baseline_until)
+            if not result.fired:
+                continue
+            reason = (
+                f"stale: {version}'s error rate {result.recent:.3f} over {result.rows} rows "
+                f"against {result.baseline:.3f} on its first {check.baseline_rows}"
+            )
+            log.info("%s: %s; starts an update", model_id, reason)
+            self._stale_after[model_id] = result.label_time
+            self._start(Trigger(model_id, reason, result.label_time, strategy), lambda: None)
+
+    def _assess_staleness(self, watched: list) -> list[tuple[str, Staleness | None]]:
+        out: list[tuple[str, Staleness | None]] = []
+        for model_id, check, _ in watched:
+            champion = self.registry.champion(model_id)
+            if champion is None:
+                out.append(("", None))
+                continue
+            version = champion.version
+            key = self.registry.keys.labelled(model_id)
+            rows = []
+            for raw in self.registry.client.lrange(key, 0, -1):
+                with contextlib.suppress(ValueError):
+                    rows.append(json.loads(raw))
+            after = self._stale_after.get(model_id, -float("inf"))
+            known = self._baselines.get((model_id, version))
+            out.append((version, assess(check, rows, version, after, known)))
+        return out
+
     def _registered(self) -> list[str]:
         cached, now = self._registered_cache, time.monotonic()
         if cached is None or now - cached[0] > 30:
@@ -344,6 +408,8 @@ class LearnerWorker:
             finally:
                 telemetry.JOBS_IN_FLIGHT.dec()
                 self._running.pop(trigger.model_id, None)
+            if decision.data_until is not None:  # staleness reads the rows after these
+                self._stale_after[trigger.model_id] = decision.data_until
             if decision.outcome in ("promoted", "rolled_back"):
                 self._last_move[trigger.model_id] = time.monotonic()
                 self._followed.pop(trigger.model_id, None)  # the new champion has its own

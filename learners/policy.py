@@ -21,13 +21,15 @@ model and ``[models.<id>]`` tables override it key by key.  Python callers build
     update_on_repeat = true       # an open alarm acted on that fires again (its signal moved
                                   # again) starts a new update on the rows from then on
     staleness_baseline_rows = 0   # >0: the learner's own trigger (learners/staleness.py): the
-                                  # champion's error rate against its own first rows, with
-                                  # the error alarms' strategy; for concepts that move all the time
+                                  # champion's error rate against its own first rows, running
+                                  # triggers.staleness (else the error alarms' strategy); for
+                                  # concepts that move all the time
     staleness_allowance = 0.05    # its CUSUM's allowance (error-rate points)
     staleness_threshold = 5.0     # and threshold
 
     [default.triggers]            # alarm signal kind -> strategy spec ("none": acknowledge only)
     error = {name = "fine_tune", freeze = "all_but_head"}
+    staleness = "retrain"         # the staleness trigger's (absent: the error alarms')
     performance = "fine_tune"
     feature = "none"
 
@@ -134,6 +136,11 @@ class UpdatePolicy:
         return StalenessCheck(
             self.staleness_baseline_rows, self.staleness_allowance, self.staleness_threshold
         )
+
+    def staleness_strategy(self) -> dict[str, Any] | None:
+        """What the staleness trigger runs: ``triggers.staleness`` if the policy names one,
+        else the error alarms' strategy."""
+        return self.strategy_for("staleness" if "staleness" in self.triggers else "error")
 
     def merged(self, doc: dict[str, Any]) -> UpdatePolicy:
         """This policy with the keys of ``doc`` (a TOML table) overriding."""

@@ -29,6 +29,13 @@ refused, or whose model got worse again, left the model alone until the alarm re
 a model that stays bad never does (``bench/elec2.py --abrupt``).  A promotion, the alarm's
 resolution or a newer alarm of the model ends the following.
 
+With ``staleness_baseline_rows`` (off by default), the learner also has a trigger of its own
+(:mod:`learners.staleness`): it reads each idle champion's labelled rows from Redis (at most once
+a second) and starts an update when the champion's error rate has risen against its own first
+rows; far more sensitive than an error alarm, which pages people and is calibrated to stay
+quiet, because a false trigger costs only a gated training run.  It reads the rows after the
+last update attempt's, so a refused update is not retried on the same evidence.
+
 The alarm's offset is committed only when its job is decided, so a learner that crashes
 mid-update redoes it after a restart.  Models whose policy sets ``periodic_retrain_s`` are also
 updated on that schedule.  The last ``keep_decisions`` decisions stay in memory
@@ -320,15 +327,16 @@ class LearnerWorker:
 
     async def _check_staleness(self) -> None:
         """The learner's own trigger (:mod:`learners.staleness`) for the idle models whose policy
-        turns it on: an update with the error alarms' strategy when the champion's error rate has
-        risen against its own first rows.  Redis is read at most once per ``4 * poll_s``."""
+        turns it on: an update (``UpdatePolicy.staleness_strategy``) when the champion's error
+        rate has risen against its own first rows.  Redis is read at most once per
+        ``max(1 s, 4 * poll_s)`` (every labelled row the worker keeps, 5,000 by default)."""
         now = time.monotonic()
-        if now - self._staleness_read < 4 * self.poll_s:
+        if now - self._staleness_read < max(1.0, 4 * self.poll_s):
             return
         watched = []
         for model_id in self._registered():
             policy = self.policies.for_model(model_id)
-            check, strategy = policy.staleness(), policy.strategy_for("error")
+            check, strategy = policy.staleness(), policy.staleness_strategy()
             if check is None or strategy is None or self._busy(model_id):
                 continue
             if model_id in self._pending or model_id in self._retries:

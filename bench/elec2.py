@@ -22,6 +22,12 @@ compared with:
   live run, at random times, over ``--seeds`` seeds.  The control and the alarm-driven schedule
   are also replayed offline with the same code (monitor, strategy, gate; no Kafka), so the
   comparison between them is like for like.
+
+In-process studies (each prints a table): ``--sensitivity ARL`` (the monitor's error detector
+tuned to fire more), ``--staleness ROWS,ALLOWANCE,THRESHOLD`` (the learner's own staleness
+trigger, ``learners/staleness.py``), ``--abrupt ROWS`` (Elec2 with its label inverted at those
+rows), each against the random-time control; ``--live-staleness ROWS,ALLOWANCE,THRESHOLD`` runs
+the real loop with the staleness trigger as the only trigger, its replay, and the control.
 """
 
 from __future__ import annotations

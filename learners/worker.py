@@ -108,9 +108,10 @@ class LearnerWorker:
         self._repeats_read = 0.0  # monotonic time Redis' open alarms were last read
         self._staleness_read = 0.0  # monotonic time labelled rows were last read for staleness
         # model -> label time after which its staleness CUSUM reads (the newest row of its
-        # last update attempt); (model, version) -> (baseline, the baseline's last label time)
+        # last update attempt); model -> (its champion, the champion's baseline, the baseline's
+        # last label time): kept, as the champion's first rows leave the capped list of rows
         self._stale_after: dict[str, float] = {}
-        self._baselines: dict[tuple[str, str], tuple[float, float]] = {}
+        self._baselines: dict[str, tuple[str, float, float]] = {}
         self._running: dict[str, tuple[Trigger, UpdateJob]] = {}  # model -> its job in flight
         self._last_move: dict[str, float] = {}  # model -> monotonic time of promotion/rollback
         self._last_periodic: dict[str, float] = {}
@@ -354,7 +355,7 @@ class LearnerWorker:
         for (model_id, check, strategy), (version, result) in zip(watched, found, strict=True):
             if result is None:
                 continue
-            self._baselines[(model_id, version)] = (result.baseline, result.baseline_until)
+            self._baselines[model_id] = (version, result.baseline, result.baseline_until)
             if not result.fired:
                 continue
             reason = (
@@ -379,7 +380,8 @@ class LearnerWorker:
                 with contextlib.suppress(ValueError):
                     rows.append(json.loads(raw))
             after = self._stale_after.get(model_id, -float("inf"))
-            known = self._baselines.get((model_id, version))
+            kept = self._baselines.get(model_id)
+            known = kept[1:] if kept is not None and kept[0] == version else None
             out.append((version, assess(check, rows, version, after, known)))
         return out
 

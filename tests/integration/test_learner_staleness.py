@@ -84,9 +84,7 @@ async def test_a_champion_whose_error_rate_rises_is_updated_without_any_alarm(se
     assert registry.champion(model_id).version != v1
 
 
-async def test_a_steady_champion_or_a_policy_without_staleness_starts_nothing(
-    settings, tmp_path
-):
+async def test_a_steady_champion_or_a_policy_without_staleness_starts_nothing(settings, tmp_path):
     steady, off = "stale-steady", "stale-off"
     registry, scenario, champion, v1, learner = _setup(
         settings, tmp_path, steady, staleness_baseline_rows=200
@@ -101,5 +99,6 @@ async def test_a_steady_champion_or_a_policy_without_staleness_starts_nothing(
         await wait_until(lambda: learner._baselines, 60, "the steady champion's baseline")
         await asyncio.sleep(3.0)  # many staleness checks (every 0.2 s)
     assert list(learner.decisions) == [] and list(learner_off.decisions) == []
-    ((p0, _),) = learner._baselines.values()
+    ((version, p0, _),) = learner._baselines.values()
+    assert version == v1
     assert p0 < 0.15  # the champion is good on its own scene

@@ -325,7 +325,13 @@ async def live(
                 delay = start + (n + 1) / rate - time.monotonic()
                 if delay > 0:
                     await asyncio.sleep(delay)
+        # updates under way finish; one still collecting rows after the last row never will
+        # (no newer rows come, and event time stops before its deadline): it is not an attempt
+        waited = time.monotonic() + 60
         while any(not task.done() for task in learner._jobs.values()):
+            if time.monotonic() > waited:
+                print("  live: an update still waits for rows the stream no longer has", flush=True)
+                break
             await asyncio.sleep(0.2)
     finally:
         handle.stop_online()
@@ -381,13 +387,23 @@ def sensitivity(champion, data: Dataset, target_arl: float, seeds: int) -> str:
     acc, promoted, attempts = replay(champion, data, monitor_config=config)
     print(f"  alarms, error target_arl {target_arl:g}: {acc:.4f} ({attempts} attempts)", flush=True)
     control = random_control(champion, data, max(1, attempts), seeds)
-    spread = statistics.stdev(control) if len(control) > 1 else 0.0
     return (
         f"| alarms, error detector at one false alarm per {target_arl:,.0f} values (in process) "
         f"| {acc:.4f} | {attempts} attempts, {promoted} promoted |\n"
-        f"| random-time control: {attempts} attempts, {seeds} seeds | "
-        f"{statistics.mean(control):.4f} ± {spread:.4f} | "
-        f"min {min(control):.4f}, max {max(control):.4f} |"
+        + control_row(control, attempts, acc)
+    )
+
+
+def control_row(control: list[float], attempts: int, against: float) -> str:
+    """The table row of a random-time control, and how many of its standard deviations
+    ``against`` (the triggered run's accuracy) lies above its mean."""
+    mean = statistics.mean(control)
+    spread = statistics.stdev(control) if len(control) > 1 else 0.0
+    above = f"{(against - mean) / spread:+.1f} sd" if spread else "n/a"
+    return (
+        f"| random-time control: {attempts} attempts, {len(control)} seeds | {mean:.4f} ± "
+        f"{spread:.4f} | min {min(control):.4f}, max {max(control):.4f}; triggered run: "
+        f"{above} |"
     )
 
 
@@ -398,15 +414,10 @@ def staleness_study(champion, data: Dataset, check: StalenessCheck, seeds: int) 
     acc, promoted, attempts = replay(champion, data, staleness=check)
     print(f"  staleness trigger {check}: {acc:.4f} ({attempts} attempts)", flush=True)
     control = random_control(champion, data, max(1, attempts), seeds)
-    mean = statistics.mean(control)
-    spread = statistics.stdev(control) if len(control) > 1 else 0.0
     return (
         f"| staleness trigger (baseline {check.baseline_rows} rows, allowance "
         f"{check.allowance:g}, threshold {check.threshold:g}; in process) | {acc:.4f} | "
-        f"{attempts} attempts, {promoted} promoted |\n"
-        f"| random-time control: {attempts} attempts, {seeds} seeds | {mean:.4f} ± {spread:.4f} | "
-        f"min {min(control):.4f}, max {max(control):.4f}; trigger - control = "
-        f"{(acc - mean) / spread if spread else float('nan'):.1f} sd |"
+        f"{attempts} attempts, {promoted} promoted |\n" + control_row(control, attempts, acc)
     )
 
 
@@ -420,8 +431,6 @@ def live_staleness(champion, data: Dataset, check: StalenessCheck, rate: float, 
     print(f"  replayed in process: {offline:.4f} ({attempts} attempts)", flush=True)
     budget = max(1, run["attempts"])
     control = random_control(champion, data, budget, seeds)
-    mean = statistics.mean(control)
-    spread = statistics.stdev(control) if len(control) > 1 else 0.0
     setting = (
         f"baseline {check.baseline_rows} rows, allowance {check.allowance:g}, "
         f"threshold {check.threshold:g}"
@@ -431,10 +440,7 @@ def live_staleness(champion, data: Dataset, check: StalenessCheck, rate: float, 
         f"{rate:g} rows/s) | {run['accuracy']:.4f} | {run['attempts']} attempts, "
         f"{run['promoted']} promoted |\n"
         f"| the same trigger replayed in process | {offline:.4f} | {attempts} attempts, "
-        f"{promoted} promoted |\n"
-        f"| random-time control: {budget} attempts, {seeds} seeds | {mean:.4f} ± {spread:.4f} | "
-        f"min {min(control):.4f}, max {max(control):.4f}; live - control = "
-        f"{(run['accuracy'] - mean) / spread if spread else float('nan'):.1f} sd |"
+        f"{promoted} promoted |\n" + control_row(control, budget, run["accuracy"])
     )
 
 
@@ -452,15 +458,12 @@ def abrupt(data: Dataset, flips: list[int], seeds: int) -> str:
     acc, promoted, attempts = replay(champion, flipped, **policy)
     print(f"  alarms on the flipped series: {acc:.4f} ({attempts} attempts)", flush=True)
     control = random_control(champion, flipped, max(1, attempts), seeds, **policy)
-    spread = statistics.stdev(control) if len(control) > 1 else 0.0
     where = ", ".join(f"{row:,}" for row in flips)
     return (
         f"| Elec2, label inverted from rows {where} on: alarms (in process) | {acc:.4f} | "
         f"{attempts} attempts, {promoted} promoted |\n"
-        f"| random-time control: {attempts} attempts, {seeds} seeds | "
-        f"{statistics.mean(control):.4f} ± {spread:.4f} | "
-        f"min {min(control):.4f}, max {max(control):.4f} |\n"
-        f"| frozen | {frozen(champion, flipped):.4f} | |"
+        + control_row(control, attempts, acc)
+        + f"\n| frozen | {frozen(champion, flipped):.4f} | |"
     )
 
 

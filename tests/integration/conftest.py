@@ -7,12 +7,13 @@ test errors with the script's output.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 import pytest
@@ -153,3 +154,15 @@ async def wait_until(predicate: Callable[[], object], timeout: float, what: str)
             return
         await asyncio.sleep(0.25)
     raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
+
+
+@contextlib.asynccontextmanager
+async def running(worker) -> AsyncIterator[None]:
+    """``worker.run(stop)`` (a learner, a bridge) as a task for the block; stopped after it."""
+    stop = asyncio.Event()
+    task = asyncio.create_task(worker.run(stop))
+    try:
+        yield
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, 60)

@@ -22,7 +22,7 @@ from learners.registry import ModelRegistry
 from learners.worker import LearnerWorker
 from streams.lifecycle import AlarmBook
 from streams.monitor import LabelledSample
-from tests.integration.conftest import wait_until
+from tests.integration.conftest import running, wait_until
 
 
 def _write_rows(registry, model_id, scenario, n, t0):
@@ -67,17 +67,6 @@ def _alarm(model_id: str) -> Alarm:
     return Alarm(model_id, "v1", "error", "error", "cusum", 1.3, 1.0, {}, "critical", 1000.0, 2000)
 
 
-@contextlib.asynccontextmanager
-async def _running(learner):
-    stop = asyncio.Event()
-    task = asyncio.create_task(learner.run(stop))
-    try:
-        yield
-    finally:
-        stop.set()
-        await asyncio.wait_for(task, 60)
-
-
 def _outcomes(learner, model_id):
     return [(d.trigger, d.outcome) for d in learner.decisions if d.model_id == model_id]
 
@@ -90,7 +79,7 @@ async def _refused_first(settings, tmp_path, model_id, **policy):
     registry, scenario, learner = await _learner(settings, tmp_path, model_id, **policy)
     alarm = _alarm(model_id)
     _write_rows(registry, model_id, scenario, 250, 1000)
-    async with _running(learner):
+    async with running(learner):
         await _send(settings, encode_alarm(alarm, "/test"), model_id=model_id)
         await wait_until(lambda: len(_outcomes(learner, model_id)) >= 1, 120, "the first decision")
         await asyncio.sleep(0.5)

@@ -5,7 +5,6 @@ rate rising against its own first rows, and an update starts on the rows from th
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 
 import numpy as np
@@ -18,7 +17,7 @@ from learners.policy import PolicySet, UpdatePolicy
 from learners.registry import ModelRegistry
 from learners.worker import LearnerWorker
 from streams.monitor import LabelledSample
-from tests.integration.conftest import wait_until
+from tests.integration.conftest import running, wait_until
 
 SHIFT_AT = 1300.0  # label time of the first row of the shifted scene
 
@@ -54,17 +53,6 @@ def _serve(registry, scenario, champion, version, model_id, scene, n, t0):
     return errors / n
 
 
-@contextlib.asynccontextmanager
-async def _running(learner):
-    stop = asyncio.Event()
-    task = asyncio.create_task(learner.run(stop))
-    try:
-        yield
-    finally:
-        stop.set()
-        await asyncio.wait_for(task, 60)
-
-
 async def test_a_champion_whose_error_rate_rises_is_updated_without_any_alarm(settings, tmp_path):
     model_id = "stale-shift"
     registry, scenario, champion, v1, learner = _setup(
@@ -73,7 +61,7 @@ async def test_a_champion_whose_error_rate_rises_is_updated_without_any_alarm(se
     before = _serve(registry, scenario, champion, v1, model_id, "normal", 300, 1000.0)
     after = _serve(registry, scenario, champion, v1, model_id, "shifted", 400, SHIFT_AT)
     assert after > before + 0.2, (before, after)  # the scene really hurts the champion
-    async with _running(learner):
+    async with running(learner):
         await wait_until(lambda: len(learner.decisions) >= 1, 180, "an update on staleness")
         await asyncio.sleep(1.0)  # no second one: its rows are all read by the first
     (decision,) = learner.decisions
@@ -95,7 +83,7 @@ async def test_a_steady_champion_or_a_policy_without_staleness_starts_nothing(se
     )
     _serve(registry_off, scenario_off, champion_off, v1_off, off, "normal", 300, 1000.0)
     _serve(registry_off, scenario_off, champion_off, v1_off, off, "shifted", 400, SHIFT_AT)
-    async with _running(learner), _running(learner_off):
+    async with running(learner), running(learner_off):
         await wait_until(lambda: learner._baselines, 60, "the steady champion's baseline")
         await asyncio.sleep(3.0)  # many staleness checks (every 0.2 s)
     assert list(learner.decisions) == [] and list(learner_off.decisions) == []

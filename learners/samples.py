@@ -109,11 +109,15 @@ def read_labelled(
     limit: int = 5000,
 ) -> Labelled:
     """The newest ``limit`` labelled rows of ``model_id`` (synchronous redis-py client)."""
-    raw = client.lrange(keys.labelled(model_id), 0, limit - 1)
+    return rows_to_labelled(read_rows(client, keys, model_id, limit), feature_names, regression)
+
+
+def read_rows(client, keys: RedisKeys, model_id: str, limit: int = 5000) -> list[dict[str, Any]]:
+    """The newest ``limit`` labelled rows of ``model_id`` as the worker wrote them (dicts)."""
     rows = []
-    for item in raw:
+    for item in client.lrange(keys.labelled(model_id), 0, limit - 1):
         try:
             rows.append(json.loads(item))
         except ValueError:
             continue  # the worker writes these; a corrupt one is skipped, not fatal
-    return rows_to_labelled(rows, feature_names, regression)
+    return rows

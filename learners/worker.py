@@ -69,6 +69,7 @@ from learners.job import Decision, Trigger, UpdateJob
 from learners.offsets import OffsetTracker
 from learners.policy import PolicySet
 from learners.registry import ModelRegistry
+from learners.samples import read_rows
 from learners.staleness import Staleness, assess
 
 log = logging.getLogger(__name__)
@@ -374,11 +375,8 @@ class LearnerWorker:
                 out.append(("", None))
                 continue
             version = champion.version
-            key = self.registry.keys.labelled(model_id)
-            rows = []
-            for raw in self.registry.client.lrange(key, 0, -1):
-                with contextlib.suppress(ValueError):
-                    rows.append(json.loads(raw))
+            keep = self.settings.labelled_keep  # every row the worker keeps
+            rows = read_rows(self.registry.client, self.registry.keys, model_id, keep)
             after = self._stale_after.get(model_id, -float("inf"))
             kept = self._baselines.get(model_id)
             known = kept[1:] if kept is not None and kept[0] == version else None

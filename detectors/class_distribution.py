@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from typing import Any
 
 import numpy as np
@@ -76,6 +77,11 @@ class ClassDistribution(WindowedTest):
     def _batch(self, values: Any) -> Any:
         return list(values)
 
+    def _accept_many(self, block: Any) -> Any:
+        if set(map(type, block)) == {str}:  # the stream worker's classes: all accepted as they are
+            return list(block)
+        return super()._accept_many(block)
+
     def _key(self, label: str, counts: dict[str, int]) -> str:
         if label in counts or len(counts) < self.max_classes - 1:
             return label
@@ -89,6 +95,15 @@ class ClassDistribution(WindowedTest):
         key = self._key(x, self._ref_counts)
         self._ref_counts[key] = self._ref_counts.get(key, 0) + 1
 
+    def _add_reference_many(self, accepted: Any) -> None:
+        # each class's count at once, classes in order of first sight: a class's key is decided
+        # at its first sight, and only first sights add keys, so the counts are those of adding
+        # one value at a time
+        counts = self._ref_counts
+        for label, n in Counter(accepted).items():
+            key = self._key(label, counts)
+            counts[key] = counts.get(key, 0) + n
+
     def _fit_reference(self) -> None:
         self._clear_window()
 
@@ -98,6 +113,12 @@ class ClassDistribution(WindowedTest):
     def _add_window(self, x: str) -> None:
         key = x if x in self._ref_counts else self._key(x, {**self._ref_counts, **self._win_counts})
         self._win_counts[key] = self._win_counts.get(key, 0) + 1
+
+    def _add_window_many(self, accepted: Any) -> None:
+        ref, counts = self._ref_counts, self._win_counts  # as _add_reference_many
+        for label, n in Counter(accepted).items():
+            key = label if label in ref else self._key(label, {**ref, **counts})
+            counts[key] = counts.get(key, 0) + n
 
     def _test_window(self) -> float:
         labels = sorted(set(self._ref_counts) | set(self._win_counts))

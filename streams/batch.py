@@ -42,7 +42,8 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from itertools import chain
+from itertools import chain, repeat
+from operator import attrgetter
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -139,17 +140,19 @@ class _Segment:
         monitor.counts["inferences"] += len(events)
         monitor.model_version = events[-1].model_version
         served = monitor.served
-        for event in events:  # the newest prediction of each version (usually one)
-            if event.event_time > served.get(event.model_version, -math.inf):
-                served[event.model_version] = event.event_time
-        times = [e.event_time for e in events]
-        latencies = [e.latency_ms for e in events]
+        times = list(map(_TIME, events))
+        versions = list(map(_VERSION, events))
+        for version, t in zip(versions, times, strict=True):  # newest prediction per version
+            if t > served.get(version, -math.inf):
+                served[version] = t
+        latencies = list(map(_LATENCY, events))
         layout = monitor.feature_order
-        shared = tuple(events[0].features)
+        features = list(map(_FEATURES, events))
+        shared = tuple(features[0])
         matrix = None
-        if all(tuple(e.features) == shared for e in events):  # one layout: one matrix
+        if all(map(shared.__eq__, map(tuple, features))):  # one layout: one matrix
             matrix = np.fromiter(
-                chain.from_iterable(e.features.values() for e in events),
+                chain.from_iterable(map(dict.values, features)),
                 dtype=np.float64,
                 count=len(events) * len(shared),
             ).reshape(len(events), len(shared))
@@ -289,21 +292,23 @@ class _Segment:
         monitor, events = self.monitor, self.events
         low = monitor.config.low_confidence
         version = events[0].model_version
-        if all(e.model_version == version and e.task != "regression" for e in events):
-            confidences = [e.confidence for e in events]
+        versions = set(map(_VERSION, events))
+        if len(versions) == 1 and "regression" not in set(map(_TASK, events)):
+            confidences = list(map(_SCORE, events))
+            if None in confidences:  # probabilities instead (or nothing)
+                confidences = [e.confidence for e in events]
             if None not in confidences:  # one version, classes and confidences: columns at once
                 v = monitor.versions[version]
                 everyone = range(len(events))
                 self.feed(v.score, confidences, everyone, "warning", v)
-                uncertain = [1.0 if c < low else 0.0 for c in confidences]
+                uncertain = (np.asarray(confidences, dtype=np.float64) < low).astype(np.float64)
                 self.feed(v.uncertain, uncertain, everyone, "warning", v)
                 if v.performance.calibrated:
-                    pairs = [(c, None) for c in confidences]
+                    pairs = list(zip(confidences, repeat(None)))
                     self.feed(v.performance, pairs, everyone, "warning", v)
                 else:
                     self.rank += 1
-                classes = [normalise_label(e.prediction) for e in events]
-                self.feed(v.classes, classes, everyone, "warning", v)
+                self.feed(v.classes, _classes(events), everyone, "warning", v)
                 return
         groups: dict[str, _Outputs] = {}
         for i, event in enumerate(events):
@@ -347,13 +352,33 @@ class _Segment:
         monitor = self.monitor
         everyone = range(len(self.events))
         for rule in monitor.rules:
-            broken = [rule.violated({rule.field: _field(e, rule.field)}) for e in self.events]
-            n_broken = sum(broken)
+            values = rule.violated_many(_field_values(self.events, rule.field))
+            n_broken = int(values.sum())
             if n_broken:
                 key = f"rule_violations.{rule.name}"
                 monitor.counts[key] = monitor.counts.get(key, 0) + n_broken
-            values = np.asarray(broken, dtype=np.float64)
             self.feed(monitor.rule_signals[rule.name], values, everyone, "warning")
+
+
+_VERSION, _TASK, _SCORE = attrgetter("model_version"), attrgetter("task"), attrgetter("score")
+_TIME, _LATENCY, _FEATURES = (
+    attrgetter("event_time"),
+    attrgetter("latency_ms"),
+    attrgetter("features"),
+)
+
+
+def _classes(events: Sequence[InferenceEvent]) -> list[str]:
+    """Each event's prediction as a class (:func:`normalise_label`), once per distinct value:
+    values that compare equal (1, 1.0, True) hash alike and normalise alike."""
+    known: dict[Any, str] = {}
+    classes = []
+    for prediction in map(attrgetter("prediction"), events):
+        label = known.get(prediction)
+        if label is None:
+            label = known[prediction] = normalise_label(prediction)
+        classes.append(label)
+    return classes
 
 
 def _feature_table(events: Sequence[InferenceEvent]) -> tuple[tuple[str, ...], np.ndarray]:
@@ -399,10 +424,12 @@ class _Outputs:
         self.performance, self.classes = _Column(), _Column()
 
 
-def _field(event: InferenceEvent, name: str) -> Any:
-    """An event field as output rules name it (``score``, ``features.x``, ...)."""
+def _field_values(events: Sequence[InferenceEvent], name: str) -> list[Any]:
+    """Each event's field as output rules name it (``score``, ``features.x``, ...), ``None``
+    where it has none."""
     if name.startswith("features."):
-        return event.features.get(name.removeprefix("features."))
+        feature = name.removeprefix("features.")
+        return [e.features.get(feature) for e in events]
     if name in ("score", "probabilities", "prediction", "latency_ms"):
-        return getattr(event, name)
-    return None
+        return list(map(attrgetter(name), events))
+    return [None] * len(events)

@@ -204,3 +204,28 @@ def test_cbpe_learns_its_reference_from_labelled_values_only_in_batches_too():
     assert got == expected
     _assert_same_state(batch.get_state(), one.get_state())
     assert batch.calibrated
+
+
+OTHER_COUNTS = ("ref_counts", "win_counts")
+
+
+def test_class_distribution_counts_classes_beyond_its_limit_alike_in_batches():
+    """The batch path counts each block's classes at once: classes past ``max_classes`` must
+    share the ``__other__`` count exactly as they do one value at a time, in the reference and
+    in the windows, with new classes appearing after the reference."""
+    from detectors import ClassDistribution
+
+    rng = np.random.default_rng(11)
+    two = rng.choice(list("ab"), 1000).tolist()  # a reference of two classes: room for more
+    many = rng.choice(list("abcdefghijkl"), 1500).tolist()  # windows with new classes
+    values = [*two, *many, None, float("nan"), 3, *many, *two, *many]
+    params = {"reference_size": 400, "window": 150, "max_classes": 5}
+    one, batch = ClassDistribution(**params), ClassDistribution(**params)
+    expected, got = [], []
+    for start in range(0, len(values), 223):  # the states agree after every block
+        block = values[start : start + 223]
+        expected += [start + i for i in _alarms(one, block)]
+        got += [start + i for i in batch.update_many(block).tolist()]
+        _assert_same_state(batch.get_state(), one.get_state())
+    assert expected and got == expected
+    assert any(json.loads(one.get_state())["state"][k].get("__other__") for k in OTHER_COUNTS)

@@ -140,6 +140,14 @@ def _ordered(seen: list) -> list:
     return alarms + samples
 
 
+RULES = (
+    {"name": "probabilities_sum_to_one", "kind": "sum_to_one", "field": "probabilities"},
+    {"name": "confident", "kind": "range", "field": "score", "low": 0.55},
+    {"name": "f0_in_range", "kind": "range", "field": "features.f0", "low": -2.5, "high": 2.5},
+    {"name": "x_in_range", "kind": "range", "field": "features.x", "high": 2.0},
+    {"name": "timed", "kind": "present", "field": "latency_ms"},
+    {"name": "known_class", "kind": "one_of", "field": "prediction", "values": [0, 1, "a", "b"]},
+)
 SCENARIOS = {"binary": _binary, "multiclass": _multiclass, "regression": _regression}
 
 
@@ -147,7 +155,8 @@ SCENARIOS = {"binary": _binary, "multiclass": _multiclass, "regression": _regres
 @pytest.mark.parametrize("seed", [0, 1])
 def test_batches_equal_one_event_at_a_time(scenario, seed):
     traffic = _traffic(SCENARIOS[scenario], seed)
-    config = MonitorConfig(alarm_cooldown=40)  # short, so cooldowns are crossed in batches
+    # a short cooldown, so cooldowns are crossed in batches; a rule of each kind
+    config = MonitorConfig(alarm_cooldown=40, output_rules=RULES)
     one, many = ModelMonitor("m", config), ModelMonitor("m", config)
     expected = _one_by_one(one, traffic)
     got = _batched(many, traffic, seed)
@@ -157,6 +166,7 @@ def test_batches_equal_one_event_at_a_time(scenario, seed):
     for mine, theirs in zip(got, expected, strict=True):
         assert close_states(mine, theirs), f"{mine} != {theirs}"
     assert many.counts == one.counts
+    assert sum(v for k, v in one.counts.items() if k.startswith("rule_violations.")) > 100
     assert close_states(many.metrics(), one.metrics())
     assert close_states(
         json.loads(json.dumps(many.checkpoint())), json.loads(json.dumps(one.checkpoint()))

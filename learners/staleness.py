@@ -108,15 +108,37 @@ def assess(
     >>> found.fired, found.baseline, found.label_time
     (True, 0.1, 305.0)
     """
-    served = sorted(
-        (r for r in rows if r.get("model_version") == version and "label_time" in r),
-        key=lambda r: float(r["label_time"]),
-    )
-    errors = np.array(
-        [normalise_label(r.get("prediction")) != normalise_label(r.get("label")) for r in served],
-        dtype=np.float64,
-    )
-    times = np.array([float(r["label_time"]) for r in served])
+    return assess_outcomes(check, [outcome(r) for r in rows], version, after, known)
+
+
+def outcome(row: dict) -> Outcome | None:
+    """What the check reads of one labelled row: the version that served it, whether it was
+    wrong, its label time (None for a row without a label time).
+
+    >>> outcome({"model_version": "v1", "prediction": 1, "label": 1.0, "label_time": 3})
+    ('v1', 0.0, 3.0)
+    """
+    if "label_time" not in row:
+        return None
+    wrong = normalise_label(row.get("prediction")) != normalise_label(row.get("label"))
+    return (row.get("model_version"), float(wrong), float(row["label_time"]))
+
+
+Outcome = tuple[str | None, float, float]
+
+
+def assess_outcomes(
+    check: StalenessCheck,
+    outcomes: list[Outcome | None],
+    version: str,
+    after: float = -math.inf,
+    known: tuple[float, float] | None = None,
+) -> Staleness | None:
+    """:func:`assess` on the rows' :func:`outcome` (what the learner caches per row)."""
+    served = [o for o in outcomes if o is not None and o[0] == version]
+    table = np.array([o[1:] for o in served], dtype=np.float64).reshape(len(served), 2)
+    order = np.argsort(table[:, 1], kind="stable")
+    errors, times = table[order, 0], table[order, 1]
     if known is None:
         p0 = check.baseline(errors)
         if p0 is None:

@@ -69,8 +69,8 @@ from learners.job import Decision, Trigger, UpdateJob
 from learners.offsets import OffsetTracker
 from learners.policy import PolicySet
 from learners.registry import ModelRegistry
-from learners.samples import read_rows
-from learners.staleness import Staleness, assess
+from learners.samples import NewestRows
+from learners.staleness import Staleness, assess_outcomes, outcome
 
 log = logging.getLogger(__name__)
 
@@ -113,6 +113,10 @@ class LearnerWorker:
         # last label time): kept, as the champion's first rows leave the capped list of rows
         self._stale_after: dict[str, float] = {}
         self._baselines: dict[str, tuple[str, float, float]] = {}
+        # each watched model's labelled rows as the check reads them, read incrementally
+        self._outcomes = NewestRows(
+            self.registry.client, self.registry.keys, settings.labelled_keep, outcome
+        )
         self._running: dict[str, tuple[Trigger, UpdateJob]] = {}  # model -> its job in flight
         self._last_move: dict[str, float] = {}  # model -> monotonic time of promotion/rollback
         self._last_periodic: dict[str, float] = {}
@@ -331,7 +335,8 @@ class LearnerWorker:
         """The learner's own trigger (:mod:`learners.staleness`) for the idle models whose policy
         turns it on: an update (``UpdatePolicy.staleness_strategy``) when the champion's error
         rate has risen against its own first rows.  Redis is read at most once per
-        ``max(1 s, 4 * poll_s)`` (every labelled row the worker keeps, 5,000 by default)."""
+        ``max(1 s, 4 * poll_s)``: the rows pushed since the last read (:class:`NewestRows`; the
+        check reads every row the worker keeps, 5,000 by default, each digested once)."""
         now = time.monotonic()
         if now - self._staleness_read < max(1.0, 4 * self.poll_s):
             return
@@ -375,12 +380,11 @@ class LearnerWorker:
                 out.append(("", None))
                 continue
             version = champion.version
-            keep = self.settings.labelled_keep  # every row the worker keeps
-            rows = read_rows(self.registry.client, self.registry.keys, model_id, keep)
+            outcomes = self._outcomes.read(model_id)  # every row the worker keeps
             after = self._stale_after.get(model_id, -float("inf"))
             kept = self._baselines.get(model_id)
             known = kept[1:] if kept is not None and kept[0] == version else None
-            out.append((version, assess(check, rows, version, after, known)))
+            out.append((version, assess_outcomes(check, outcomes, version, after, known)))
         return out
 
     def _registered(self) -> list[str]:

@@ -90,8 +90,9 @@ def by_model(events):
     return groups
 
 
-async def produce(settings, events, envelope: int) -> int:
-    """Publish ``events`` (singly, or in envelopes of ``envelope``); return messages sent."""
+async def produce(settings, events, envelope: int, columnar: bool = False) -> int:
+    """Publish ``events`` (singly, or in envelopes of ``envelope``, row or columnar); return
+    messages sent."""
     from streams.producer import EventProducer
 
     sent = 0
@@ -103,7 +104,11 @@ async def produce(settings, events, envelope: int) -> int:
         else:
             for group in by_model(events).values():
                 for start in range(0, len(group), envelope):
-                    await producer.send_inference_batch(group[start : start + envelope])
+                    block = group[start : start + envelope]
+                    if columnar:
+                        await producer.send_inference_columns(block)
+                    else:
+                        await producer.send_inference_batch(block)
                     sent += 1
     return sent
 
@@ -280,17 +285,17 @@ async def run(args) -> str:
 
     events = make_events(args.events, args.models)
     rows = []
-    for envelope in (1, 100):
-        settings = isolated(f"pipe{envelope}")
+    for envelope, columnar in ((1, False), (100, False), (100, True)):
+        settings = isolated(f"pipe{envelope}{'c' * columnar}")
         await ensure_topics(settings)
-        messages = await produce(settings, events, envelope)
+        messages = await produce(settings, events, envelope, columnar)
         raw = await raw_consume(settings, len(events))
         noop = await asyncio.to_thread(noop_agent, settings, messages, len(events))
         worker, rss = await worker_rate(settings, len(events))
-        rows.append((envelope, messages, raw, noop, worker, rss))
+        rows.append((envelope, columnar, messages, raw, noop, worker, rss))
         await drop_topics(settings, settings.topic_prefix)
         drop_keys(settings)
-        print(f"envelope {envelope}: raw {raw:,.0f}/s, no-op Faust {noop:,.0f}/s, "
+        print(f"envelope {envelope}{' columnar' * columnar}: raw {raw:,.0f}/s, no-op Faust {noop:,.0f}/s, "
               f"driftline {worker:,.0f}/s, RSS {rss:.0f} MB", flush=True)  # fmt: skip
     latency_settings = isolated("pipelat")
     await ensure_topics(latency_settings)
@@ -312,8 +317,9 @@ async def run(args) -> str:
         "driftline / raw | driftline / no-op | worker RSS |",
         "|---|---|---|---|---|---|---|",
     ]
-    for envelope, messages, raw, noop, worker, rss in rows:
+    for envelope, columnar, messages, raw, noop, worker, rss in rows:
         kind = "single events" if envelope == 1 else f"envelopes of {envelope}"
+        kind += " (columnar)" if columnar else ""
         lines.append(
             f"| {kind} ({messages:,} messages) | {raw:,.0f} | {noop:,.0f} | {worker:,.0f} | "
             f"{worker / raw:.3f} | {worker / noop:.2f} | {rss:.0f} MB |"

@@ -34,6 +34,8 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from contracts.columnar import from_columns
+from contracts.columns import EventColumns
 from contracts.events import (
     MODEL_ID_PATTERN,
     SCHEMA_VERSION,
@@ -79,6 +81,14 @@ def encode_envelope(events: Sequence[InferenceEvent | LabelEvent]) -> bytes:
     return json.dumps(doc, separators=(",", ":"), allow_nan=False).encode()
 
 
+def _check_envelope(obj: dict[str, Any]) -> None:
+    model_id = obj.get("model_id")
+    if not isinstance(model_id, str) or not MODEL_ID_PATTERN.fullmatch(model_id):
+        raise InvalidEvent("invalid_envelope", "an envelope needs a valid 'model_id'")
+    if obj.get("schema_version") is None:
+        raise InvalidEvent("invalid_envelope", "an envelope needs a 'schema_version'")
+
+
 def _never_plain(element: dict[str, Any], given: tuple[str, int]) -> None:
     return None
 
@@ -89,6 +99,12 @@ def decode_message(raw: bytes | str | None, kind: str) -> Decoded:
     Raises :class:`InvalidEvent` if the message as a whole is unusable."""
     from_object = _FROM_OBJECT[kind]
     obj = load_message(raw)
+    if "columns" in obj and "events" not in obj:  # columnar: as columns, or as the rows it is
+        _check_envelope(obj)
+        found = from_columns(obj, kind, MAX_EVENTS)
+        if isinstance(found, EventColumns):
+            return Decoded(found, is_envelope=True)  # type: ignore[arg-type]
+        obj = found
     if "events" not in obj:
         return Decoded([from_object(obj)])
     elements = obj["events"]
@@ -97,10 +113,7 @@ def decode_message(raw: bytes | str | None, kind: str) -> Decoded:
         raise InvalidEvent("invalid_envelope", "'events' must be a non-empty list of events")
     if len(elements) > MAX_EVENTS:
         raise InvalidEvent("invalid_envelope", f"at most {MAX_EVENTS} events per envelope")
-    if not isinstance(model_id, str) or not MODEL_ID_PATTERN.fullmatch(model_id):
-        raise InvalidEvent("invalid_envelope", "an envelope needs a valid 'model_id'")
-    if obj.get("schema_version") is None:
-        raise InvalidEvent("invalid_envelope", "an envelope needs a 'schema_version'")
+    _check_envelope(obj)
     decoded = Decoded(is_envelope=True)
     given = (model_id, obj["schema_version"])  # checked with the envelope (load_message)
     plain = plain_inference if kind == "inference" else _never_plain

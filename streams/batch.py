@@ -49,6 +49,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from contracts.alarms import Alarm
+from contracts.columns import EventColumns, column
 from contracts.events import InferenceEvent, normalise_label
 from detectors import DriftDetector
 from streams.signals import Signal, VersionSignals
@@ -74,6 +75,16 @@ def observe_inferences(monitor: ModelMonitor, events: Sequence[InferenceEvent]) 
     from streams.monitor import MonitorOutput
 
     out = BatchOutput()
+    if isinstance(events, EventColumns):  # a columnar envelope's events, as columns
+        join = monitor.join
+        if all(_version_batchable(monitor, v) for v in set(events.versions)) and not (
+            join.labels_wait(events.request_ids)
+        ):
+            segment = _Segment(monitor, events, 0, len(events))
+            segment.run(out)
+            join.add_predictions(segment.events, segment.matrix)
+            return out
+        events = list(events)  # the general path below, which may go event by event
     start, n = 0, len(events)
     while start < n:
         if not _batchable(monitor, events[start]):
@@ -113,9 +124,13 @@ def _batchable(monitor: ModelMonitor, event: InferenceEvent) -> bool:
     layout is fixed, the version's signals exist, and none is calibrated without its baseline
     (only a checkpoint from an older release can hold that; one by one, the next event would
     capture it)."""
+    return _version_batchable(monitor, event.model_version)
+
+
+def _version_batchable(monitor: ModelMonitor, version: str) -> bool:
     if not monitor.feature_order:
         return False
-    v = monitor.versions.get(event.model_version)
+    v = monitor.versions.get(version)
     return v is not None and all(s.baseline is not None or not s.calibrated for s in v.signals())
 
 
@@ -127,7 +142,7 @@ class _Segment:
         self, monitor: ModelMonitor, events: Sequence[InferenceEvent], start: int, end: int
     ) -> None:
         self.monitor = monitor
-        self.events = events[start:end]
+        self.events = events if start == 0 and end == len(events) else events[start:end]
         self.start = start
         self.alarms: list[tuple[int, int, Alarm]] = []  # (position, feeding order, alarm)
         self.rank = 0
@@ -140,22 +155,25 @@ class _Segment:
         monitor.counts["inferences"] += len(events)
         monitor.model_version = events[-1].model_version
         served = monitor.served
-        times = list(map(_TIME, events))
-        versions = list(map(_VERSION, events))
+        times = column(events, "event_time")
+        versions = column(events, "model_version")
         for version, t in zip(versions, times, strict=True):  # newest prediction per version
             if t > served.get(version, -math.inf):
                 served[version] = t
-        latencies = list(map(_LATENCY, events))
+        latencies = column(events, "latency_ms")
         layout = monitor.feature_order
-        features = list(map(_FEATURES, events))
-        shared = tuple(features[0])
-        matrix = None
-        if all(map(shared.__eq__, map(tuple, features))):  # one layout: one matrix
-            matrix = np.fromiter(
-                chain.from_iterable(map(dict.values, features)),
-                dtype=np.float64,
-                count=len(events) * len(shared),
-            ).reshape(len(events), len(shared))
+        if isinstance(events, EventColumns):
+            shared, matrix = events.names, events.matrix
+        else:
+            features = list(map(_FEATURES, events))
+            shared, matrix = tuple(features[0]), None
+            if all(map(shared.__eq__, map(tuple, features))):  # one layout: one matrix
+                matrix = np.fromiter(
+                    chain.from_iterable(map(dict.values, features)),
+                    dtype=np.float64,
+                    count=len(events) * len(shared),
+                ).reshape(len(events), len(shared))
+        if matrix is not None:
             self.matrix = matrix
             incomplete = [not set(layout).issubset(shared)] * len(events)
             checked, outside = monitor.ranges.check_matrix(shared, matrix)
@@ -292,9 +310,9 @@ class _Segment:
         monitor, events = self.monitor, self.events
         low = monitor.config.low_confidence
         version = events[0].model_version
-        versions = set(map(_VERSION, events))
-        if len(versions) == 1 and "regression" not in set(map(_TASK, events)):
-            confidences = list(map(_SCORE, events))
+        versions = set(column(events, "model_version"))
+        if len(versions) == 1 and "regression" not in set(column(events, "task")):
+            confidences = column(events, "score")
             if None in confidences:  # probabilities instead (or nothing)
                 confidences = [e.confidence for e in events]
             if None not in confidences:  # one version, classes and confidences: columns at once
@@ -360,12 +378,7 @@ class _Segment:
             self.feed(monitor.rule_signals[rule.name], values, everyone, "warning")
 
 
-_VERSION, _TASK, _SCORE = attrgetter("model_version"), attrgetter("task"), attrgetter("score")
-_TIME, _LATENCY, _FEATURES = (
-    attrgetter("event_time"),
-    attrgetter("latency_ms"),
-    attrgetter("features"),
-)
+_FEATURES = attrgetter("features")
 
 
 def _classes(events: Sequence[InferenceEvent]) -> list[str]:
@@ -373,7 +386,7 @@ def _classes(events: Sequence[InferenceEvent]) -> list[str]:
     values that compare equal (1, 1.0, True) hash alike and normalise alike."""
     known: dict[Any, str] = {}
     classes = []
-    for prediction in map(attrgetter("prediction"), events):
+    for prediction in column(events, "prediction"):
         label = known.get(prediction)
         if label is None:
             label = known[prediction] = normalise_label(prediction)
@@ -429,7 +442,11 @@ def _field_values(events: Sequence[InferenceEvent], name: str) -> list[Any]:
     where it has none."""
     if name.startswith("features."):
         feature = name.removeprefix("features.")
+        if isinstance(events, EventColumns):
+            if feature not in events.names:
+                return [None] * len(events)
+            return events.matrix[:, events.names.index(feature)].tolist()
         return [e.features.get(feature) for e in events]
     if name in ("score", "probabilities", "prediction", "latency_ms"):
-        return list(map(attrgetter(name), events))
+        return column(events, name)
     return [None] * len(events)

@@ -5,7 +5,9 @@ both sides wait in insertion-ordered maps.  An entry waits at most ``ttl_s`` of 
 the maps hold at most ``max_pending`` entries each; what is pushed out is counted, never silently
 lost.
 
->>> from contracts.events import InferenceEvent, LabelEvent
+>>> from contracts.columns import EventColumns, column, prediction_fields
+from contracts.columns import EventColumns, column, prediction_fields
+from contracts.events import InferenceEvent, LabelEvent
 >>> join = LabelJoin(ttl_s=600, max_pending=1000)
 >>> p = InferenceEvent("m", "v1", "r1", 100.0, {"x": 1.0}, prediction=1)
 >>> join.add_prediction(p) is None
@@ -20,7 +22,7 @@ from __future__ import annotations
 import sys
 from array import array
 from collections import OrderedDict
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import partial
@@ -29,6 +31,7 @@ from typing import Any, NamedTuple
 import numpy as np
 import orjson
 
+from contracts.columns import EventColumns, column, prediction_fields
 from contracts.events import InferenceEvent, LabelEvent
 from streams.seen_ids import SeenIds
 
@@ -224,6 +227,10 @@ class LabelJoin:
         """Whether the label of this request came first and waits for its prediction."""
         return request_id in self._labels
 
+    def labels_wait(self, request_ids: Iterable[str]) -> bool:
+        """Whether the label of any of these requests came first (:meth:`label_waits`)."""
+        return bool(self._labels) and not self._labels.keys().isdisjoint(request_ids)
+
     def add_predictions(
         self, events: Sequence[InferenceEvent], values: np.ndarray | None = None
     ) -> None:
@@ -233,26 +240,26 @@ class LabelJoin:
         (the batch path's matrix, when every event has the same features in the same order)."""
         joined, waiting, labels = self._joined, self._predictions, self._labels
         rows, width = (values.tobytes(), values.shape[1] * 8) if values is not None else (b"", 0)
-        names = self._layout(events[0]) if values is not None and events else ()
+        names = self._layout(events) if values is not None and events else ()
         # :meth:`_keep` inlined, with its expiry called only where it can change anything (its
         # own early return, decided here without the calls), and the batch's ids looked up in
         # the joined ones at once: the same result (tests/unit/test_join.py), 1.26 instead of
         # 1.76 us per prediction, 2.3 instead of 9.9 with 5,000 ids joined
-        seen: np.ndarray | None = joined.contains_many([e.request_id for e in events])
+        seen: np.ndarray | None = joined.contains_many(column(events, "request_id"))
         quiet_joined = joined.quiet_before()
         journal, written, undrained = self.journal, self.written, self._undrained
         most, memory = self.max_pending, self.memory
-        for i, event in enumerate(events):
-            request_id = event.request_id
+        for i, fields in enumerate(prediction_fields(events)):
+            request_id = fields[3]
             if (request_id in joined if seen is None else seen[i]) or request_id in waiting:
                 self.duplicates += 1  # a redelivery (of a joined one): keep the first
                 continue
             if values is None:
-                stored = self._store(event)
+                stored = self._store(events[i])
             else:
                 features = array("d")
                 features.frombytes(rows[i * width : (i + 1) * width])
-                stored = _stored(event, names, features)
+                stored = _new_stored((*fields, names, features))
             waiting[request_id] = stored
             t = stored.event_time
             if len(waiting) == 1:
@@ -301,16 +308,17 @@ class LabelJoin:
                 first = self._predictions[next(iter(self._predictions))]
                 self._became_oldest(first.event_time)
 
-    def _layout(self, event: InferenceEvent) -> tuple[str, ...]:
-        """The event's feature names, as a tuple shared by every prediction with that layout."""
-        names = tuple(event.features)
+    def _layout(self, events: Sequence[InferenceEvent]) -> tuple[str, ...]:
+        """The first event's feature names, as a tuple shared by every prediction with that
+        layout."""
+        names = events.names if isinstance(events, EventColumns) else tuple(events[0].features)
         names = self._layouts.setdefault(names, names)
         if len(self._layouts) > 1000:  # layouts churn (ever-new feature names): stop sharing
             self._layouts.clear()
         return names
 
     def _store(self, event: InferenceEvent) -> StoredPrediction:
-        return _stored(event, self._layout(event), array("d", event.features.values()))
+        return _stored(event, self._layout([event]), array("d", event.features.values()))
 
     def add_label(self, label: LabelEvent) -> JoinedOutcome | None:
         if label.request_id in self._joined:

@@ -4,6 +4,7 @@
         await producer.send_inference(event)
         await producer.send_label(label)
         await producer.send_inference_batch(events)   # one message, many events of one model
+        await producer.send_inference_columns(events)  # the same, each field one column
 
 Events are keyed by model id, so one model's predictions and labels share a partition number.
 ``send_*`` only enqueues (batched by aiokafka); ``flush()`` waits until the broker has them all.
@@ -15,6 +16,7 @@ from collections.abc import Sequence
 
 from aiokafka import AIOKafkaProducer
 
+from contracts.columnar import encode_columns
 from contracts.envelopes import encode_envelope
 from contracts.events import InferenceEvent, LabelEvent
 from contracts.settings import Settings
@@ -46,6 +48,11 @@ class EventProducer:
     async def send_inference_batch(self, events: Sequence[InferenceEvent]) -> None:
         """Events of one model as one batch envelope (see :mod:`contracts.envelopes`)."""
         await self.send_raw(self.topics.inferences, encode_envelope(events), events[0].model_id)
+
+    async def send_inference_columns(self, events: Sequence[InferenceEvent]) -> None:
+        """Events of one model with the same features as one columnar envelope (see
+        :mod:`contracts.columnar`): the cheapest form for the worker to read."""
+        await self.send_raw(self.topics.inferences, encode_columns(events), events[0].model_id)
 
     async def send_label_batch(self, labels: Sequence[LabelEvent]) -> None:
         await self.send_raw(self.topics.labels, encode_envelope(labels), labels[0].model_id)

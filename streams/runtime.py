@@ -37,6 +37,7 @@ from contracts.alarms import (
     encode_alarm,
     encode_resolution,
 )
+from contracts.columns import column, concat
 from contracts.envelopes import Decoded, decode_message
 from contracts.events import InvalidEvent, LabelEvent
 from contracts.settings import Settings
@@ -340,7 +341,7 @@ class MonitorRuntime:
             element = part.element(0)
             bad_bytes = _event_bytes(part.raw, part.events[0], element)
             await self._deadletter(bad_bytes, part.source, exc.reason, exc.detail, element)
-        fresh = [event for part in parts for event in part.events]
+        fresh = concat([part.events for part in parts])  # columns stay columns
         if kind == "labels" and monitor.join.journal:
             missing = monitor.join.missing(fresh)
             if missing:  # waiting in Redis: after a restart, or older than the memory holds
@@ -416,7 +417,7 @@ class MonitorRuntime:
         """The message's events whose clocks are sane, and each refused one on its own."""
         source = part.source
         limit = self.settings.max_future_s
-        if source.timestamp is None or max(e.event_time for e in part.events) <= (
+        if source.timestamp is None or max(column(part.events, "event_time")) <= (
             source.timestamp + limit
         ):
             return part, []  # the usual case, decided at once

@@ -9,11 +9,16 @@ from __future__ import annotations
 
 import json
 import random
+from collections import Counter
 from collections.abc import Callable
+from contextlib import suppress
 from dataclasses import asdict
 
 import pytest
 
+from contracts.columnar import encode_columns
+from contracts.columns import EventColumns
+from contracts.envelopes import decode_message
 from contracts.events import InferenceEvent, LabelEvent
 from detectors import CUSUM, PageHinkley
 from streams.monitor import ModelMonitor, MonitorConfig
@@ -113,7 +118,9 @@ def _one_by_one(monitor: ModelMonitor, traffic: Traffic) -> list[tuple[int, dict
     return _ordered(seen)
 
 
-def _batched(monitor: ModelMonitor, traffic: Traffic, seed: int) -> list:
+def _batched(monitor: ModelMonitor, traffic: Traffic, seed: int, columnar: bool = False) -> list:
+    """``columnar``: each run of inferences with one layout as a columnar envelope decodes it
+    (EventColumns), as the worker gets them."""
     rng = random.Random(seed)
     seen, position = [], 0
     while position < len(traffic):
@@ -123,6 +130,10 @@ def _batched(monitor: ModelMonitor, traffic: Traffic, seed: int) -> list:
         while end < len(traffic) and traffic[end][0] == kind and end - position < size:
             end += 1
         chunk = [event for _, event in traffic[position:end]]
+        if kind == "inference" and columnar:
+            with suppress(ValueError):  # raised where the events differ in layout: a list
+                chunk = decode_message(encode_columns(chunk), "inference").events
+            COLUMNAR_RUNS[isinstance(chunk, EventColumns)] += 1
         if kind == "inference":
             out = monitor.observe_inferences(chunk)
         else:
@@ -151,15 +162,21 @@ RULES = (
 SCENARIOS = {"binary": _binary, "multiclass": _multiclass, "regression": _regression}
 
 
+COLUMNAR_RUNS = Counter()
+
+
 @pytest.mark.parametrize("scenario", sorted(SCENARIOS))
-@pytest.mark.parametrize("seed", [0, 1])
-def test_batches_equal_one_event_at_a_time(scenario, seed):
+@pytest.mark.parametrize(("seed", "columnar"), [(0, False), (1, False), (2, True), (3, True)])
+def test_batches_equal_one_event_at_a_time(scenario, seed, columnar):
     traffic = _traffic(SCENARIOS[scenario], seed)
     # a short cooldown, so cooldowns are crossed in batches; a rule of each kind
     config = MonitorConfig(alarm_cooldown=40, output_rules=RULES)
     one, many = ModelMonitor("m", config), ModelMonitor("m", config)
     expected = _one_by_one(one, traffic)
-    got = _batched(many, traffic, seed)
+    COLUMNAR_RUNS.clear()
+    got = _batched(many, traffic, seed, columnar)
+    if columnar and scenario == "binary":  # the others carry probabilities or a task: rows
+        assert COLUMNAR_RUNS[True] > 50, COLUMNAR_RUNS
     alarms = [a for a in expected if "signal_kind" in a[1]]
     assert len(alarms) >= 3, "the scenario must raise alarms, or it tests nothing about them"
     assert len(got) == len(expected)

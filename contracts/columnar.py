@@ -1,0 +1,205 @@
+"""Columnar envelopes: many events of one model, each field given once as a column.
+
+.. code-block:: json
+
+    {"schema_version": 1, "model_id": "churn", "columns": {
+        "request_id": ["r1", "r2"], "model_version": "v3", "event_time": [1.7e9, 1.7e9],
+        "features": {"tenure": [3.0, 14.0], "spend": [20.5, 7.25]},
+        "prediction": [1, 0], "score": [0.91, 0.64], "latency_ms": [4.1, 3.9]}}
+
+Each column is a list with one value per event (the same length for all), except ``features``
+and ``probabilities``, objects of lists (one per feature or class); a value that is not a list
+(``"model_version": "v3"`` above) applies to every event.  A model server that batches its
+predictions (a DataFrame, an array per field) writes this without a loop, and the worker reads
+it without one: decoded, the events stay columns (:class:`~contracts.columns.EventColumns`), the
+features one float64 matrix.
+
+The same events as a row envelope (``{"events": [...]}``) are accepted and refused alike: a
+column of the wrong length, or ``features`` that is not an object of lists, spoil the envelope
+(``invalid_envelope``); a bad *value* is the element's own, dead-lettered with its index.  Only
+the usual case decodes to columns (float features, no probabilities, no task); anything else is
+read element by element as the equivalent row envelope.
+
+>>> import orjson
+>>> doc = {"schema_version": 1, "model_id": "m", "columns": {
+...     "request_id": ["r1", "r2"], "model_version": "v1", "event_time": [5.0, 6.0],
+...     "features": {"x": [0.5, 1.5]}, "prediction": [1, 0]}}
+>>> found = from_columns(doc, "inference")
+>>> type(found).__name__, found[1].features, found[1].model_version
+('EventColumns', {'x': 1.5}, 'v1')
+>>> doc["columns"]["features"] = {"x": [0.5, "high"]}  # a bad value: rows, to refuse it alone
+>>> [e["features"] for e in from_columns(doc, "inference")["events"]]
+[{'x': 0.5}, {'x': 'high'}]
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from contracts.columns import EventColumns
+from contracts.events import InferenceEvent, InvalidEvent
+
+#: the columns of an inference the fast path reads (anything else: rows)
+_PLAIN = frozenset(
+    {"request_id", "model_version", "event_time", "features", "prediction", "score", "latency_ms"}
+)
+_OBJECTS = ("features", "probabilities")  # objects of lists, one per name
+_STR = {str}
+_FLOAT = {float}
+_NUMBER = {float, int}
+_OPTIONAL = {float, int, type(None)}
+_PREDICTION = {str, int, bool, float}
+
+
+def from_columns(obj: dict[str, Any], kind: str, max_events: int = 10_000) -> Any:
+    """A checked columnar envelope as :class:`EventColumns` (the usual inference envelope) or
+    as the equivalent row envelope (a dict with ``events``), for the row path to read.
+
+    Raises :class:`InvalidEvent` (``invalid_envelope``) if its columns do not line up."""
+    columns = obj["columns"]
+    if not isinstance(columns, dict):
+        raise InvalidEvent("invalid_envelope", "'columns' must be an object of lists")
+    ids = columns.get("request_id")
+    if not isinstance(ids, list) or not ids:
+        raise InvalidEvent("invalid_envelope", "'columns' needs a non-empty 'request_id' list")
+    n = len(ids)
+    if n > max_events:
+        raise InvalidEvent("invalid_envelope", f"at most {max_events} events per envelope")
+    for name, values in columns.items():
+        lists = values.values() if name in _OBJECTS and isinstance(values, dict) else [values]
+        if name in _OBJECTS and not isinstance(values, dict):
+            raise InvalidEvent("invalid_envelope", f"column {name!r} must be an object of lists")
+        for value in lists:
+            if isinstance(value, list) and len(value) != n:
+                raise InvalidEvent(
+                    "invalid_envelope",
+                    f"column {name!r} has {len(value)} values for {n} request ids",
+                )
+            if name in _OBJECTS and not isinstance(value, list):
+                raise InvalidEvent("invalid_envelope", f"column {name!r} must hold lists")
+    if kind == "inference":
+        fast = _plain_columns(obj["model_id"], obj["schema_version"], columns, n)
+        if fast is not None:
+            return fast
+    return {**obj, "events": _rows(columns, n)}
+
+
+def _rows(columns: dict[str, Any], n: int) -> list[dict[str, Any]]:
+    """The columns as row elements (absent where a value is null)."""
+    rows: list[dict[str, Any]] = [{} for _ in range(n)]
+    for name, values in columns.items():
+        if name in _OBJECTS:
+            for key, column in values.items():
+                for row, value in zip(rows, column, strict=True):
+                    if value is not None:
+                        row.setdefault(name, {})[key] = value
+            continue
+        column = values if isinstance(values, list) else [values] * n
+        for row, value in zip(rows, column, strict=True):
+            if value is not None:
+                row[name] = value
+    return rows
+
+
+def _plain_columns(
+    model_id: str, schema_version: int, columns: dict[str, Any], n: int
+) -> EventColumns | None:
+    """The usual envelope's columns, checked at once (what :func:`plain_inference` checks of
+    each element); None for anything else."""
+    if not _PLAIN.issuperset(columns):
+        return None
+    ids = columns["request_id"]
+    versions = columns.get("model_version")
+    if isinstance(versions, str):
+        versions = [versions] * n
+    times, features = columns.get("event_time"), columns.get("features")
+    predictions = columns.get("prediction")
+    scores = columns.get("score", [None] * n)
+    latencies = columns.get("latency_ms", [None] * n)
+    if not (
+        isinstance(versions, list)
+        and isinstance(times, list)
+        and isinstance(features, dict)
+        and features
+        and isinstance(predictions, list)
+        and isinstance(scores, list)
+        and isinstance(latencies, list)
+        and set(map(type, ids)) == _STR
+        and set(map(type, versions)) == _STR
+        and all(map(str.strip, ids))
+        and all(map(str.strip, versions))
+        and set(map(type, times)) <= _NUMBER
+        and set(map(type, predictions)) <= _PREDICTION
+        and set(map(type, scores)) <= _OPTIONAL
+        and set(map(type, latencies)) <= _OPTIONAL
+        and all(set(map(type, values)) == _FLOAT for values in features.values())
+    ):
+        return None
+    matrix = np.array(list(features.values()), dtype=np.float64).T
+    times = [float(t) for t in times] if int in set(map(type, times)) else times
+    scores = _floats(scores)
+    latencies = _floats(latencies)
+    floats = [p for p in predictions if type(p) is float]
+    numbers = [*times, *floats, *(x for x in (*scores, *latencies) if x is not None)]
+    if (
+        not np.isfinite(matrix).all()
+        or not np.isfinite(np.array(numbers, dtype=np.float64)).all()
+        or min(times) < 0
+        or any(x is not None and x < 0 for x in latencies)
+    ):
+        return None  # the row path names the value and refuses its element alone
+    return EventColumns(
+        model_id,
+        schema_version,
+        None,
+        ids,
+        versions,
+        times,
+        tuple(features),
+        matrix,
+        predictions,
+        scores,
+        latencies,
+    )
+
+
+def _floats(values: list) -> list:
+    if int not in set(map(type, values)):
+        return values
+    return [None if x is None else float(x) for x in values]
+
+
+def encode_columns(events: Sequence[InferenceEvent]) -> bytes:
+    """Inference events of one model as a columnar envelope (the producer helper's
+    ``send_inference_columns``).  Every event must have the same feature names, in order."""
+    if not events:
+        raise ValueError("an envelope needs at least one event")
+    first = events[0]
+    names = list(first.features)
+    if any(e.model_id != first.model_id for e in events):
+        raise ValueError("an envelope carries the events of one model")
+    if any(list(e.features) != names for e in events):
+        raise ValueError("a columnar envelope's events must have the same features, in order")
+    columns: dict[str, Any] = {
+        "request_id": [e.request_id for e in events],
+        "model_version": [e.model_version for e in events],
+        "event_time": [e.event_time for e in events],
+        "features": {name: [e.features[name] for e in events] for name in names},
+        "prediction": [e.prediction for e in events],
+    }
+    for name in ("score", "latency_ms", "probabilities", "task"):
+        values = [getattr(e, name) for e in events]
+        if any(v is not None for v in values):
+            columns[name] = values
+    probabilities = columns.pop("probabilities", None)
+    if probabilities is not None:
+        classes = list(dict.fromkeys(c for p in probabilities if p for c in p))
+        columns["probabilities"] = {
+            c: [None if p is None else p.get(c) for p in probabilities] for c in classes
+        }
+    doc = {"schema_version": first.schema_version, "model_id": first.model_id, "columns": columns}
+    return json.dumps(doc, separators=(",", ":"), allow_nan=False).encode()

@@ -1,12 +1,15 @@
-"""Batch envelopes through the real worker: every event counted, bad elements dead-lettered alone."""
+"""Batch envelopes (rows and columns) through the real worker: every event counted, bad
+elements dead-lettered alone."""
 
 from __future__ import annotations
 
 import json
 import time
 
+import pytest
 import redis
 
+from contracts.columnar import encode_columns
 from contracts.envelopes import encode_envelope
 from contracts.events import InferenceEvent, LabelEvent
 from contracts.redis_keys import RedisKeys
@@ -17,7 +20,8 @@ from tests.integration.conftest import read_topic, wait_until
 MODEL = "env-model"
 
 
-async def test_envelopes_reconcile_event_by_event(settings, worker):
+@pytest.mark.parametrize("columnar", [False, True], ids=["rows", "columns"])
+async def test_envelopes_reconcile_event_by_event(settings, worker, columnar):
     keys = RedisKeys(settings.key_prefix)
     client = redis.Redis.from_url(settings.redis_url, decode_responses=True)
     now = time.time()
@@ -26,11 +30,16 @@ async def test_envelopes_reconcile_event_by_event(settings, worker):
         for i in range(3000)
     ]
     labels = [LabelEvent(MODEL, f"e{i}", i % 2, now + i * 0.01 + 1) for i in range(3000)]
-    broken = json.loads(encode_envelope(events[:3]))
-    broken["events"][1]["latency_ms"] = -5  # impossible
+    if columnar:
+        broken = json.loads(encode_columns(events[:3]))
+        broken["columns"]["latency_ms"] = [None, -5, None]  # impossible
+    else:
+        broken = json.loads(encode_envelope(events[:3]))
+        broken["events"][1]["latency_ms"] = -5
+    send = EventProducer.send_inference_columns if columnar else EventProducer.send_inference_batch
     async with EventProducer(settings) as producer:
         for start in range(0, 3000, 100):
-            await producer.send_inference_batch(events[start : start + 100])
+            await send(producer, events[start : start + 100])
             await producer.send_label_batch(labels[start : start + 100])
         await producer.send_raw(settings.topics.inferences, json.dumps(broken).encode(), MODEL)
         await producer.send_raw(settings.topics.inferences, None, MODEL)  # a tombstone

@@ -130,11 +130,17 @@ async def raw_consume(settings, n_events: int) -> float:
                 if start is None:
                     start = time.perf_counter()
                 for record in records:
-                    doc = orjson.loads(record.value)
-                    seen += len(doc["events"]) if "events" in doc else 1
+                    seen += _events_in(orjson.loads(record.value))
     finally:
         await consumer.stop()
     return n_events / (time.perf_counter() - start)
+
+
+def _events_in(doc: dict) -> int:
+    """Events in one message: a single event, an envelope or a columnar envelope."""
+    if "events" in doc:
+        return len(doc["events"])
+    return len(doc["columns"]["request_id"]) if "columns" in doc else 1
 
 
 def noop_agent(settings, n_messages: int, n_events: int) -> float:
@@ -152,21 +158,29 @@ def noop_agent(settings, n_messages: int, n_events: int) -> float:
 
 
 async def worker_rate(settings, n_events: int) -> tuple[float, float]:
-    """Events/s of ``driftline worker`` on an already filled topic, and its RSS (MB) after."""
-    import redis
+    """Events/s of ``driftline worker`` on an already filled topic, and its RSS (MB) after.
 
-    from contracts.redis_keys import RedisKeys
+    Progress is read from the worker's own /metrics (its in-memory counters, moved by each
+    batch), not from the counters it flushes to Redis once a second: those would put the end
+    of a short run up to a second late."""
     from driftline.processes import start_worker, stop_worker, wait_until_ready
 
-    client = redis.Redis.from_url(settings.redis_url)
-    key = RedisKeys(settings.key_prefix).counters()
+    port = _free_port()
+    given = os.environ.get("DRIFTLINE_METRICS_PORT")
+    os.environ["DRIFTLINE_METRICS_PORT"] = str(port)  # the worker's environment, copied
     log_path = Path(tempfile.mkdtemp()) / "worker.log"
-    proc = start_worker(settings, log_path)
+    try:
+        proc = start_worker(settings, log_path)
+    finally:
+        if given is None:
+            del os.environ["DRIFTLINE_METRICS_PORT"]
+        else:
+            os.environ["DRIFTLINE_METRICS_PORT"] = given
     try:
         await wait_until_ready(log_path, proc, timeout=120)
         first_t = first_n = None
         while True:
-            n = int(client.hget(key, "inferences.processed") or 0)
+            n = await asyncio.to_thread(_processed, port)
             now = time.perf_counter()
             if n and first_t is None:
                 first_t, first_n = now, n
@@ -180,6 +194,31 @@ async def worker_rate(settings, n_events: int) -> tuple[float, float]:
         return rate, rss
     finally:
         stop_worker(proc)
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def _processed(port: int) -> int:
+    """Inference events the worker has processed, from its Prometheus endpoint (0 until up)."""
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2) as answer:
+            text = answer.read().decode()
+    except OSError:
+        return 0
+    for line in text.splitlines():
+        if line.startswith("driftline_worker_events_total{") and (
+            'kind="inferences"' in line and 'outcome="processed"' in line
+        ):
+            return int(float(line.rsplit(" ", 1)[1]))
+    return 0
 
 
 def _rss_mb(pid: int) -> float:

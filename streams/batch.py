@@ -313,8 +313,13 @@ class _Segment:
         versions = set(column(events, "model_version"))
         if len(versions) == 1 and "regression" not in set(column(events, "task")):
             confidences = column(events, "score")
-            if None in confidences:  # probabilities instead (or nothing)
-                confidences = [e.confidence for e in events]
+            if None in confidences and not isinstance(events, EventColumns):
+                confidences = [e.confidence for e in events]  # probabilities instead (or none)
+            if confidences.count(None) == len(confidences):  # no confidence at all: classes
+                self.rank += 3  # the score, uncertainty and estimate signals get nothing
+                v = monitor.versions[version]
+                self.feed(v.classes, _classes(events), range(len(events)), "warning", v)
+                return
             if None not in confidences:  # one version, classes and confidences: columns at once
                 v = monitor.versions[version]
                 everyone = range(len(events))

@@ -5,9 +5,7 @@ both sides wait in insertion-ordered maps.  An entry waits at most ``ttl_s`` of 
 the maps hold at most ``max_pending`` entries each; what is pushed out is counted, never silently
 lost.
 
->>> from contracts.columns import EventColumns, column, prediction_fields
-from contracts.columns import EventColumns, column, prediction_fields
-from contracts.events import InferenceEvent, LabelEvent
+>>> from contracts.events import InferenceEvent, LabelEvent
 >>> join = LabelJoin(ttl_s=600, max_pending=1000)
 >>> p = InferenceEvent("m", "v1", "r1", 100.0, {"x": 1.0}, prediction=1)
 >>> join.add_prediction(p) is None

@@ -135,3 +135,14 @@ def test_the_producer_encoding_round_trips_and_blocks_concatenate():
     assert other is not None and len(other) == 5
     with pytest.raises(ValueError, match="same features"):
         encode_columns([events[0], InferenceEvent("m", "v1", "z", 1.0, {"y": 1.0}, 1)])
+
+
+def test_label_columns_are_read_as_the_rows_they_stand_for():
+    columns = {"request_id": ["a", "b", "c"], "label": [1, None, "x"], "event_time": 5.0}
+    raw = orjson.dumps({"schema_version": 1, "model_id": "m", "columns": columns})
+    decoded = decode_message(raw, "label")
+    assert [(e.request_id, e.label, e.event_time) for e in decoded.events] == [
+        ("a", 1, 5.0),
+        ("c", "x", 5.0),
+    ]
+    assert [(i, e.reason) for i, _, e in decoded.rejected] == [(1, "missing_field")]

@@ -48,6 +48,14 @@ def _binary(rng: random.Random, i: int) -> InferenceEvent:
     )
 
 
+def _unscored(rng: random.Random, i: int) -> InferenceEvent:
+    """A classifier that sends its classes alone: no score, no probabilities."""
+    drift = i >= 2600
+    features = {f"f{j}": rng.gauss(1.5 * drift * (j == 1), 1) for j in range(4)}
+    prediction = int(rng.random() < (0.3 if i < 3000 else 0.6))
+    return InferenceEvent("m", "v1", f"r{i}", 3000.0 + i, features, prediction)
+
+
 def _multiclass(rng: random.Random, i: int) -> InferenceEvent:
     p = [rng.random() for _ in range(3)]
     total = sum(p) if i % 211 else sum(p) * 2  # a broken rule now and then
@@ -159,7 +167,12 @@ RULES = (
     {"name": "timed", "kind": "present", "field": "latency_ms"},
     {"name": "known_class", "kind": "one_of", "field": "prediction", "values": [0, 1, "a", "b"]},
 )
-SCENARIOS = {"binary": _binary, "multiclass": _multiclass, "regression": _regression}
+SCENARIOS = {
+    "binary": _binary,
+    "unscored": _unscored,
+    "multiclass": _multiclass,
+    "regression": _regression,
+}
 
 
 COLUMNAR_RUNS = Counter()
@@ -175,7 +188,7 @@ def test_batches_equal_one_event_at_a_time(scenario, seed, columnar):
     expected = _one_by_one(one, traffic)
     COLUMNAR_RUNS.clear()
     got = _batched(many, traffic, seed, columnar)
-    if columnar and scenario == "binary":  # the others carry probabilities or a task: rows
+    if columnar and scenario in ("binary", "unscored"):  # others have probabilities or a task
         assert COLUMNAR_RUNS[True] > 50, COLUMNAR_RUNS
     alarms = [a for a in expected if "signal_kind" in a[1]]
     assert len(alarms) >= 3, "the scenario must raise alarms, or it tests nothing about them"

@@ -9,6 +9,7 @@ import pytest
 from jsonschema import Draft202012Validator
 
 from contracts.alarms import Alarm, Resolution, encode_alarm, encode_resolution
+from contracts.columnar import encode_columns
 from contracts.envelopes import decode_message, encode_envelope
 from contracts.events import (
     InferenceEvent,
@@ -74,6 +75,20 @@ def test_envelopes_match_their_schema():
     assert not _validator("envelope").is_valid(empty)
     with pytest.raises(InvalidEvent):
         decode_message(json.dumps(empty).encode(), "inference")
+
+
+def test_columnar_envelopes_match_their_schema():
+    envelope = json.loads(encode_columns([GOOD, GOOD]))
+    _validator("columnar-envelope").validate(envelope)
+    assert list(decode_message(json.dumps(envelope).encode(), "inference").events) == [GOOD] * 2
+    for broken in (
+        {**envelope["columns"], "request_id": []},
+        {**envelope["columns"], "features": [1.0, 2.0]},
+    ):
+        doc = {**envelope, "columns": broken}
+        assert not _validator("columnar-envelope").is_valid(doc)
+        with pytest.raises(InvalidEvent):
+            decode_message(json.dumps(doc).encode(), "inference")
 
 
 def test_both_alarm_records_match_the_alarm_schema():

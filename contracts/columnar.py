@@ -89,10 +89,15 @@ def from_columns(obj: dict[str, Any], kind: str, max_events: int = 10_000) -> An
 
 
 def _rows(columns: dict[str, Any], n: int) -> list[dict[str, Any]]:
-    """The columns as row elements (absent where a value is null)."""
+    """The columns as row elements: a field absent where its value is null, ``features`` an
+    object in every element (empty where every value is null), ``probabilities`` absent where
+    every value is null."""
     rows: list[dict[str, Any]] = [{} for _ in range(n)]
     for name, values in columns.items():
         if name in _OBJECTS:
+            if name == "features":
+                for row in rows:
+                    row["features"] = {}
             for key, column in values.items():
                 for row, value in zip(rows, column, strict=True):
                     if value is not None:

@@ -80,7 +80,8 @@ class EventColumns(Sequence[InferenceEvent]):
         )
 
     def column(self, name: str) -> list[Any]:
-        """Every event's ``name`` field (an :class:`InferenceEvent` attribute, not features)."""
+        """Every event's ``name`` field (an :class:`InferenceEvent` attribute, not features);
+        a column itself where one is held, not a copy: read it, do not change it."""
         if name == "probabilities":  # columns carry none (an envelope with them is rows)
             return [None] * len(self)
         found = getattr(self, _COLUMNS[name])

@@ -146,3 +146,18 @@ def test_label_columns_are_read_as_the_rows_they_stand_for():
         ("c", "x", 5.0),
     ]
     assert [(i, e.reason) for i, _, e in decoded.rejected] == [(1, "missing_field")]
+
+
+def test_null_values_mean_absent_and_features_stay_an_object():
+    columns = {
+        "request_id": ["a", "b"],
+        "model_version": "v1",
+        "event_time": [1.0, 2.0],
+        "features": {"x": [None, 1.0]},
+        "prediction": [1, 0],
+        "probabilities": {"0": [None, 0.4], "1": [None, 0.6]},
+    }
+    raw = orjson.dumps({"schema_version": 1, "model_id": "m", "columns": columns})
+    first, second = decode_message(raw, "inference").events
+    assert (first.features, first.probabilities) == ({}, None)
+    assert (second.features, second.probabilities) == ({"x": 1.0}, {"0": 0.4, "1": 0.6})

@@ -153,10 +153,10 @@ class _Segment:
     def run(self, out: BatchOutput) -> None:
         monitor, events = self.monitor, self.events
         monitor.counts["inferences"] += len(events)
-        monitor.model_version = events[-1].model_version
         served = monitor.served
         times = column(events, "event_time")
         versions = column(events, "model_version")
+        monitor.model_version = versions[-1]
         for version, t in zip(versions, times, strict=True):  # newest prediction per version
             if t > served.get(version, -math.inf):
                 served[version] = t
@@ -309,9 +309,9 @@ class _Segment:
         """The output signals of each version, in the per-event feeding order."""
         monitor, events = self.monitor, self.events
         low = monitor.config.low_confidence
-        version = events[0].model_version
-        versions = set(column(events, "model_version"))
-        if len(versions) == 1 and "regression" not in set(column(events, "task")):
+        versions = column(events, "model_version")
+        version = versions[0]
+        if versions.count(version) == len(versions) and "regression" not in set(column(events, "task")):
             confidences = column(events, "score")
             if None in confidences and not isinstance(events, EventColumns):
                 confidences = [e.confidence for e in events]  # probabilities instead (or none)

@@ -70,22 +70,29 @@ def from_columns(obj: dict[str, Any], kind: str, max_events: int = 10_000) -> An
     if n > max_events:
         raise InvalidEvent("invalid_envelope", f"at most {max_events} events per envelope")
     for name, values in columns.items():
-        lists = values.values() if name in _OBJECTS and isinstance(values, dict) else [values]
-        if name in _OBJECTS and not isinstance(values, dict):
-            raise InvalidEvent("invalid_envelope", f"column {name!r} must be an object of lists")
+        if name in _OBJECTS:
+            if not isinstance(values, dict) or not all(map(_is_list, values.values())):
+                raise InvalidEvent(
+                    "invalid_envelope", f"column {name!r} must be an object of lists"
+                )
+            lists = list(values.values())
+        else:
+            lists = [values] if isinstance(values, list) else []  # else one value for all
         for value in lists:
-            if isinstance(value, list) and len(value) != n:
+            if len(value) != n:
                 raise InvalidEvent(
                     "invalid_envelope",
                     f"column {name!r} has {len(value)} values for {n} request ids",
                 )
-            if name in _OBJECTS and not isinstance(value, list):
-                raise InvalidEvent("invalid_envelope", f"column {name!r} must hold lists")
     if kind == "inference":
         fast = _plain_columns(obj["model_id"], obj["schema_version"], columns, n)
         if fast is not None:
             return fast
     return {**obj, "events": _rows(columns, n)}
+
+
+def _is_list(value: Any) -> bool:
+    return isinstance(value, list)
 
 
 def _rows(columns: dict[str, Any], n: int) -> list[dict[str, Any]]:

@@ -106,7 +106,7 @@ def test_a_broadcast_version_and_probabilities_and_tasks_decode_as_rows_do():
         ({"event_time": [1.0]}, "'request_id' list"),
         ({"request_id": ["a", "b"], "event_time": [1.0]}, "'event_time' has 1 values for 2"),
         ({"request_id": ["a"], "features": [1.0]}, "'features' must be an object"),
-        ({"request_id": ["a"], "features": {"x": 1.0}}, "'features' must hold lists"),
+        ({"request_id": ["a"], "features": {"x": 1.0}}, "'features' must be an object of lists"),
         ({"request_id": ["a"] * 10_001}, "at most 10000"),
     ],
 )

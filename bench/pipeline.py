@@ -12,9 +12,10 @@ topics of its own:
 - **no-op Faust agent**: a Faust app whose agent does nothing with each message (subprocess,
   with the worker's garbage-collector settings, ``streams.app.tune_gc``);
 - **driftline worker**: ``driftline worker`` end to end (decode, monitor, Redis), from its first
-  processed event to its last, read from its Redis counters;
+  processed batch to its last, read from its /metrics (in-memory counters each batch moves);
 
-each for single-event messages and for batch envelopes of 100 events, plus the worker's RSS after
+each for single-event messages and for batch envelopes of 100 events, as rows and as columns
+(``docs/schemas.md``), plus the worker's RSS after
 the run and the alarm latency (produce -> alarm on the topic) at a fixed offered load
 (``--alarm-rate`` events/s, in envelopes of ``--alarm-envelope``).
 """

@@ -311,7 +311,8 @@ class _Segment:
         low = monitor.config.low_confidence
         versions = column(events, "model_version")
         version = versions[0]
-        if versions.count(version) == len(versions) and "regression" not in set(column(events, "task")):
+        one_version = versions.count(version) == len(versions)
+        if one_version and "regression" not in set(column(events, "task")):
             confidences = column(events, "score")
             if None in confidences and not isinstance(events, EventColumns):
                 confidences = [e.confidence for e in events]  # probabilities instead (or none)

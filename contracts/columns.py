@@ -112,16 +112,20 @@ class EventColumns(Sequence[InferenceEvent]):
         alike = (first.model_id, first.schema_version, first.task, first.names)
         if any((p.model_id, p.schema_version, p.task, p.names) != alike for p in parts):
             return None
+
+        def joined(name: str) -> list[Any]:
+            return [x for p in parts for x in getattr(p, name)]
+
         return EventColumns(
             *alike[:3],
-            [x for p in parts for x in p.request_ids],
-            [x for p in parts for x in p.versions],
-            [x for p in parts for x in p.times],
+            joined("request_ids"),
+            joined("versions"),
+            joined("times"),
             first.names,
             np.concatenate([p.matrix for p in parts]),
-            [x for p in parts for x in p.predictions],
-            [x for p in parts for x in p.scores],
-            [x for p in parts for x in p.latencies],
+            joined("predictions"),
+            joined("scores"),
+            joined("latencies"),
         )
 
 
@@ -137,8 +141,9 @@ _COLUMNS = {
     "latency_ms": "latencies",
 }
 
-#: an event's fields in StoredPrediction's order, up to the features (lists of events)
-PREDICTION_FIELDS = attrgetter(
+#: an event's fields in the order of :class:`streams.join.StoredPrediction`, up to its features
+#: (``tests/unit/test_columnar.py`` holds the two to the same order)
+PREDICTION_FIELD_NAMES = (
     "event_time",
     "model_id",
     "model_version",
@@ -150,6 +155,7 @@ PREDICTION_FIELDS = attrgetter(
     "schema_version",
     "task",
 )
+PREDICTION_FIELDS = attrgetter(*PREDICTION_FIELD_NAMES)
 
 
 def column(events: Sequence[InferenceEvent], name: str) -> list[Any]:

@@ -135,7 +135,7 @@ class NewestRows:
     rows came in between and both are asked again.  A row no longer found (trimmed away, the
     list rewritten, Redis restarted) means a full read.  With 5,000 rows of 20 features kept,
     parsing all of them takes ~100 ms a model; a second's new rows, well under one
-    (``tests/integration/test_learner_staleness.py`` reads a live list both ways).
+    (``tests/integration/test_newest_rows.py`` reads a live list both ways).
     """
 
     def __init__(
@@ -151,12 +151,11 @@ class NewestRows:
         """The digests of the model's newest ``limit`` rows, newest first (Nones left out)."""
         key = self.keys.labelled(model_id)
         kept = self._kept.get(model_id)
-        fresh = self._above(key, kept[0]) if kept is not None else None
-        older: list[Any] = []
-        if fresh is None:  # the first read, or the newest row read is gone
+        fresh = None if kept is None else self._above(key, kept[0])
+        if kept is None or fresh is None:  # the first read, or the newest row read is gone
             self.full_reads += 1
-            fresh = self.client.lrange(key, 0, self.limit - 1)
-        elif kept is not None:
+            fresh, older = self.client.lrange(key, 0, self.limit - 1), []
+        else:
             older = kept[1]
         if fresh:
             digests = [None if row is None else self.digest(row) for row in map(_parsed, fresh)]
@@ -176,6 +175,3 @@ class NewestRows:
             if items and items[-1] == marker:
                 return items[:-1]
         return None
-
-    def forget(self, model_id: str) -> None:
-        self._kept.pop(model_id, None)

@@ -29,7 +29,7 @@ from typing import Any, NamedTuple
 import numpy as np
 import orjson
 
-from contracts.columns import EventColumns, column, prediction_fields
+from contracts.columns import PREDICTION_FIELDS, EventColumns, column, prediction_fields
 from contracts.events import InferenceEvent, LabelEvent
 from streams.seen_ids import SeenIds
 
@@ -145,22 +145,7 @@ _new_stored = partial(tuple.__new__, StoredPrediction)  # skips NamedTuple's Pyt
 
 def _stored(event: InferenceEvent, names: tuple[str, ...], features: array) -> StoredPrediction:
     """A prediction as it waits: its fields, with the feature values in ``features``."""
-    return _new_stored(
-        (
-            event.event_time,
-            event.model_id,
-            event.model_version,
-            event.request_id,
-            event.prediction,
-            event.score,
-            event.probabilities,
-            event.latency_ms,
-            event.schema_version,
-            event.task,
-            names,
-            features,
-        )
-    )
+    return _new_stored((*PREDICTION_FIELDS(event), names, features))
 
 
 class LabelJoin:

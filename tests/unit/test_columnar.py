@@ -161,3 +161,10 @@ def test_null_values_mean_absent_and_features_stay_an_object():
     first, second = decode_message(raw, "inference").events
     assert (first.features, first.probabilities) == ({}, None)
     assert (second.features, second.probabilities) == ({"x": 1.0}, {"0": 0.4, "1": 0.6})
+
+
+def test_prediction_fields_follow_the_stored_prediction_order():
+    from contracts.columns import PREDICTION_FIELD_NAMES
+    from streams.join import StoredPrediction
+
+    assert StoredPrediction._fields[: len(PREDICTION_FIELD_NAMES)] == PREDICTION_FIELD_NAMES

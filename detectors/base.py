@@ -144,6 +144,22 @@ class DriftDetector(abc.ABC):
                 return i + 1
         return len(values)
 
+    @classmethod
+    def update_columns_if_quiet(cls, detectors: Sequence[Self], columns: np.ndarray) -> np.ndarray:
+        """Column ``j`` of ``columns`` (a row per value) into ``detectors[j]``, all at once,
+        for each detector that takes its whole column without an alarm.
+
+        Returns a boolean mask of the detectors that took their column: each is then exactly as
+        if ``update_until_alarm`` had run on it.  The others are untouched, for the caller to
+        feed as usual.  A class that can vectorise *across* detectors (many features, one
+        detector each) overrides this; the default takes none.
+
+        >>> from detectors import PageHinkley
+        >>> PageHinkley.update_columns_if_quiet([PageHinkley()], np.zeros((3, 1))).tolist()
+        [False]
+        """
+        return np.zeros(len(detectors), dtype=bool)
+
     def _update_numbers(self, values: np.ndarray) -> np.ndarray:
         """``update`` on each number, with the finiteness test done once by numpy and the
         values as Python floats (cheaper to compute with than numpy scalars)."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -12,6 +13,10 @@ from detectors.calibration import ERROR_NODES, thresholds_averaged
 from detectors.reference import BLOCK, Reference, ReferenceSketch
 
 _CHUNK = 1 << 16
+_ROWS = 256  # rows of many columns advanced at once (update_columns_if_quiet) ...
+# ... in blocks of at most this many rows: longer ones each detector takes as fast alone
+# (20 features: 6x faster together at 50 rows, 1.7x at 500, even at 2,000, 0.9x at 5,000)
+_TOGETHER_MAX = 2048
 _SIDES = {"up": (1.0,), "down": (-1.0,), "both": (1.0, -1.0)}
 
 
@@ -302,6 +307,88 @@ class CUSUM(DriftDetector):
     def update_until_alarm(self, values: Any) -> int:
         _, consumed = self._consume(values, stop_at_alarm=True)
         return consumed
+
+    @classmethod
+    def update_columns_if_quiet(cls, detectors: Sequence[CUSUM], columns: np.ndarray) -> np.ndarray:
+        """Every running CUSUM pair of every detector over its column in one set of numpy
+        calls (a model's features advance together); a detector whose column would raise an
+        alarm, holds a non-finite value or is still learning its reference is left untouched,
+        as are all of them for a block of more than 2,048 rows (each is as fast alone then).
+        The arithmetic is the same, value for value, as :meth:`update_until_alarm`'s.
+
+        >>> rng = np.random.default_rng(7)
+        >>> together = [CUSUM(reference_size=64) for _ in range(3)]
+        >>> alone = [CUSUM(reference_size=64) for _ in range(3)]
+        >>> warm = rng.normal(size=(100, 3))
+        >>> for j in range(3):
+        ...     _ = together[j].update_many(warm[:, j]), alone[j].update_many(warm[:, j])
+        >>> block = rng.normal(size=(50, 3))
+        >>> block[10:, 2] += 3.0  # feature 2 moves: that CUSUM pages, so it is left to the caller
+        >>> CUSUM.update_columns_if_quiet(together, block).tolist()
+        [True, True, False]
+        >>> for j in range(2):
+        ...     _ = alone[j].update_until_alarm(block[:, j])
+        >>> [together[j].get_state() == alone[j].get_state() for j in range(2)]
+        [True, True]
+        >>> together[2].n_seen  # untouched: still at the warm-up
+        100
+        """
+        n, width = columns.shape
+        taken = np.zeros(width, dtype=bool)
+        if n == 0 or n > _TOGETHER_MAX:
+            return taken
+        finite = np.isfinite(columns).all(axis=0)
+        ready = [
+            j
+            for j, d in enumerate(detectors)
+            if finite[j] and d._sketch is None and not d._restart_pending
+        ]
+        if not ready:
+            return taken
+        chosen = [detectors[j] for j in ready]
+        m = len(chosen)
+        frames = np.array([d._frame for d in chosen]).T
+        bound = np.array([d.clip for d in chosen])
+        binary = [k for k, d in enumerate(chosen) if d._binary]
+        owner = [k for k, d in enumerate(chosen) for _ in d._h]
+        source = [s * m + k for k, d in enumerate(chosen) for s in d._sources]
+        alphas = np.array([a for d in chosen for a in d._alphas])
+        betas = np.array([b for d in chosen for b in d._betas])
+        h = np.array([v for d in chosen for v in d._h])
+        floor = -np.array([v for d in chosen for v in d._stats])
+        crossed = np.zeros(len(h), dtype=bool)
+        walk_end, low = None, floor
+        # rows in cache-sized blocks, carrying the walk and its running minimum across them,
+        # so every sum is the one a single cumulative sum over the column would take
+        for top in range(0, n, _ROWS):
+            x = columns[top : top + _ROWS, ready]
+            level0, scale0, mean, scale_long, std, spread_mean, spread_scale = frames
+            u = np.clip((x - level0) / scale0, -bound, bound)
+            level = (u - mean) / scale_long
+            if binary:
+                level[:, binary] = (x[:, binary] != 0).astype(np.float64)
+            spread = (np.abs(u - mean) / std - spread_mean) / spread_scale
+            transformed = np.concatenate([level, spread], axis=1)  # source s of k: s*m + k
+            walk = alphas * transformed[:, source] + betas
+            if walk_end is not None:
+                walk[0] += walk_end
+            np.cumsum(walk, axis=0, out=walk)
+            low = np.minimum(np.minimum.accumulate(walk, axis=0), low)
+            path = walk - low
+            crossed |= (path > h).any(axis=0)
+            walk_end, low = walk[-1], low[-1]
+        alarmed = np.bincount(owner, weights=crossed, minlength=m) > 0
+        final = np.maximum(path[-1], 0.0).tolist()
+        at = 0
+        for k, d in enumerate(chosen):
+            width_k = len(d._h)
+            if not alarmed[k]:
+                d._stats = final[at : at + width_k]
+                d.n_seen += n
+                d._drift_detected = False
+                taken[ready[k]] = True
+            at += width_k
+        return taken
 
     def _consume(self, values: Any, stop_at_alarm: bool) -> tuple[np.ndarray, int]:
         """Vectorised updates: the alarm positions in ``values``, and how many were consumed

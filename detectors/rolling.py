@@ -25,6 +25,7 @@ batches and one-by-one updates agree exactly (the conformance suite holds it to 
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -186,6 +187,48 @@ class RollingReference(DriftDetector):
             if self._served >= self.every:
                 self._shadow = self._make()
         return n
+
+    @classmethod
+    def update_columns_if_quiet(
+        cls, detectors: Sequence[RollingReference], columns: np.ndarray
+    ) -> np.ndarray:
+        """The serving detectors advance together (their class's ``update_columns_if_quiet``)
+        where :meth:`update_until_alarm` would take the whole column in one block: settled with
+        no refresh due within it, or with a shadow that cannot complete its reference within
+        it (the shadow then learns the column on its own)."""
+        n = len(columns)
+        taken = np.zeros(len(detectors), dtype=bool)
+        groups: dict[type[DriftDetector], list[int]] = {}
+        for j, d in enumerate(detectors):
+            if d._drift_detected or not d.calibrated:
+                continue
+            shadow = d._shadow
+            room = (
+                d.every - d._served
+                if shadow is None
+                else getattr(shadow, "values_to_calibrate", lambda: 0)() - 1
+            )
+            if n <= room:
+                groups.setdefault(type(d._inner), []).append(j)
+        for kind, chosen in groups.items():
+            inners = [detectors[j]._inner for j in chosen]
+            rejected = [inner.n_rejected for inner in inners]
+            took = kind.update_columns_if_quiet(inners, columns[:, chosen])
+            for k in np.flatnonzero(took):
+                j = chosen[k]
+                d = detectors[j]
+                accepted = n - (inners[k].n_rejected - rejected[k])
+                d.n_seen += accepted
+                d.n_rejected += n - accepted
+                d._drift_detected = False
+                if d._shadow is not None:
+                    d._shadow.update_many(columns[:, j])
+                else:
+                    d._served += accepted
+                    if d._served >= d.every:
+                        d._shadow = d._make()
+                taken[j] = True
+        return taken
 
     def _learn(self, block: Any) -> int:
         """``update`` on each value of a block in which no reference can be completed."""

@@ -52,7 +52,7 @@ from contracts.alarms import Alarm
 from contracts.columns import EventColumns, column
 from contracts.events import InferenceEvent, normalise_label
 from detectors import DriftDetector
-from streams.signals import Signal, VersionSignals
+from streams.signals import Signal, VersionSignals, feed_columns_if_quiet
 
 if TYPE_CHECKING:
     from streams.monitor import LabelledSample, ModelMonitor, MonitorOutput
@@ -266,10 +266,17 @@ class _Segment:
             self.feed(monitor.outliers, rows, everyone, "warning")
         else:
             self.rank += 2
-        for j, name in enumerate(layout):
-            signal = self.feature_signal(name, len(self.events))
-            if signal is not None:
-                self.feed(signal, matrix[:, j], everyone, "warning")
+        # each feature's signal: advanced together where that raises no alarm (the usual
+        # case), else fed on its own; ranks stay in layout order either way
+        signals = [self.feature_signal(name, len(self.events)) for name in layout]
+        present = [j for j, signal in enumerate(signals) if signal is not None]
+        quiet = feed_columns_if_quiet([signals[j] for j in present], matrix[:, present])
+        first = self.rank
+        for k, j in enumerate(present):
+            if not quiet[k]:
+                self.rank = first + k
+                self.feed(signals[j], matrix[:, j], everyone, "warning")
+        self.rank = first + len(present)
 
     def mixed_inputs(self) -> None:
         """Events with different features: rows where the layout is complete, then each

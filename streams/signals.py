@@ -27,6 +27,8 @@ import logging
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
+import numpy as np
+
 from detectors import DriftDetector, StateError, detector_from_state
 
 log = logging.getLogger(__name__)
@@ -125,6 +127,39 @@ class Signal:
                 log.warning("discarding checkpoint of %s/%s: parameters changed", self.key, name)
                 continue
             self.detectors[name] = restored
+
+
+def feed_columns_if_quiet(signals: Sequence[Signal], columns: np.ndarray) -> np.ndarray:
+    """:meth:`Signal.feed_many` of column ``j`` into ``signals[j]``, vectorised *across* the
+    signals, for each signal with one detector whose column raises no alarm (the detector
+    class's ``update_columns_if_quiet``).  Returns which signals took their column; the others
+    are untouched, for :meth:`Signal.feed_many`.
+
+    >>> from detectors import CUSUM
+    >>> signals = [Signal("feature", f"x{j}", {"cusum": CUSUM(reference_size=64)}) for j in range(3)]
+    >>> rng = np.random.default_rng(2)
+    >>> for j, s in enumerate(signals):
+    ...     _ = s.feed_many(rng.normal(size=100), 0, lambda i, d: d)
+    >>> feed_columns_if_quiet(signals, rng.normal(size=(20, 3))).tolist()
+    [True, True, True]
+    >>> signals[0].detectors["cusum"].n_seen
+    120
+    """
+    n = len(columns)
+    taken = np.zeros(len(signals), dtype=bool)
+    groups: dict[type[DriftDetector], list[int]] = {}
+    for j, signal in enumerate(signals):
+        if len(signal.detectors) == 1:
+            (detector,) = signal.detectors.values()
+            groups.setdefault(type(detector), []).append(j)
+    for kind, chosen in groups.items():
+        detectors = [next(iter(signals[j].detectors.values())) for j in chosen]
+        took = kind.update_columns_if_quiet(detectors, columns[:, chosen])
+        for k in np.flatnonzero(took):
+            signal = signals[chosen[k]]
+            signal.cooldown_left = max(0, signal.cooldown_left - n)  # n updates, no alarm
+            taken[chosen[k]] = True
+    return taken
 
 
 Build = Callable[[], dict[str, DriftDetector]]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import doctest
 import json
+from itertools import pairwise
 
 import numpy as np
 import pytest
@@ -229,3 +230,59 @@ def test_class_distribution_counts_classes_beyond_its_limit_alike_in_batches():
         _assert_same_state(batch.get_state(), one.get_state())
     assert expected and got == expected
     assert any(json.loads(one.get_state())["state"][k].get("__other__") for k in OTHER_COUNTS)
+
+
+NUMERIC = [c for c in CLASSES if c.input_kind in ("real", "binary", "latency", "event_time")]
+
+
+@pytest.mark.parametrize("numeric", NUMERIC, ids=lambda c: c.__name__)
+def test_columns_advanced_together_equal_each_alone(numeric):
+    """``update_columns_if_quiet`` over several detectors (a model's features) leaves each
+    detector that took its column exactly as ``update_until_alarm`` would, and the others
+    untouched; fed the rest alone, both sides stay equal through changes, re-learnt references
+    and non-finite values.  A class that overrides it must take most columns that a calibrated
+    detector takes quietly in one call."""
+    cls = numeric  # detectors of numbers: a column each
+    rng = np.random.default_rng(11)
+    for reference in _instances(cls):
+        width = 4
+        streams = [np.asarray(_stream(cls, seed=20 + j), dtype=np.float64) for j in range(width)]
+        columns = np.stack(streams, axis=1)
+        columns[rng.choice(len(columns), 5, replace=False), 1] = np.nan
+        together = [type(reference)(**reference.params) for _ in range(width)]
+        alone = [type(reference)(**reference.params) for _ in range(width)]
+        # blocks of random sizes, some ending right at an alarm of the first column
+        alarms = type(reference)(**reference.params).update_many(columns[:, 0]) + 1
+        cuts = np.union1d(np.cumsum(rng.integers(1, 400, len(columns))), alarms)
+        cuts = [0, *cuts[cuts < len(columns)].tolist(), len(columns)]
+        taken_total, quiet_total = 0, 0
+        for start, end in pairwise(cuts):
+            block = columns[start:end]
+            taken = cls.update_columns_if_quiet(together, block)
+            assert taken.shape == (width,) and taken.dtype == bool
+            taken_total += int(taken.sum())
+            for j in range(width):
+                before = together[j].get_state()
+                calibrated = getattr(alone[j], "calibrated", True)
+                used = alone[j].update_until_alarm(block[:, j])
+                quiet_total += calibrated and used == len(block) and not alone[j].drift_detected
+                _feed_until_done(alone[j], block[used:, j])
+                if taken[j]:
+                    assert not together[j].drift_detected
+                else:
+                    assert together[j].get_state() == before  # untouched
+                    _feed_until_done(together[j], block[:, j])
+                assert together[j].get_state() == alone[j].get_state(), (reference, end, j)
+        overridden = cls.update_columns_if_quiet.__func__ is not (
+            DriftDetector.update_columns_if_quiet.__func__
+        )
+        if overridden:
+            assert taken_total > 0.5 * quiet_total > 0, (taken_total, quiet_total)
+        else:
+            assert taken_total == 0
+
+
+def _feed_until_done(detector: DriftDetector, values: np.ndarray) -> None:
+    start = 0
+    while start < len(values):
+        start += detector.update_until_alarm(values[start:])

@@ -14,6 +14,7 @@ from collections.abc import Callable
 from contextlib import suppress
 from dataclasses import asdict
 
+import numpy as np
 import pytest
 
 from contracts.columnar import encode_columns
@@ -22,7 +23,7 @@ from contracts.envelopes import decode_message
 from contracts.events import InferenceEvent, LabelEvent
 from detectors import CUSUM, PageHinkley
 from streams.monitor import ModelMonitor, MonitorConfig
-from streams.signals import Signal
+from streams.signals import Signal, feed_columns_if_quiet
 from tests.unit.state_compare import close_states
 
 Traffic = list[tuple[str, InferenceEvent | LabelEvent]]
@@ -246,3 +247,41 @@ def test_signal_feed_many_applies_the_cooldown_as_feed_does(cooldown):
     assert len({i for i, _, _ in expected}) > 20  # many alarms, some held back
     assert got == expected
     assert many.cooldown_left == one.cooldown_left
+
+
+@pytest.mark.parametrize("cooldown", [0, 40, 150])  # beyond the 64 values to re-learn
+def test_signals_fed_together_where_quiet_keep_the_cooldown_and_alarms(cooldown):
+    """Feature signals advanced together where their block is quiet (the rest fed alone, as
+    the batch path does) raise the same alarms, keep the same cooldown and the same detector
+    states (up to rounding: the vectorised path adds in another order) as feeding every value
+    one by one."""
+
+    def signals() -> list[Signal]:
+        return [
+            Signal("feature", f"x{j}", {"cusum": CUSUM(target_arl=300.0, reference_size=64)})
+            for j in range(3)
+        ]
+
+    rng = np.random.default_rng(cooldown)
+    steps = rng.normal(size=(4000, 3)) + 3.0 * ((np.arange(4000)[:, None] // 400) % 2)
+    one, many = signals(), signals()
+    expected = [
+        (i, j)
+        for i in range(len(steps))
+        for j in range(3)
+        for _ in one[j].feed(steps[i, j], cooldown)
+    ]
+    got, start, together = [], 0, 0
+    while start < len(steps):
+        block = steps[start : start + int(rng.choice([1, 3, 17, 90]))]
+        quiet = feed_columns_if_quiet(many, block)
+        together += int(quiet.sum())
+        for j in np.flatnonzero(~quiet):
+            due = many[j].feed_many(block[:, j], cooldown, lambda i, d: d)
+            got += [(start + i, int(j)) for i, _ in due]
+        start += len(block)
+    assert len(expected) > 20 and together > 100
+    assert sorted(got) == expected
+    assert [s.cooldown_left for s in many] == [s.cooldown_left for s in one]
+    for mine, theirs in zip(many, one, strict=True):  # up to rounding: cumulative sums
+        assert close_states(mine.checkpoint(), theirs.checkpoint())

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import itertools
 import os
 import random
 import statistics
@@ -98,20 +99,26 @@ async def produce(settings, events, envelope: int, columnar: bool = False) -> in
 
     sent = 0
     async with EventProducer(settings, linger_ms=20) as producer:
-        if envelope <= 1:
-            for event in events:
-                await producer.send_inference(event)
-                sent += 1
-        else:
-            for group in by_model(events).values():
-                for start in range(0, len(group), envelope):
-                    block = group[start : start + envelope]
-                    if columnar:
-                        await producer.send_inference_columns(block)
-                    else:
-                        await producer.send_inference_batch(block)
-                    sent += 1
+        for block in interleaved(events, envelope):
+            if envelope <= 1:
+                await producer.send_inference(block[0])
+            elif columnar:
+                await producer.send_inference_columns(block)
+            else:
+                await producer.send_inference_batch(block)
+            sent += 1
     return sent
+
+
+def interleaved(events, size: int) -> list[list]:
+    """Each model's events in blocks of ``size``, the models taking turns (as concurrent model
+    servers publish), so a worker's batch holds many models, not one model's long run."""
+    per_model = [
+        [group[start : start + size] for start in range(0, len(group), size)]
+        for group in by_model(events).values()
+    ]
+    turns = itertools.zip_longest(*per_model)
+    return [block for turn in turns for block in turn if block is not None]
 
 
 async def raw_consume(settings, n_events: int) -> float:

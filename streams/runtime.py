@@ -37,7 +37,7 @@ from contracts.alarms import (
     encode_alarm,
     encode_resolution,
 )
-from contracts.columns import column, concat
+from contracts.columns import EventColumns, column, concat
 from contracts.envelopes import Decoded, decode_message
 from contracts.events import InvalidEvent, LabelEvent
 from contracts.settings import Settings
@@ -239,7 +239,7 @@ class MonitorRuntime:
             decoded = await self._decode(raw, source, event_kind)
             if decoded is None or not decoded.events:
                 continue
-            model_id = decoded.events[0].model_id
+            model_id = _model_of(decoded.events)
             if await self._forwarded(model_id, raw, source, kind):
                 continue
             self._received.setdefault(model_id, set()).add(tp)
@@ -637,3 +637,9 @@ class _Part:
 def _event_bytes(raw: bytes | None, event, element: int | None) -> bytes | None:
     """What to dead-letter for one event: the message itself, or the element of an envelope."""
     return raw if element is None else event.to_json()
+
+
+def _model_of(events: Sequence[Any]) -> str:
+    """The model of a message's events (all one model), read without building an event from
+    columns."""
+    return events.model_id if isinstance(events, EventColumns) else events[0].model_id

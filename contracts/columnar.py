@@ -36,12 +36,13 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from itertools import chain
 from typing import Any
 
 import numpy as np
 
 from contracts.columns import EventColumns
-from contracts.events import InferenceEvent, InvalidEvent
+from contracts.events import InferenceEvent, InvalidEvent, plain_fields
 
 #: the columns of an inference the fast path reads (anything else: rows)
 _PLAIN = frozenset(
@@ -172,6 +173,59 @@ def _plain_columns(
         versions,
         times,
         tuple(features),
+        matrix,
+        predictions,
+        scores,
+        latencies,
+    )
+
+
+def columns_from_rows(elements: list, model_id: str, schema_version: int) -> EventColumns | None:
+    """A row envelope's elements as columns, when every one is the usual element
+    (:func:`~contracts.events.plain_fields`) and all have the same features in the same order:
+    the same events as decoding each element, without an event object each.  None otherwise
+    (the elements are then read one by one, and a bad one refused alone).
+
+    >>> rows = [{"request_id": f"r{i}", "model_version": "v1", "event_time": 5.0 + i,
+    ...          "features": {"x": 0.5 * i, "y": 1.0}, "prediction": 1} for i in range(3)]
+    >>> found = columns_from_rows(rows, "m", 1)
+    >>> found.matrix.tolist(), found[2].features
+    ([[0.0, 1.0], [0.5, 1.0], [1.0, 1.0]], {'x': 1.0, 'y': 1.0})
+    >>> rows[1]["features"] = {"y": 1.0, "x": 0.5}  # another order: one by one
+    >>> columns_from_rows(rows, "m", 1) is None
+    True
+    """
+    first = elements[0]
+    if type(first) is not dict or type(first.get("features")) is not dict:
+        return None
+    names = list(first["features"])
+    if not names:
+        return None
+    versions, ids, times, features, predictions, scores, latencies = [], [], [], [], [], [], []
+    for element in elements:
+        fields = plain_fields(element) if type(element) is dict else None
+        if fields is None or list(fields[3]) != names:
+            return None
+        versions.append(fields[0])
+        ids.append(fields[1])
+        times.append(fields[2])
+        features.append(fields[3])
+        predictions.append(fields[4])
+        scores.append(fields[5])
+        latencies.append(fields[6])
+    matrix = np.fromiter(
+        chain.from_iterable(map(dict.values, features)),
+        dtype=np.float64,
+        count=len(features) * len(names),
+    ).reshape(len(features), len(names))
+    return EventColumns(
+        model_id,
+        schema_version,
+        None,
+        ids,
+        versions,
+        times,
+        tuple(names),
         matrix,
         predictions,
         scores,

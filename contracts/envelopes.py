@@ -34,7 +34,7 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from contracts.columnar import from_columns
+from contracts.columnar import columns_from_rows, from_columns
 from contracts.columns import EventColumns
 from contracts.events import (
     MODEL_ID_PATTERN,
@@ -114,8 +114,10 @@ def decode_message(raw: bytes | str | None, kind: str) -> Decoded:
     if len(elements) > MAX_EVENTS:
         raise InvalidEvent("invalid_envelope", f"at most {MAX_EVENTS} events per envelope")
     _check_envelope(obj)
-    decoded = Decoded(is_envelope=True)
     given = (model_id, obj["schema_version"])  # checked with the envelope (load_message)
+    if kind == "inference" and (found := columns_from_rows(elements, *given)) is not None:
+        return Decoded(found, is_envelope=True)  # type: ignore[arg-type]
+    decoded = Decoded(is_envelope=True)
     plain = plain_inference if kind == "inference" else _never_plain
     for index, element in enumerate(elements):
         if type(element) is dict and (event := plain(element, given)) is not None:

@@ -302,6 +302,29 @@ def plain_inference(obj: dict[str, Any], envelope: Envelope) -> InferenceEvent |
     ...                  "features": {"x": 1.5}, "prediction": 1}, ("m", 1)) is None
     True
     """
+    fields = plain_fields(obj)
+    if fields is None:
+        return None
+    version, request_id, event_time, features, prediction, score, latency = fields
+    return InferenceEvent(
+        envelope[0],
+        version,
+        request_id,
+        event_time,
+        features,
+        prediction,
+        score,
+        None,
+        latency,
+        envelope[1],
+        None,
+    )
+
+
+def plain_fields(obj: dict[str, Any]) -> tuple | None:
+    """:func:`plain_inference`'s check, and the element's fields as an event holds them:
+    ``(model_version, request_id, event_time, features, prediction, score, latency_ms)``
+    (numbers as floats); ``None`` where the element is not the usual one."""
     get = obj.get
     request_id, version, event_time = get("request_id"), get("model_version"), get("event_time")
     features, prediction = get("features"), get("prediction")
@@ -335,18 +358,14 @@ def plain_inference(obj: dict[str, Any], envelope: Envelope) -> InferenceEvent |
         )
     ):
         return None
-    return InferenceEvent(
-        envelope[0],
+    return (
         version,
         request_id,
         float(event_time),
         features,
         prediction,
         None if score is None else float(score),
-        None,
         None if latency is None else float(latency),
-        envelope[1],
-        None,
     )
 
 

@@ -12,7 +12,7 @@ import pytest
 from contracts.columnar import encode_columns
 from contracts.columns import EventColumns, concat
 from contracts.envelopes import decode_message
-from contracts.events import InferenceEvent, InvalidEvent
+from contracts.events import InferenceEvent, InvalidEvent, inference_from_object, plain_fields
 
 BAD_VALUES = [
     ("features", 3),  # an integer feature: accepted, as a float
@@ -85,6 +85,30 @@ def test_columns_decode_to_the_events_and_refusals_of_the_same_rows(seed):
     assert by_columns.is_envelope
     if seed % 4 == 0:  # nothing wrong: the fast path, columns kept
         assert isinstance(by_columns.events, EventColumns)
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_usual_row_envelopes_decode_to_columns_of_the_same_events(seed):
+    """A row envelope whose elements are all the usual kind, with one feature layout, decodes
+    straight to columns: the events each element decodes to on its own.  Anything else is read
+    element by element (and a bad element refused alone, as the test above checks)."""
+    rng = random.Random(seed)
+    rows = _elements(rng, rng.randint(1, 60), mutate=seed % 3)
+    if seed % 5 == 4 and len(rows) > 1:  # one element with its features in another order
+        rows[-1]["features"] = dict(reversed(list(rows[-1]["features"].items())))
+    head = {"schema_version": 1, "model_id": "m"}
+    decoded = decode_message(orjson.dumps({**head, "events": rows}), "inference")
+    one_by_one, refused = [], []
+    for i, row in enumerate(rows):
+        try:
+            one_by_one.append(inference_from_object(row, ("m", 1)))
+        except InvalidEvent as exc:
+            refused.append((i, exc.reason))
+    assert list(decoded.events) == one_by_one
+    assert [(i, e.reason) for i, _, e in decoded.rejected] == refused
+    usual = all(plain_fields(row) is not None for row in rows)
+    same_layout = len({tuple(row["features"]) for row in rows}) == 1
+    assert isinstance(decoded.events, EventColumns) == (usual and same_layout)
 
 
 def test_a_broadcast_version_and_probabilities_and_tasks_decode_as_rows_do():

@@ -201,18 +201,15 @@ def columns_from_rows(elements: list, model_id: str, schema_version: int) -> Eve
     names = list(first["features"])
     if not names:
         return None
-    versions, ids, times, features, predictions, scores, latencies = [], [], [], [], [], [], []
+    rows = []
     for element in elements:
         fields = plain_fields(element) if type(element) is dict else None
         if fields is None or list(fields[3]) != names:
             return None
-        versions.append(fields[0])
-        ids.append(fields[1])
-        times.append(fields[2])
-        features.append(fields[3])
-        predictions.append(fields[4])
-        scores.append(fields[5])
-        latencies.append(fields[6])
+        rows.append(fields)
+    versions, ids, times, features, predictions, scores, latencies = map(
+        list, zip(*rows, strict=True)
+    )
     matrix = np.fromiter(
         chain.from_iterable(map(dict.values, features)),
         dtype=np.float64,

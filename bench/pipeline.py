@@ -4,8 +4,8 @@
     python bench/pipeline.py [--events 100000] [--models 10] [--out docs/pipeline-benchmark.md]
 
 Events: 20 numeric features, a prediction and a score each, spread over ``--models`` models (the
-issue's test load: 100,000 events, 10 models), which send in turns (:func:`interleaved`).  Each figure is measured in the same run, on
-topics of its own:
+issue's test load: 100,000 events, 10 models), which send in turns (:func:`interleaved`).  Each
+figure is measured in the same run, on topics of its own:
 
 - **raw consume**: aiokafka ``getmany`` + ``orjson.loads`` of every message (the floor; the
   same parser the worker uses);

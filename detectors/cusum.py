@@ -270,9 +270,7 @@ class CUSUM(DriftDetector):
         """The values the CUSUMs read: [standardised level, standardised spread] or [0/1]."""
         if self._binary:
             return [(x != 0).astype(np.float64)]
-        level0, scale0, mean, scale_long, std, spread_mean, spread_scale = self._frame
-        u = np.clip((x - level0) / scale0, -self.clip, self.clip)
-        return [(u - mean) / scale_long, (np.abs(u - mean) / std - spread_mean) / spread_scale]
+        return list(_level_and_spread(x, self._frame, self.clip))
 
     # -- one value -----------------------------------------------------------------------------
     def _update(self, x: float) -> bool:
@@ -362,12 +360,9 @@ class CUSUM(DriftDetector):
         # so every sum is the one a single cumulative sum over the column would take
         for top in range(0, n, _ROWS):
             x = columns[top : top + _ROWS, ready]
-            level0, scale0, mean, scale_long, std, spread_mean, spread_scale = frames
-            u = np.clip((x - level0) / scale0, -bound, bound)
-            level = (u - mean) / scale_long
+            level, spread = _level_and_spread(x, frames, bound)  # a column per detector
             if binary:
                 level[:, binary] = (x[:, binary] != 0).astype(np.float64)
-            spread = (np.abs(u - mean) / std - spread_mean) / spread_scale
             transformed = np.concatenate([level, spread], axis=1)  # source s of k: s*m + k
             walk = alphas * transformed[:, source] + betas
             if walk_end is not None:
@@ -450,6 +445,15 @@ class CUSUM(DriftDetector):
     @classmethod
     def _unit_test_params(cls) -> dict[str, Any]:
         return {"shifts": (1.0,), "target_arl": 10_000.0, "reference_size": 200}
+
+
+def _level_and_spread(x: np.ndarray, frame: Any, clip: Any) -> tuple[np.ndarray, np.ndarray]:
+    """A numeric CUSUM's two inputs, the standardised level and spread of ``x``, in the frame
+    ``(level0, scale0, mean, scale_long, std, spread_mean, spread_scale)``: numbers for one
+    detector, or a row of them for a column each (``clip`` likewise)."""
+    level0, scale0, mean, scale_long, std, spread_mean, spread_scale = frame
+    u = np.clip((x - level0) / scale0, -clip, clip)
+    return (u - mean) / scale_long, (np.abs(u - mean) / std - spread_mean) / spread_scale
 
 
 def _spread_margin(ref: Reference) -> float:

@@ -147,14 +147,14 @@ def feed_columns_if_quiet(signals: Sequence[Signal], columns: np.ndarray) -> np.
     """
     n = len(columns)
     taken = np.zeros(len(signals), dtype=bool)
-    groups: dict[type[DriftDetector], list[int]] = {}
+    groups: dict[type[DriftDetector], list[tuple[int, DriftDetector]]] = {}
     for j, signal in enumerate(signals):
         if len(signal.detectors) == 1:
             (detector,) = signal.detectors.values()
-            groups.setdefault(type(detector), []).append(j)
-    for kind, chosen in groups.items():
-        detectors = [next(iter(signals[j].detectors.values())) for j in chosen]
-        took = kind.update_columns_if_quiet(detectors, columns[:, chosen])
+            groups.setdefault(type(detector), []).append((j, detector))
+    for kind, members in groups.items():
+        chosen = [j for j, _ in members]
+        took = kind.update_columns_if_quiet([d for _, d in members], columns[:, chosen])
         for k in np.flatnonzero(took):
             signal = signals[chosen[k]]
             signal.cooldown_left = max(0, signal.cooldown_left - n)  # n updates, no alarm

@@ -20,6 +20,7 @@ Subclasses store each hyperparameter under its own name in ``__init__`` (``thres
 from __future__ import annotations
 
 import abc
+import functools
 import inspect
 import json
 import math
@@ -29,7 +30,13 @@ from typing import Any, ClassVar, Self
 import numpy as np
 
 from detectors.result import DriftResult
-from detectors.state import decode_state, decode_value, encode_state, encode_value
+from detectors.state import (
+    decode_state,
+    decode_value,
+    encode_state,
+    encode_value,
+    state_envelope,
+)
 
 REGISTRY: dict[str, type[DriftDetector]] = {}
 
@@ -206,20 +213,28 @@ class DriftDetector(abc.ABC):
         A hyperparameter whose name is also a protocol property (``threshold``) is stored with a
         trailing underscore (``threshold_``) and read from there.
         """
-        names = [p for p in inspect.signature(type(self).__init__).parameters if p != "self"]
         return {
-            n: getattr(self, f"{n}_") if hasattr(self, f"{n}_") else getattr(self, n) for n in names
+            n: getattr(self, f"{n}_") if hasattr(self, f"{n}_") else getattr(self, n)
+            for n in _init_parameters(type(self))
         }
 
     def get_state(self) -> bytes:
         """A versioned JSON checkpoint of parameters and state."""
+        return encode_state(self.state_document())
+
+    def state_document(self) -> dict[str, Any]:
+        """:meth:`get_state`'s checkpoint as JSON-ready data, for a caller that nests it in a
+        larger document (a model's checkpoint) and writes that at once: it may share lists
+        with the detector, so write it (or copy it) before the detector changes again."""
         common = {
             "n_seen": self.n_seen,
             "n_rejected": self.n_rejected,
             "n_detections": self.n_detections,
             "drift_detected": self._drift_detected,
         }
-        return encode_state(self.name, self.state_version, self.params, common | self._get_state())
+        return state_envelope(
+            self.name, self.state_version, self.params, common | self._get_state()
+        )
 
     @classmethod
     def from_state(cls, blob: bytes | str) -> Self:
@@ -266,7 +281,7 @@ class DriftDetector(abc.ABC):
         for f in self._state_fields:
             value = getattr(self, f)
             if isinstance(value, DriftDetector):  # a detector inside: its own checkpoint
-                value = json.loads(value.get_state())
+                value = value.state_document()
             state[f.lstrip("_")] = encode_value(value)
         return state
 
@@ -296,6 +311,13 @@ class WarningLevel:
     def warning_detected(self) -> bool:
         """True when the latest update crossed the warning level (but not the alarm level)."""
         return self._warning
+
+
+@functools.cache
+def _init_parameters(cls: type) -> tuple[str, ...]:
+    """The constructor's parameter names (read once per class: a signature costs ~30 us, and
+    every checkpoint asks each detector for its parameters)."""
+    return tuple(p for p in inspect.signature(cls.__init__).parameters if p != "self")
 
 
 def detector_from_state(blob: bytes | str) -> DriftDetector:

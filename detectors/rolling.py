@@ -250,9 +250,9 @@ class RollingReference(DriftDetector):
 
     # -- checkpoints ---------------------------------------------------------------------------
     def _get_state(self) -> dict[str, Any]:
-        shadow = None if self._shadow is None else json.loads(self._shadow.get_state())
+        shadow = None if self._shadow is None else self._shadow.state_document()
         return {
-            "inner": json.loads(self._inner.get_state()),
+            "inner": self._inner.state_document(),
             "shadow": shadow,
             "served": self._served,
             "refreshes": self.refreshes,

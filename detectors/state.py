@@ -21,16 +21,21 @@ class StateError(ValueError):
     """A checkpoint that cannot be restored: wrong detector, version or shape."""
 
 
-def encode_state(
+def state_envelope(
     detector: str, version: int, params: dict[str, Any], state: dict[str, Any]
-) -> bytes:
-    envelope = {
+) -> dict[str, Any]:
+    """A checkpoint as data, before it is written as JSON (:func:`encode_state`)."""
+    return {
         "format": STATE_FORMAT,
         "detector": detector,
         "version": version,
         "params": params,
         "state": state,
     }
+
+
+def encode_state(envelope: dict[str, Any]) -> bytes:
+    """:func:`state_envelope`'s checkpoint as JSON bytes."""
     return json.dumps(envelope, separators=(",", ":"), allow_nan=True).encode()
 
 

@@ -18,6 +18,7 @@ write.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 from collections.abc import Mapping
@@ -33,16 +34,16 @@ def split(checkpoint: Mapping[str, Any], depth: int = DEPTH) -> dict[str, str]:
     field of its own, so :func:`join` gives back exactly what went in."""
     fields: dict[str, str] = {}
 
-    def walk(node: Any, path: list[str]) -> None:
+    def walk(node: Any, path: tuple[str, ...]) -> None:
         if isinstance(node, Mapping) and node and len(path) < depth:
             for key, value in node.items():
-                walk(value, [*path, str(key)])
+                walk(value, (*path, str(key)))
         else:
-            fields[_dumps(path)] = _dumps(node)
+            fields[_field_name(path)] = _dumps(node)
 
     if not isinstance(checkpoint, Mapping) or not checkpoint:
         raise ValueError("a checkpoint is a non-empty mapping")
-    walk(checkpoint, [])
+    walk(checkpoint, ())
     return fields
 
 
@@ -122,6 +123,12 @@ def changed(old: Digests, new: Digests) -> tuple[list[str], list[str]]:
         [name for name, digest in after.items() if before.get(name) != digest],
         [name for name in before if name not in after],
     )
+
+
+@functools.lru_cache(maxsize=1 << 16)
+def _field_name(path: tuple[str, ...]) -> str:
+    """A field's name, the JSON array of its path: the same few hundred paths every flush."""
+    return _dumps(list(path))
 
 
 def _dumps(value: Any) -> str:

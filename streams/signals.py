@@ -104,7 +104,7 @@ class Signal:
     def checkpoint(self) -> dict[str, Any]:
         doc: dict[str, Any] = {
             "cooldown_left": self.cooldown_left,
-            "detectors": {name: json.loads(d.get_state()) for name, d in self.detectors.items()},
+            "detectors": {name: d.state_document() for name, d in self.detectors.items()},
         }
         if self.baseline is not None:
             doc["baseline"] = self.baseline
@@ -214,7 +214,8 @@ class VersionSignals:
             return
         for signal in self.signals():
             if signal.baseline is None and signal.calibrated:
-                signal.baseline = signal.checkpoint()["detectors"]
+                # a copy through JSON: kept for good, it must not share the detectors' lists
+                signal.baseline = json.loads(json.dumps(signal.checkpoint()["detectors"]))
         self.baselines_complete = all(s.baseline is not None for s in self.signals())
 
     def checkpoint(self) -> dict[str, Any]:

@@ -51,6 +51,7 @@ QUANTILES = (0.05, 0.25, 0.5, 0.75, 0.95)
 _WAIT_ROWS = 4096  # rows that may wait to be added (until the next read)
 _FIELDS = ("count", "total", "squares", "low", "high")
 _EMPTY_SAMPLE = np.zeros((0, 2))
+_QUANTILE_NAMES = tuple(f"p{round(q * 100):02d}" for q in QUANTILES)
 
 
 class FeatureStats:
@@ -217,35 +218,13 @@ class FeatureStats:
         """The sample's rows whose slot is still in the window."""
         return taken[taken[:, 0] > self.newest - SLOTS]
 
-    def _quantiles(self, j: int, counts: np.ndarray, low: float, high: float) -> dict[str, float]:
-        """Quantiles of feature ``j`` from its merged bin counts, within [low, high]."""
-        if not np.isfinite(self.edges[j, 0]):  # fewer values than a sample: exact from it
-            live = self._live(self._sample.get(j, _EMPTY_SAMPLE))[:, 1]
-            if not len(live):
-                return {}
-            exact = np.quantile(live, QUANTILES)
-            return {
-                f"p{round(q * 100):02d}": float(v) for q, v in zip(QUANTILES, exact, strict=True)
-            }
-        n = counts.sum()
-        if n == 0:
+    def _exact_quantiles(self, j: int) -> dict[str, float]:
+        """Quantiles of feature ``j`` before its edges are set: exact, from its sample."""
+        live = self._live(self._sample.get(j, _EMPTY_SAMPLE))[:, 1]
+        if not len(live):
             return {}
-        bounds = np.clip(np.r_[low, self.edges[j], high], low, high)
-        cumulative = np.cumsum(counts)
-        out = {}
-        for q in QUANTILES:
-            target = q * n
-            b = int(np.searchsorted(cumulative, target, side="left"))
-            b = min(b, BINS - 1)
-            while counts[b] == 0 and b < BINS - 1:  # target on an empty bin's edge
-                b += 1
-            before = cumulative[b] - counts[b]
-            share = (target - before) / counts[b] if counts[b] else 0.0
-            lo, hi = bounds[b], max(bounds[b], bounds[b + 1])
-            if b >= 2 and self.edges[j, b - 1] == self.edges[j, b - 2]:
-                hi = lo  # a repeated edge: the sample had a point mass there (a discrete value)
-            out[f"p{round(q * 100):02d}"] = float(lo + min(max(share, 0.0), 1.0) * (hi - lo))
-        return out
+        exact = np.quantile(live, QUANTILES)
+        return dict(zip(_QUANTILE_NAMES, exact.tolist(), strict=True))
 
     def _columns(
         self, names: Sequence[str], values: np.ndarray
@@ -305,6 +284,7 @@ class FeatureStats:
             self.high[live].max(axis=0, initial=-np.inf),
         )
         counts = self.hist[live].sum(axis=0)
+        binned = _binned_quantiles(counts, self.edges, low, high)
         out: dict[str, dict[str, float | int | None]] = {}
         for j, name in enumerate(self.names):
             if n[j] <= 0:
@@ -317,7 +297,7 @@ class FeatureStats:
                 "std": math.sqrt(spread / (n[j] - 1)) if n[j] > 1 else None,
                 "min": float(low[j]),
                 "max": float(high[j]),
-                **self._quantiles(j, counts[j], float(low[j]), float(high[j])),
+                **(binned[j] if binned[j] is not None else self._exact_quantiles(j)),
             }
         return out
 
@@ -368,3 +348,42 @@ def _pack(array: np.ndarray) -> str:
 
 def _unpack(text: str, shape: tuple[int, ...]) -> np.ndarray:
     return np.frombuffer(base64.b64decode(text), dtype="<f8").astype(np.float64).reshape(shape)
+
+
+def _binned_quantiles(
+    counts: np.ndarray, edges: np.ndarray, low: np.ndarray, high: np.ndarray
+) -> list[dict[str, float] | None]:
+    """Each feature's quantiles from its merged bin counts (a row each), interpolated within
+    its bin and bounded by [low, high]; ``{}`` for a feature with no values, None for one
+    whose edges are not set yet (its quantiles come from its sample).  All features at once:
+    for each quantile, the first bin whose cumulative count reaches it (an empty bin passed
+    over), then the share of that bin it lies at."""
+    n = counts.sum(axis=1)
+    has_edges = np.isfinite(edges[:, 0])
+    out: list[dict[str, float] | None] = [{} if e else None for e in has_edges.tolist()]
+    rows = np.flatnonzero(has_edges & (n > 0))
+    if not len(rows):
+        return out
+    counts, edges, n = counts[rows], edges[rows], n[rows]
+    low, high = low[rows, None], high[rows, None]
+    cumulative = np.cumsum(counts, axis=1)
+    targets = np.multiply.outer(n, np.asarray(QUANTILES))  # (features, quantiles)
+    first = (cumulative[:, None, :] < targets[:, :, None]).sum(axis=2)  # searchsorted, left
+    # the first non-empty bin at or after it (the last bin if none)
+    filled = np.where(counts > 0, np.arange(BINS), BINS)
+    filled = np.minimum.accumulate(filled[:, ::-1], axis=1)[:, ::-1]
+    b = np.minimum(np.take_along_axis(filled, np.minimum(first, BINS - 1), axis=1), BINS - 1)
+    in_bin = np.take_along_axis(counts, b, axis=1)
+    before = np.take_along_axis(cumulative, b, axis=1) - in_bin
+    share = np.divide(targets - before, in_bin, out=np.zeros(targets.shape), where=in_bin != 0)
+    bounds = np.clip(np.concatenate([low, edges, high], axis=1), low, high)
+    lo = np.take_along_axis(bounds, b, axis=1)
+    hi = np.maximum(lo, np.take_along_axis(bounds, b + 1, axis=1))
+    # a repeated edge: the sample had a point mass there (a discrete value): its bin answers it
+    previous = np.take_along_axis(edges, np.maximum(b - 1, 0), axis=1)
+    before_previous = np.take_along_axis(edges, np.maximum(b - 2, 0), axis=1)
+    hi = np.where((b >= 2) & (previous == before_previous), lo, hi)
+    values = (lo + np.clip(share, 0.0, 1.0) * (hi - lo)).tolist()
+    for row, found in zip(rows.tolist(), values, strict=True):
+        out[row] = dict(zip(_QUANTILE_NAMES, found, strict=True))
+    return out

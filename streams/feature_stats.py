@@ -356,8 +356,8 @@ def _binned_quantiles(
     """Each feature's quantiles from its merged bin counts (a row each), interpolated within
     its bin and bounded by [low, high]; ``{}`` for a feature with no values, None for one
     whose edges are not set yet (its quantiles come from its sample).  All features at once:
-    for each quantile, the first bin whose cumulative count reaches it (an empty bin passed
-    over), then the share of that bin it lies at."""
+    for each quantile, the first bin whose cumulative count reaches it, then the share of that
+    bin it lies at."""
     n = counts.sum(axis=1)
     has_edges = np.isfinite(edges[:, 0])
     out: list[dict[str, float] | None] = [{} if e else None for e in has_edges.tolist()]
@@ -368,14 +368,13 @@ def _binned_quantiles(
     low, high = low[rows, None], high[rows, None]
     cumulative = np.cumsum(counts, axis=1)
     targets = np.multiply.outer(n, np.asarray(QUANTILES))  # (features, quantiles)
-    first = (cumulative[:, None, :] < targets[:, :, None]).sum(axis=2)  # searchsorted, left
-    # the first non-empty bin at or after it (the last bin if none)
-    filled = np.where(counts > 0, np.arange(BINS), BINS)
-    filled = np.minimum.accumulate(filled[:, ::-1], axis=1)[:, ::-1]
-    b = np.minimum(np.take_along_axis(filled, np.minimum(first, BINS - 1), axis=1), BINS - 1)
+    # the first bin whose cumulative count reaches the quantile (searchsorted, left): as
+    # 0 < target < n, the count before it is below the target and its own is not, so the bin
+    # is never empty
+    b = (cumulative[:, None, :] < targets[:, :, None]).sum(axis=2)
     in_bin = np.take_along_axis(counts, b, axis=1)
     before = np.take_along_axis(cumulative, b, axis=1) - in_bin
-    share = np.divide(targets - before, in_bin, out=np.zeros(targets.shape), where=in_bin != 0)
+    share = (targets - before) / in_bin
     bounds = np.clip(np.concatenate([low, edges, high], axis=1), low, high)
     lo = np.take_along_axis(bounds, b, axis=1)
     hi = np.maximum(lo, np.take_along_axis(bounds, b + 1, axis=1))

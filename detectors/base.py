@@ -313,6 +313,26 @@ class WarningLevel:
         return self._warning
 
 
+def update_columns_by_class(detectors: Sequence[DriftDetector], columns: np.ndarray) -> np.ndarray:
+    """:meth:`DriftDetector.update_columns_if_quiet` over detectors of any classes: each class
+    takes the columns of its own detectors.  Returns which detectors took their column.
+
+    >>> from detectors import CUSUM, PageHinkley
+    >>> mixed = [CUSUM(reference_size=64), PageHinkley()]
+    >>> _ = mixed[0].update_many(np.random.default_rng(0).normal(size=100))
+    >>> update_columns_by_class(mixed, np.zeros((5, 2))).tolist()
+    [True, False]
+    """
+    taken = np.zeros(len(detectors), dtype=bool)
+    groups: dict[type[DriftDetector], list[int]] = {}
+    for j, detector in enumerate(detectors):
+        groups.setdefault(type(detector), []).append(j)
+    for kind, chosen in groups.items():
+        took = kind.update_columns_if_quiet([detectors[j] for j in chosen], columns[:, chosen])
+        taken[[j for j, ok in zip(chosen, took.tolist(), strict=True) if ok]] = True
+    return taken
+
+
 @functools.cache
 def _init_parameters(cls: type) -> tuple[str, ...]:
     """The constructor's parameter names (read once per class: a signature costs ~30 us, and

@@ -30,7 +30,7 @@ from typing import Any
 
 import numpy as np
 
-from detectors.base import REGISTRY, DriftDetector, detector_from_state
+from detectors.base import REGISTRY, DriftDetector, detector_from_state, update_columns_by_class
 
 
 class RollingReference(DriftDetector):
@@ -198,7 +198,7 @@ class RollingReference(DriftDetector):
         it (the shadow then learns the column on its own)."""
         n = len(columns)
         taken = np.zeros(len(detectors), dtype=bool)
-        groups: dict[type[DriftDetector], list[int]] = {}
+        chosen = []
         for j, d in enumerate(detectors):
             if d._drift_detected or not d.calibrated:
                 continue
@@ -209,25 +209,24 @@ class RollingReference(DriftDetector):
                 else getattr(shadow, "values_to_calibrate", lambda: 0)() - 1
             )
             if n <= room:
-                groups.setdefault(type(d._inner), []).append(j)
-        for kind, chosen in groups.items():
-            inners = [detectors[j]._inner for j in chosen]
-            rejected = [inner.n_rejected for inner in inners]
-            took = kind.update_columns_if_quiet(inners, columns[:, chosen])
-            for k in np.flatnonzero(took):
-                j = chosen[k]
-                d = detectors[j]
-                accepted = n - (inners[k].n_rejected - rejected[k])
-                d.n_seen += accepted
-                d.n_rejected += n - accepted
-                d._drift_detected = False
-                if d._shadow is not None:
-                    d._shadow.update_many(columns[:, j])
-                else:
-                    d._served += accepted
-                    if d._served >= d.every:
-                        d._shadow = d._make()
-                taken[j] = True
+                chosen.append(j)
+        inners = [detectors[j]._inner for j in chosen]
+        rejected = [inner.n_rejected for inner in inners]
+        took = update_columns_by_class(inners, columns[:, chosen])
+        for k in np.flatnonzero(took):
+            j = chosen[k]
+            d = detectors[j]
+            accepted = n - (inners[k].n_rejected - rejected[k])
+            d.n_seen += accepted
+            d.n_rejected += n - accepted
+            d._drift_detected = False
+            if d._shadow is not None:
+                d._shadow.update_many(columns[:, j])
+            else:
+                d._served += accepted
+                if d._served >= d.every:
+                    d._shadow = d._make()
+            taken[j] = True
         return taken
 
     def _learn(self, block: Any) -> int:

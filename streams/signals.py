@@ -30,6 +30,7 @@ from typing import Any, TypeVar
 import numpy as np
 
 from detectors import DriftDetector, StateError, detector_from_state
+from detectors.base import update_columns_by_class
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -147,18 +148,12 @@ def feed_columns_if_quiet(signals: Sequence[Signal], columns: np.ndarray) -> np.
     """
     n = len(columns)
     taken = np.zeros(len(signals), dtype=bool)
-    groups: dict[type[DriftDetector], list[tuple[int, DriftDetector]]] = {}
-    for j, signal in enumerate(signals):
-        if len(signal.detectors) == 1:
-            (detector,) = signal.detectors.values()
-            groups.setdefault(type(detector), []).append((j, detector))
-    for kind, members in groups.items():
-        chosen = [j for j, _ in members]
-        took = kind.update_columns_if_quiet([d for _, d in members], columns[:, chosen])
-        for k in np.flatnonzero(took):
-            signal = signals[chosen[k]]
-            signal.cooldown_left = max(0, signal.cooldown_left - n)  # n updates, no alarm
-            taken[chosen[k]] = True
+    single = [j for j, signal in enumerate(signals) if len(signal.detectors) == 1]
+    detectors = [next(iter(signals[j].detectors.values())) for j in single]
+    for k in np.flatnonzero(update_columns_by_class(detectors, columns[:, single])):
+        signal = signals[single[k]]
+        signal.cooldown_left = max(0, signal.cooldown_left - n)  # n updates, no alarm
+        taken[single[k]] = True
     return taken
 
 

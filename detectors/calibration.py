@@ -16,6 +16,7 @@ own shape (skewed, clipped heavy tails, two-point 0/1 errors) rather than a Gaus
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -43,7 +44,9 @@ def adjustment_coefficients(
 
     ``log E[exp(theta v)]`` is convex, zero at 0 and falling there (negative mean), so Newton's
     method started right of the root (found by doubling) falls monotonically onto it: about ten
-    steps to float precision, where bisection took eighty, and all rows in the same steps.
+    steps to float precision, where bisection took eighty.  All rows take their steps together,
+    and each row stops at its own last step, so a row's root does not depend on the rows beside
+    it (detectors calibrated together get the thresholds each would get alone).
     """
     weights = weights / weights.sum(axis=1, keepdims=True)
     if (np.einsum("ij,ij->i", weights, values) >= 0).any():
@@ -53,25 +56,28 @@ def adjustment_coefficients(
     if not live.any():
         return theta
     v, w = values[live], weights[live]
-
-    def log_mgf(t: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        x = t[:, None] * v
-        top = x.max(axis=1)
-        e = w * np.exp(x - top[:, None])
-        total = e.sum(axis=1)
-        return top + np.log(total), np.einsum("ij,ij->i", e, v) / total
-
     t = np.ones(len(v))
-    while (low := log_mgf(t)[0] < 0).any():
+    while (low := _log_mgf(t, v, w)[0] < 0).any():
         t[low] *= 2
+    going = np.arange(len(v))  # rows still stepping
     for _ in range(200):
-        f, slope = log_mgf(t)
+        f, slope = _log_mgf(t[going], v[going], w[going])
         step = f / slope
-        t = np.maximum(t - step, np.nextafter(0, 1))
-        if (np.abs(step) <= tolerance * t).all():
+        t[going] = np.maximum(t[going] - step, np.nextafter(0, 1))
+        going = going[np.abs(step) > tolerance * t[going]]
+        if not len(going):
             break
     theta[live] = t
     return theta
+
+
+def _log_mgf(t: np.ndarray, v: np.ndarray, w: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``log sum(w * exp(t v))`` per row, and its derivative in ``t``."""
+    x = t[:, None] * v
+    top = x.max(axis=1)
+    e = w * np.exp(x - top[:, None])
+    total = e.sum(axis=1)
+    return top + np.log(total), np.einsum("ij,ij->i", e, v) / total
 
 
 def run_length(h: float, theta: float, mu: float, sd: float) -> float:
@@ -139,9 +145,11 @@ def _threshold(target: float, values: np.ndarray, weights: np.ndarray, theta: fl
 
 
 def thresholds_averaged(
-    target_run_length: float, arms: list[list[tuple[np.ndarray, np.ndarray]]]
+    target_run_length: float | Sequence[float], arms: list[list[tuple[np.ndarray, np.ndarray]]]
 ) -> list[float]:
-    """Thresholds for a reference that is itself an estimate.
+    """Thresholds for a reference that is itself an estimate (``target_run_length``: one for
+    all arms, or one per arm).  Each arm's threshold is its own: the same whatever arms are
+    calibrated beside it, so many detectors' arms can go in one call.
 
     ``arms[j][q]`` is arm ``j``'s increments (``(values, weights)``) if the reference were off
     by ``ERROR_NODES[q]`` standard errors toward that arm; the middle node (0) is the reference
@@ -184,7 +192,8 @@ def thresholds_averaged(
             thetas[picked] = adjustment_coefficients(values[settled], weights[settled], 1e-9)
     at = np.array(index)
     theta, mu, sd = thetas[at], mus[at], sds[at]
-    log_target = -math.log(target_run_length)
+    target = np.broadcast_to(np.asarray(target_run_length, dtype=np.float64), (len(arms),))
+    log_target = -np.log(target)
     # start where the exact reference's run length is about the target (exp(theta b) / (theta
     # mu) = target), then Newton on the log of the averaged rate (convex and falling in h: it
     # settles from either side)
@@ -194,18 +203,22 @@ def thresholds_averaged(
     t0, m0 = np.where(usable, t0, 1.0), np.where(usable, m0, 1.0)
     h = np.where(
         usable,
-        np.maximum(np.log(target_run_length * t0 * m0) / t0 - OVERSHOOT * s0, 0.0),
+        np.maximum(np.log(target * t0 * m0) / t0 - OVERSHOOT * s0, 0.0),
         0.0,
     )
+    going = np.arange(len(arms))  # arms still stepping (each stops at its own last step)
     for _ in range(50):
-        rate, slope = _rates(h, theta, mu, sd)
-        mean_rate, mean_slope = rate @ ERROR_WEIGHTS, slope @ ERROR_WEIGHTS
+        rate, slope = _rates(h[going], theta[going], mu[going], sd[going])
+        mean_rate = (rate * ERROR_WEIGHTS).sum(axis=1)
+        mean_slope = (slope * ERROR_WEIGHTS).sum(axis=1)
         live = (mean_rate > 0) & (mean_slope < 0)
-        gap = np.where(live, np.log(np.where(live, mean_rate, 1.0)) - log_target, 0.0)
-        if (np.abs(gap) <= 1e-9).all():
+        gap = np.where(live, np.log(np.where(live, mean_rate, 1.0)) - log_target[going], 0.0)
+        unsettled = np.abs(gap) > 1e-9
+        going, gap = going[unsettled], gap[unsettled]
+        if not len(going):
             break
-        step = gap * mean_rate / np.where(live, mean_slope, -1.0)
-        h = np.maximum(h - step, 0.0)
+        step = gap * mean_rate[unsettled] / np.where(live[unsettled], mean_slope[unsettled], -1.0)
+        h[going] = np.maximum(h[going] - step, 0.0)
     return [float(v) for v in h]
 
 

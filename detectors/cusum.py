@@ -181,6 +181,26 @@ class CUSUM(DriftDetector):
 
     # -- calibration ---------------------------------------------------------------------------
     def _calibrate(self, ref: Reference) -> None:
+        CUSUM._calibrate_together([(self, ref)])
+
+    @staticmethod
+    def _calibrate_together(pairs: Sequence[tuple[CUSUM, Reference]]) -> None:
+        """Calibrate each detector on its reference, every arm's threshold in one call (a
+        threshold does not depend on the arms beside it: the same as one at a time)."""
+        prepared = [(d, d._prepare(ref)) for d, ref in pairs]
+        targets = [budget for _, (budget, arms, _) in prepared for _ in arms]
+        thresholds = thresholds_averaged(targets, [a for _, (_, arms, _) in prepared for a in arms])
+        at = 0
+        for d, (_, arms, widen) in prepared:
+            d._h = [h * widen for h in thresholds[at : at + len(arms)]]
+            at += len(arms)
+
+    def _prepare(
+        self, ref: Reference
+    ) -> tuple[float, list[list[tuple[np.ndarray, np.ndarray]]], float]:
+        """Everything of a calibration but the thresholds: sets the reference frame and the
+        CUSUMs' increments; returns what the thresholds are computed from (the false-alarm
+        budget of each arm, the arms' increments) and the factor they are widened by."""
         self._sketch = None
         self._binary = ref.binary
         # (source, alpha, beta, increments under the reference if it were off by each of
@@ -241,14 +261,15 @@ class CUSUM(DriftDetector):
         self._sources = [c[0] for c in cusums]
         self._alphas = [c[1] for c in cusums]
         self._betas = [c[2] for c in cusums]
-        self._h = thresholds_averaged(budget, [c[3] for c in cusums])
+        widen = 1.0
         if ref.binary:
             widen = _clustering(ref)
             if widen > 1.0:
-                self._h = [h * widen for h in self._h]
                 self._baseline["clustering"] = widen
+        self._h = []  # set by _calibrate_together
         self._stats = [0.0] * len(cusums)
         self._labels = labels
+        return budget, [c[3] for c in cusums], widen
 
     def keep_spread_of(self, old: CUSUM) -> None:
         """After re-learning (a rolling reference): never judge the level or the spread against
@@ -384,6 +405,52 @@ class CUSUM(DriftDetector):
                 taken[ready[k]] = True
             at += width_k
         return taken
+
+    @classmethod
+    def learn_columns(cls, detectors: Sequence[CUSUM], columns: np.ndarray) -> None:
+        """Each detector learns its column; where that completes its reference (at the
+        column's last value: a column holds at most the values it still needs), the thresholds
+        of all those detectors are computed in one call (a calibration costs about 0.5 ms,
+        mostly numpy's fixed cost, so twenty features' references completing in one block cost
+        about as much as one).  Any other column goes through ``update_many``.
+
+        >>> rng = np.random.default_rng(3)
+        >>> together = [CUSUM(reference_size=64) for _ in range(3)]
+        >>> alone = [CUSUM(reference_size=64) for _ in range(3)]
+        >>> block = rng.normal(size=(64, 3))
+        >>> CUSUM.learn_columns(together, block)
+        >>> for j in range(3):
+        ...     _ = alone[j].update_many(block[:, j])
+        >>> [together[j].calibrated and together[j].get_state() == alone[j].get_state()
+        ...  for j in range(3)]
+        [True, True, True]
+        """
+        completed: list[tuple[CUSUM, Reference]] = []
+        finite = np.isfinite(columns).all(axis=0)
+        for j, d in enumerate(detectors):
+            column = columns[:, j]
+            if (
+                d._sketch is None
+                or d._restart_pending
+                or not finite[j]
+                or len(column) > d.values_to_calibrate()
+            ):
+                d.update_many(column)
+                continue
+            sketch, i = d._sketch, 0
+            while i < len(column) and not sketch.full:
+                i += sketch.add_many(column[i:])
+            d.n_seen += i
+            d._drift_detected = False
+            if not sketch.full:
+                continue
+            if i < len(column):  # completed before the column's end: calibrate, then the rest
+                d._calibrate(sketch.finish())
+                d.update_many(column[i:])
+                continue
+            completed.append((d, sketch.finish()))
+        if completed:
+            cls._calibrate_together(completed)
 
     def _consume(self, values: Any, stop_at_alarm: bool) -> tuple[np.ndarray, int]:
         """Vectorised updates: the alarm positions in ``values``, and how many were consumed

@@ -130,11 +130,7 @@ class RollingReference(DriftDetector):
         elif self._shadow is not None:
             self._shadow.update(x)
             if getattr(self._shadow, "calibrated", True):
-                keep = getattr(self._shadow, "keep_spread_of", None)
-                if keep is not None:
-                    keep(self._inner)
-                self._inner, self._shadow, self._served = self._shadow, None, 0
-                self.refreshes += 1
+                self._hand_over()
         else:
             self._served += 1
             if self._served >= self.every:
@@ -157,10 +153,12 @@ class RollingReference(DriftDetector):
             inner = self._inner
             learning = self._shadow is not None or not self.calibrated
             if learning and not self._drift_detected:
-                # Values that cannot complete the learner's reference go in one block; the
-                # one that may complete it goes alone, so the hand-over happens at that value.
+                # The values a shadow's reference needs go in one block, and it takes over
+                # after them if they complete it (:meth:`_learn`).  The first reference's
+                # last value goes alone: the first one served.
                 learner = self._shadow if self._shadow is not None else inner
-                ahead = getattr(learner, "values_to_calibrate", lambda: 0)() - 1
+                ahead = getattr(learner, "values_to_calibrate", lambda: 0)()
+                ahead -= self._shadow is None
                 if ahead > 0:
                     i += self._learn(items[i : i + ahead])
                     if self._drift_detected:
@@ -193,26 +191,23 @@ class RollingReference(DriftDetector):
         cls, detectors: Sequence[RollingReference], columns: np.ndarray
     ) -> np.ndarray:
         """The serving detectors advance together (their class's ``update_columns_if_quiet``)
-        where :meth:`update_until_alarm` would take the whole column in one block: settled with
-        no refresh due within it, or with a shadow that cannot complete its reference within
-        it (the shadow then learns the column on its own)."""
+        where no alarm is due and the column ends at or before the next hand-over: a refresh
+        due (a shadow starts after the column), or a shadow's reference completing (at the
+        column's last value at the latest: the shadow takes over after it, as one by one).
+        The shadows learn their columns together (their class's ``learn_columns``: CUSUMs
+        whose references complete in the block are calibrated in one call).  A caller that
+        cuts its blocks at :meth:`values_to_hand_over` keeps every column on this path."""
         n = len(columns)
         taken = np.zeros(len(detectors), dtype=bool)
-        chosen = []
-        for j, d in enumerate(detectors):
-            if d._drift_detected or not d.calibrated:
-                continue
-            shadow = d._shadow
-            room = (
-                d.every - d._served
-                if shadow is None
-                else getattr(shadow, "values_to_calibrate", lambda: 0)() - 1
-            )
-            if n <= room:
-                chosen.append(j)
+        chosen = [
+            j
+            for j, d in enumerate(detectors)
+            if not d._drift_detected and d.calibrated and n <= d.values_to_hand_over()
+        ]
         inners = [detectors[j]._inner for j in chosen]
         rejected = [inner.n_rejected for inner in inners]
         took = update_columns_by_class(inners, columns[:, chosen])
+        learning: list[int] = []
         for k in np.flatnonzero(took):
             j = chosen[k]
             d = detectors[j]
@@ -221,16 +216,53 @@ class RollingReference(DriftDetector):
             d.n_rejected += n - accepted
             d._drift_detected = False
             if d._shadow is not None:
-                d._shadow.update_many(columns[:, j])
+                learning.append(j)
             else:
                 d._served += accepted
                 if d._served >= d.every:
                     d._shadow = d._make()
             taken[j] = True
+        groups: dict[type[DriftDetector], list[int]] = {}
+        for j in learning:
+            groups.setdefault(type(detectors[j]._shadow), []).append(j)
+        for kind, members in groups.items():
+            kind.learn_columns([detectors[j]._shadow for j in members], columns[:, members])
+        for j in learning:
+            d = detectors[j]
+            if getattr(d._shadow, "calibrated", True):  # completed at the column's last value
+                d._hand_over()
         return taken
 
+    def values_to_hand_over(self) -> int:
+        """Values (if none raises an alarm) until the serving reference changes hands: a
+        refresh starting a shadow after them, or the shadow taking over after them (at least
+        that many: its reference may need more).  0 while the first reference is learnt.
+
+        >>> d = RollingReference("cusum", {"reference_size": 64}, every=500)
+        >>> _ = d.update_many(np.arange(64) % 3)
+        >>> d.values_to_hand_over()  # serving (the value completing the reference was its first)
+        499
+        >>> _ = d.update_many(np.arange(499) % 3)
+        >>> d.values_to_hand_over()  # the shadow's reference needs 64
+        64
+        """
+        if not self.calibrated:
+            return 0
+        if self._shadow is None:
+            return self.every - self._served
+        return getattr(self._shadow, "values_to_calibrate", lambda: 0)()
+
+    def _hand_over(self) -> None:
+        """The calibrated shadow serves from the next value on."""
+        keep = getattr(self._shadow, "keep_spread_of", None)
+        if keep is not None:
+            keep(self._inner)
+        self._inner, self._shadow, self._served = self._shadow, None, 0
+        self.refreshes += 1
+
     def _learn(self, block: Any) -> int:
-        """``update`` on each value of a block in which no reference can be completed."""
+        """``update`` on each value of a block in which no reference can be completed before
+        its last value (a shadow completing at the last value takes over after it)."""
         inner = self._inner
         rejected = inner.n_rejected
         used = inner.update_until_alarm(block)
@@ -243,6 +275,8 @@ class RollingReference(DriftDetector):
         self._drift_detected = False
         if self._shadow is not None:
             self._shadow.update_many(block[:used])
+            if getattr(self._shadow, "calibrated", True):  # completed at the block's end
+                self._hand_over()
         else:
             self._served = 0
         return used

@@ -52,7 +52,7 @@ from contracts.alarms import Alarm
 from contracts.columns import EventColumns, column
 from contracts.events import InferenceEvent, normalise_label
 from detectors import DriftDetector
-from streams.signals import Signal, VersionSignals, feed_columns_if_quiet
+from streams.signals import Signal, VersionSignals, feed_columns_if_quiet, values_to_hand_over
 
 if TYPE_CHECKING:
     from streams.monitor import LabelledSample, ModelMonitor, MonitorOutput
@@ -267,15 +267,22 @@ class _Segment:
         else:
             self.rank += 2
         # each feature's signal: advanced together where that raises no alarm (the usual
-        # case), else fed on its own; ranks stay in layout order either way
-        signals = [self.feature_signal(name, len(self.events)) for name in layout]
+        # case), in blocks cut where a rolling reference changes hands; from the block where
+        # a signal would raise one, it is fed on its own; ranks stay in layout order
+        n = len(self.events)
+        signals = [self.feature_signal(name, n) for name in layout]
         present = [j for j, signal in enumerate(signals) if signal is not None]
-        quiet = feed_columns_if_quiet([signals[j] for j in present], matrix[:, present])
-        first = self.rank
-        for k, j in enumerate(present):
-            if not quiet[k]:
-                self.rank = first + k
-                self.feed(signals[j], matrix[:, j], everyone, "warning")
+        first, together, start = self.rank, list(enumerate(present)), 0
+        while start < n and together:
+            group = [signals[j] for _, j in together]
+            end = min(n, start + values_to_hand_over(group))
+            quiet = feed_columns_if_quiet(group, matrix[start:end, [j for _, j in together]])
+            for (k, j), ok in zip(together, quiet.tolist(), strict=True):
+                if not ok:
+                    self.rank = first + k
+                    self.feed(signals[j], matrix[start:, j], range(start, n), "warning")
+            together = [pair for pair, ok in zip(together, quiet.tolist(), strict=True) if ok]
+            start = end
         self.rank = first + len(present)
 
     def mixed_inputs(self) -> None:

@@ -31,6 +31,7 @@ import numpy as np
 
 from detectors import DriftDetector, StateError, detector_from_state
 from detectors.base import update_columns_by_class
+from detectors.rolling import RollingReference
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -156,6 +157,29 @@ def feed_columns_if_quiet(signals: Sequence[Signal], columns: np.ndarray) -> np.
         taken[single[k]] = True
     return taken
 
+
+def values_to_hand_over(signals: Sequence[Signal]) -> int:
+    """Values until the first of these signals' rolling references changes hands (a refresh
+    starts, or a re-learnt reference takes over): a block cut there stays on the together path
+    (:func:`feed_columns_if_quiet`) instead of each signal going alone.  A very large number
+    where none will.
+
+    >>> from detectors.rolling import RollingReference
+    >>> signal = Signal("feature", "x", {"cusum": RollingReference("cusum", {}, every=500)})
+    >>> _ = signal.feed_many(np.zeros(2_000) + np.arange(2_000) % 5, 0, lambda i, d: d)
+    >>> values_to_hand_over([signal]) == signal.detectors["cusum"].values_to_hand_over()
+    True
+    """
+    ahead = [
+        detector.values_to_hand_over()
+        for signal in signals
+        for detector in signal.detectors.values()
+        if isinstance(detector, RollingReference)
+    ]
+    return max(1, min((a for a in ahead if a > 0), default=_FAR))
+
+
+_FAR = 1 << 62
 
 Build = Callable[[], dict[str, DriftDetector]]
 

@@ -204,6 +204,33 @@ def test_batches_equal_one_event_at_a_time(scenario, seed, columnar):
     )
 
 
+@pytest.mark.parametrize("columnar", [False, True])
+def test_batches_equal_one_event_at_a_time_through_re_learnt_references(columnar):
+    """Feature references re-learnt every few hundred values (the default is 10,000): the
+    batch path cuts its blocks where they change hands and advances the features together
+    through it (shadows learning, calibrated in one call, taking over), with the same alarms,
+    counts and states as one event at a time."""
+    traffic = _traffic(_binary, 5)
+    config = MonitorConfig(
+        alarm_cooldown=40,
+        feature_detectors=(("cusum", {"reference_size": 200}),),
+        input_refresh_every=300,
+    )
+    one, many = ModelMonitor("m", config), ModelMonitor("m", config)
+    expected = _one_by_one(one, traffic)
+    got = _batched(many, traffic, 5, columnar)
+    assert len(got) == len(expected)
+    for mine, theirs in zip(got, expected, strict=True):
+        assert close_states(mine, theirs), f"{mine} != {theirs}"
+    assert many.counts == one.counts
+    refreshes = [s.detectors["cusum"].refreshes for s in many.features.values()]
+    assert min(refreshes) >= 5, refreshes
+    assert refreshes == [s.detectors["cusum"].refreshes for s in one.features.values()]
+    assert close_states(
+        json.loads(json.dumps(many.checkpoint())), json.loads(json.dumps(one.checkpoint()))
+    )
+
+
 def test_a_batch_reports_the_position_of_each_alarm_and_sample():
     traffic = [event for kind, event in _traffic(_binary, 5) if kind == "inference"]
     labels = [LabelEvent("m", e.request_id, e.prediction, e.event_time + 1) for e in traffic]

@@ -153,12 +153,10 @@ class RollingReference(DriftDetector):
             inner = self._inner
             learning = self._shadow is not None or not self.calibrated
             if learning and not self._drift_detected:
-                # The values a shadow's reference needs go in one block, and it takes over
-                # after them if they complete it (:meth:`_learn`).  The first reference's
-                # last value goes alone: the first one served.
+                # The values the learner's reference needs go in one block; if they complete
+                # it, the hand-over happens after them (:meth:`_learn`), as one by one.
                 learner = self._shadow if self._shadow is not None else inner
                 ahead = getattr(learner, "values_to_calibrate", lambda: 0)()
-                ahead -= self._shadow is None
                 if ahead > 0:
                     i += self._learn(items[i : i + ahead])
                     if self._drift_detected:
@@ -192,18 +190,28 @@ class RollingReference(DriftDetector):
     ) -> np.ndarray:
         """The serving detectors advance together (their class's ``update_columns_if_quiet``)
         where no alarm is due and the column ends at or before the next hand-over: a refresh
-        due (a shadow starts after the column), or a shadow's reference completing (at the
-        column's last value at the latest: the shadow takes over after it, as one by one).
-        The shadows learn their columns together (their class's ``learn_columns``: CUSUMs
-        whose references complete in the block are calibrated in one call).  A caller that
-        cuts its blocks at :meth:`values_to_hand_over` keeps every column on this path."""
+        due (a shadow starts after the column), or a reference completing (at the column's
+        last value at the latest: a shadow takes over after it, a first reference serves from
+        it, as one by one).  Detectors learning a reference learn their columns together
+        (their class's ``learn_columns``: CUSUMs whose references complete in the block are
+        calibrated in one call).  A caller that cuts its blocks at
+        :meth:`values_to_hand_over` keeps every column on this path."""
         n = len(columns)
         taken = np.zeros(len(detectors), dtype=bool)
-        chosen = [
-            j
-            for j, d in enumerate(detectors)
-            if not d._drift_detected and d.calibrated and n <= d.values_to_hand_over()
-        ]
+        chosen, first = [], []
+        for j, d in enumerate(detectors):
+            if not d._drift_detected and n <= d.values_to_hand_over():
+                (chosen if d.calibrated else first).append(j)
+        rejected = [detectors[j]._inner.n_rejected for j in first]
+        _learn_together([detectors[j]._inner for j in first], columns[:, first])
+        for j, before in zip(first, rejected, strict=True):
+            d = detectors[j]
+            accepted = n - (d._inner.n_rejected - before)
+            d.n_seen += accepted
+            d.n_rejected += n - accepted
+            d._drift_detected = False
+            d._first_learnt()
+            taken[j] = True
         inners = [detectors[j]._inner for j in chosen]
         rejected = [inner.n_rejected for inner in inners]
         took = update_columns_by_class(inners, columns[:, chosen])
@@ -222,11 +230,7 @@ class RollingReference(DriftDetector):
                 if d._served >= d.every:
                     d._shadow = d._make()
             taken[j] = True
-        groups: dict[type[DriftDetector], list[int]] = {}
-        for j in learning:
-            groups.setdefault(type(detectors[j]._shadow), []).append(j)
-        for kind, members in groups.items():
-            kind.learn_columns([detectors[j]._shadow for j in members], columns[:, members])
+        _learn_together([detectors[j]._shadow for j in learning], columns[:, learning])
         for j in learning:
             d = detectors[j]
             if getattr(d._shadow, "calibrated", True):  # completed at the column's last value
@@ -235,8 +239,9 @@ class RollingReference(DriftDetector):
 
     def values_to_hand_over(self) -> int:
         """Values (if none raises an alarm) until the serving reference changes hands: a
-        refresh starting a shadow after them, or the shadow taking over after them (at least
-        that many: its reference may need more).  0 while the first reference is learnt.
+        refresh starting a shadow after them, or a reference (a shadow's, or the first one)
+        completing with them (at least that many: it may need more).  0 for an inner detector
+        that does not say what its reference needs.
 
         >>> d = RollingReference("cusum", {"reference_size": 64}, every=500)
         >>> _ = d.update_many(np.arange(64) % 3)
@@ -247,7 +252,7 @@ class RollingReference(DriftDetector):
         64
         """
         if not self.calibrated:
-            return 0
+            return getattr(self._inner, "values_to_calibrate", lambda: 0)()
         if self._shadow is None:
             return self.every - self._served
         return getattr(self._shadow, "values_to_calibrate", lambda: 0)()
@@ -278,8 +283,17 @@ class RollingReference(DriftDetector):
             if getattr(self._shadow, "calibrated", True):  # completed at the block's end
                 self._hand_over()
         else:
-            self._served = 0
+            self._first_learnt()
         return used
+
+    def _first_learnt(self) -> None:
+        """After values that went to the first reference: if its last one completed it, that
+        value was the first served (as :meth:`update` counts it)."""
+        self._served = 0
+        if getattr(self._inner, "calibrated", True):
+            self._served = 1
+            if self._served >= self.every:
+                self._shadow = self._make()
 
     # -- checkpoints ---------------------------------------------------------------------------
     def _get_state(self) -> dict[str, Any]:
@@ -305,3 +319,12 @@ class RollingReference(DriftDetector):
             "params": {"shifts": [1.0], "target_arl": 10_000.0, "reference_size": 200},
             "every": 700,
         }
+
+
+def _learn_together(learners: Sequence[DriftDetector], columns: np.ndarray) -> None:
+    """Column ``j`` into ``learners[j]``, each class's learners in one ``learn_columns``."""
+    groups: dict[type[DriftDetector], list[int]] = {}
+    for j, learner in enumerate(learners):
+        groups.setdefault(type(learner), []).append(j)
+    for kind, members in groups.items():
+        kind.learn_columns([learners[j] for j in members], columns[:, members])

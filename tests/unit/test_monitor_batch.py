@@ -214,6 +214,11 @@ def test_batches_equal_one_event_at_a_time_through_re_learnt_references(columnar
     config = MonitorConfig(
         alarm_cooldown=40,
         feature_detectors=(("cusum", {"reference_size": 200}),),
+        vector_detectors=(
+            ("feature_drift", {"reference_size": 200, "window": 100}),
+            ("mahalanobis", {"reference_size": 200, "window": 100}),
+        ),
+        security_detectors=(("input_outlier_rate", {"reference_size": 200}),),
         input_refresh_every=300,
     )
     one, many = ModelMonitor("m", config), ModelMonitor("m", config)
@@ -226,6 +231,8 @@ def test_batches_equal_one_event_at_a_time_through_re_learnt_references(columnar
     refreshes = [s.detectors["cusum"].refreshes for s in many.features.values()]
     assert min(refreshes) >= 5, refreshes
     assert refreshes == [s.detectors["cusum"].refreshes for s in one.features.values()]
+    vector = many.data.detectors.values()  # the outlier rate's own reference takes 2,000
+    assert min(d.refreshes for d in vector) >= 2, [d.refreshes for d in vector]
     assert close_states(
         json.loads(json.dumps(many.checkpoint())), json.loads(json.dumps(one.checkpoint()))
     )

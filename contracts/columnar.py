@@ -35,6 +35,7 @@ read element by element as the equivalent row envelope.
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Sequence
 from itertools import chain
 from typing import Any
@@ -146,23 +147,30 @@ def _plain_columns(
         and all(map(str.strip, ids))
         and all(map(str.strip, versions))
         and set(map(type, times)) <= _NUMBER
-        and set(map(type, predictions)) <= _PREDICTION
+        and (predicted := set(map(type, predictions))) <= _PREDICTION
         and set(map(type, scores)) <= _OPTIONAL
         and set(map(type, latencies)) <= _OPTIONAL
-        and all(set(map(type, values)) == _FLOAT for values in features.values())
+        and set(map(type, chain.from_iterable(features.values()))) == _FLOAT
     ):
         return None
-    matrix = np.array(list(features.values()), dtype=np.float64).T
+    width = len(features)
+    matrix = (
+        np.fromiter(chain.from_iterable(features.values()), dtype=np.float64, count=n * width)
+        .reshape(width, n)
+        .T
+    )
     times = [float(t) for t in times] if int in set(map(type, times)) else times
     scores = _floats(scores)
     latencies = _floats(latencies)
-    floats = [p for p in predictions if type(p) is float]
-    numbers = [*times, *floats, *(x for x in (*scores, *latencies) if x is not None)]
+    given_scores = [x for x in scores if x is not None] if None in scores else scores
+    given_latencies = [x for x in latencies if x is not None] if None in latencies else latencies
+    floats = [p for p in predictions if type(p) is float] if float in predicted else []
     if (
         not np.isfinite(matrix).all()
-        or not np.isfinite(np.array(numbers, dtype=np.float64)).all()
+        # one sum is finite only if every term is (a finite overflow goes the long way)
+        or not math.isfinite(sum(times) + sum(floats) + sum(given_scores) + sum(given_latencies))
         or min(times) < 0
-        or any(x is not None and x < 0 for x in latencies)
+        or (given_latencies and min(given_latencies) < 0)
     ):
         return None  # the row path names the value and refuses its element alone
     return EventColumns(

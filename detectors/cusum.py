@@ -444,7 +444,8 @@ class CUSUM(DriftDetector):
             d._drift_detected = False
             if not sketch.full:
                 continue
-            if i < len(column):  # completed before the column's end: calibrate, then the rest
+            if i < len(column):  # values_to_calibrate says it cannot end early; if it did,
+                # the rest must not be lost: calibrate now, then the rest as usual
                 d._calibrate(sketch.finish())
                 d.update_many(column[i:])
                 continue

@@ -171,9 +171,7 @@ class RollingReference(DriftDetector):
             chunk = items[i : i + self.every - self._served]
             rejected = inner.n_rejected
             used = inner.update_until_alarm(chunk)
-            accepted = used - (inner.n_rejected - rejected)
-            self.n_seen += accepted
-            self.n_rejected += used - accepted
+            accepted = self._count(used, rejected)
             i += used
             if inner.drift_detected:
                 self._alarm()
@@ -206,9 +204,7 @@ class RollingReference(DriftDetector):
         _learn_together([detectors[j]._inner for j in first], columns[:, first])
         for j, before in zip(first, rejected, strict=True):
             d = detectors[j]
-            accepted = n - (d._inner.n_rejected - before)
-            d.n_seen += accepted
-            d.n_rejected += n - accepted
+            d._count(n, before)
             d._drift_detected = False
             d._first_learnt()
             taken[j] = True
@@ -219,9 +215,7 @@ class RollingReference(DriftDetector):
         for k in np.flatnonzero(took):
             j = chosen[k]
             d = detectors[j]
-            accepted = n - (inners[k].n_rejected - rejected[k])
-            d.n_seen += accepted
-            d.n_rejected += n - accepted
+            accepted = d._count(n, rejected[k])
             d._drift_detected = False
             if d._shadow is not None:
                 learning.append(j)
@@ -257,6 +251,14 @@ class RollingReference(DriftDetector):
             return self.every - self._served
         return getattr(self._shadow, "values_to_calibrate", lambda: 0)()
 
+    def _count(self, used: int, rejected_before: int) -> int:
+        """Count ``used`` values the serving detector took, those it rejected beyond
+        ``rejected_before`` as rejected; returns how many it accepted."""
+        accepted = used - (self._inner.n_rejected - rejected_before)
+        self.n_seen += accepted
+        self.n_rejected += used - accepted
+        return accepted
+
     def _hand_over(self) -> None:
         """The calibrated shadow serves from the next value on."""
         keep = getattr(self._shadow, "keep_spread_of", None)
@@ -271,9 +273,7 @@ class RollingReference(DriftDetector):
         inner = self._inner
         rejected = inner.n_rejected
         used = inner.update_until_alarm(block)
-        accepted = used - (inner.n_rejected - rejected)
-        self.n_seen += accepted
-        self.n_rejected += used - accepted
+        self._count(used, rejected)
         if inner.drift_detected:
             self._alarm()
             return used

@@ -160,13 +160,12 @@ def feed_columns_if_quiet(signals: Sequence[Signal], columns: np.ndarray) -> np.
 
 def values_to_hand_over(signals: Sequence[Signal]) -> int:
     """Values until the first of these signals' rolling references changes hands (a refresh
-    starts, or a re-learnt reference takes over): a block cut there stays on the together path
-    (:func:`feed_columns_if_quiet`) instead of each signal going alone.  A very large number
-    where none will.
+    starts, a re-learnt or a first reference completes: ``RollingReference.values_to_hand_over``):
+    a block cut there stays on the together path (:func:`feed_columns_if_quiet`) instead of
+    each signal going alone.  A very large number where none will.
 
-    >>> from detectors.rolling import RollingReference
     >>> signal = Signal("feature", "x", {"cusum": RollingReference("cusum", {}, every=500)})
-    >>> _ = signal.feed_many(np.zeros(2_000) + np.arange(2_000) % 5, 0, lambda i, d: d)
+    >>> _ = signal.feed_many(np.arange(2_000) % 5, 0, lambda i, d: d)
     >>> values_to_hand_over([signal]) == signal.detectors["cusum"].values_to_hand_over()
     True
     """

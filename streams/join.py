@@ -280,16 +280,18 @@ class LabelJoin:
     def _spill(self) -> None:
         """Beyond ``memory``, the oldest waiting predictions stay in the backing store only,
         once they are in it (drained to the store); none while a lookup is :meth:`held`."""
-        if self._held:
+        waiting = self._predictions
+        if self._held or len(waiting) <= self.memory:  # type: ignore[operator]
             return
-        while len(self._predictions) > self.memory:
-            if next(iter(self._predictions)) in self._undrained:
+        undrained, pop, popped = self._undrained, waiting.popitem, 0
+        for _ in range(len(waiting) - self.memory):  # type: ignore[operator]
+            if next(iter(waiting)) in undrained:
                 self._spillable = False  # nothing is, until the next drain
                 break
-            self._predictions.popitem(last=False)
-            if self._predictions:
-                first = self._predictions[next(iter(self._predictions))]
-                self._became_oldest(first.event_time)
+            pop(last=False)
+            popped += 1
+        if popped and waiting:  # the new first entry is the one the expiry looks at
+            self._became_oldest(waiting[next(iter(waiting))].event_time)
 
     def _layout(self, events: Sequence[InferenceEvent]) -> tuple[str, ...]:
         """The first event's feature names, as a tuple shared by every prediction with that

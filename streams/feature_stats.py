@@ -141,8 +141,10 @@ class FeatureStats:
             numbers, values, sampled = numbers[kept], values[kept], sampled[kept]
         binned = np.isfinite(self.edges[index, 0])  # columns whose edges are known now
         bins = self._bins(index, values, binned)
-        for number in np.unique(numbers).tolist():
-            at = numbers == number
+        one_slot = len(numbers) > 0 and numbers.min() == numbers.max()
+        for number in [int(numbers[0])] if one_slot else np.unique(numbers).tolist():
+            # the rows of this slot (all of them, uncopied, in the usual case of one slot)
+            at = slice(None) if one_slot else numbers == number
             rows = values[at]
             slot = number % SLOTS
             if self.slot_start[slot] != number:

@@ -207,7 +207,9 @@ class FeatureStats:
     def _bin(self, slot: int, index: np.ndarray, bins: np.ndarray, cells: np.ndarray) -> None:
         """Count the ``cells`` (rows x columns ``index``) of ``bins`` into the slot's histograms."""
         if cells.any():
-            flat = np.bincount((index * BINS + bins)[cells], minlength=len(self.names) * BINS)
+            codes = index * BINS + bins
+            codes = codes.ravel() if cells.all() else codes[cells]  # all: no masked copy
+            flat = np.bincount(codes, minlength=len(self.names) * BINS)
             self.hist[slot] += flat.reshape(len(self.names), BINS).astype(np.uint32)
 
     def _bin_sample(self, column: int) -> None:

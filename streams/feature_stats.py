@@ -141,6 +141,9 @@ class FeatureStats:
             numbers, values, sampled = numbers[kept], values[kept], sampled[kept]
         binned = np.isfinite(self.edges[index, 0])  # columns whose edges are known now
         bins = self._bins(index, values, binned)
+        # the running sums below add a slot's rows in turn only over a table stored row by
+        # row; one stored column by column (a columnar envelope's matrix) numpy sums pairwise
+        values = np.ascontiguousarray(values)
         one_slot = len(numbers) > 0 and numbers.min() == numbers.max()
         for number in [int(numbers[0])] if one_slot else np.unique(numbers).tolist():
             # the rows of this slot (all of them, uncopied, in the usual case of one slot)

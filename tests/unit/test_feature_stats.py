@@ -32,18 +32,27 @@ NAMES = ("a", "b", "c")
 @example(  # (0.1 + 0.7) + 0.3 != 0.1 + (0.7 + 0.3): the running sum must go first
     rows=[(1.0, [v, None, None]) for v in (0.0, 0.1, 0.7, 0.3)], cut=2, cap=1000
 )
+@example(  # twenty rows in one slot: summed pairwise, they round otherwise than in turn
+    rows=[(1.0, row) for row in np.random.default_rng(20).normal(size=(20, 3)).tolist()],
+    cut=0,
+    cap=1000,
+)
 def test_a_batch_gives_the_state_of_one_event_at_a_time(rows, cut, cap):
     """Batches and single events leave the same bytes (sums in the same order), absent values
     (NaN) included."""
     times = [t for t, _ in rows]
     table = np.array([[np.nan if v is None else v for v in values] for _, values in rows])
     table = table.reshape(len(rows), 3)
-    one, many, public = (FeatureStats(60.0, cap) for _ in range(3))
+    one, many, public, by_columns = (FeatureStats(60.0, cap) for _ in range(4))
     for i in range(len(rows)):  # the arithmetic itself, one row at a time ...
         one._add(times[i : i + 1], NAMES, table[i : i + 1])
     many._add(times[:cut], NAMES, table[:cut])  # ... and in two parts
     many._add(times[cut:], NAMES, table[cut:])
     assert many.to_state() == one.to_state()
+    # a table stored column by column (a columnar envelope's matrix) adds the same bytes
+    by_columns._add(times[:cut], NAMES, np.asfortranarray(table[:cut]))
+    by_columns._add(times[cut:], NAMES, np.asfortranarray(table[cut:]))
+    assert by_columns.to_state() == one.to_state()
     for i in range(len(rows)):  # what callers use: rows wait, then go in as one table
         public.add(times[i : i + 1], NAMES, table[i : i + 1])
     assert public.to_state() == one.to_state()

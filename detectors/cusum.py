@@ -18,6 +18,7 @@ _ROWS = 256  # rows of many columns advanced at once (update_columns_if_quiet) .
 # (20 features: 6x faster together at 50 rows, 1.7x at 500, even at 2,000, 0.9x at 5,000)
 _TOGETHER_MAX = 2048
 _SIDES = {"up": (1.0,), "down": (-1.0,), "both": (1.0, -1.0)}
+_NEUTRAL_FRAME = (0.0, 1.0, 0.0, 1.0, 1.0, 0.0, 1.0)  # the identity transform
 
 
 class CUSUM(DriftDetector):
@@ -366,7 +367,9 @@ class CUSUM(DriftDetector):
             return taken
         chosen = [detectors[j] for j in ready]
         m = len(chosen)
-        frames = np.array([d._frame for d in chosen]).T
+        # a 0/1 detector reads only its level (set below); its unused frame has a zero spread
+        # scale, so it gets a neutral one rather than a division by zero
+        frames = np.array([_NEUTRAL_FRAME if d._binary else d._frame for d in chosen]).T
         bound = np.array([d.clip for d in chosen])
         binary = [k for k, d in enumerate(chosen) if d._binary]
         owner = [k for k, d in enumerate(chosen) for _ in d._h]

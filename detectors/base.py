@@ -340,13 +340,25 @@ def update_columns_by_class(detectors: Sequence[DriftDetector], columns: np.ndar
     [True, False]
     """
     taken = np.zeros(len(detectors), dtype=bool)
-    groups: dict[type[DriftDetector], list[int]] = {}
-    for j, detector in enumerate(detectors):
-        groups.setdefault(type(detector), []).append(j)
-    for kind, chosen in groups.items():
+    for kind, chosen in _by_class(detectors).items():
         took = kind.update_columns_if_quiet([detectors[j] for j in chosen], columns[:, chosen])
         taken[[j for j, ok in zip(chosen, took.tolist(), strict=True) if ok]] = True
     return taken
+
+
+def learn_columns_by_class(learners: Sequence[DriftDetector], columns: np.ndarray) -> None:
+    """:meth:`DriftDetector.learn_columns` over learners of any classes: column ``j`` into
+    ``learners[j]``, each class's learners in one call."""
+    for kind, members in _by_class(learners).items():
+        kind.learn_columns([learners[j] for j in members], columns[:, members])
+
+
+def _by_class(detectors: Sequence[DriftDetector]) -> dict[type[DriftDetector], list[int]]:
+    """The positions of the detectors of each class, in order."""
+    groups: dict[type[DriftDetector], list[int]] = {}
+    for j, detector in enumerate(detectors):
+        groups.setdefault(type(detector), []).append(j)
+    return groups
 
 
 @functools.cache

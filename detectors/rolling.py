@@ -30,7 +30,13 @@ from typing import Any
 
 import numpy as np
 
-from detectors.base import REGISTRY, DriftDetector, detector_from_state, update_columns_by_class
+from detectors.base import (
+    REGISTRY,
+    DriftDetector,
+    detector_from_state,
+    learn_columns_by_class,
+    update_columns_by_class,
+)
 
 
 class RollingReference(DriftDetector):
@@ -201,7 +207,7 @@ class RollingReference(DriftDetector):
             if not d._drift_detected and n <= d.values_to_hand_over():
                 (chosen if d.calibrated else first).append(j)
         rejected = [detectors[j]._inner.n_rejected for j in first]
-        _learn_together([detectors[j]._inner for j in first], columns[:, first])
+        learn_columns_by_class([detectors[j]._inner for j in first], columns[:, first])
         for j, before in zip(first, rejected, strict=True):
             d = detectors[j]
             d._count(n, before)
@@ -224,7 +230,7 @@ class RollingReference(DriftDetector):
                 if d._served >= d.every:
                     d._shadow = d._make()
             taken[j] = True
-        _learn_together([detectors[j]._shadow for j in learning], columns[:, learning])
+        learn_columns_by_class([detectors[j]._shadow for j in learning], columns[:, learning])
         for j in learning:
             d = detectors[j]
             if getattr(d._shadow, "calibrated", True):  # completed at the column's last value
@@ -319,12 +325,3 @@ class RollingReference(DriftDetector):
             "params": {"shifts": [1.0], "target_arl": 10_000.0, "reference_size": 200},
             "every": 700,
         }
-
-
-def _learn_together(learners: Sequence[DriftDetector], columns: np.ndarray) -> None:
-    """Column ``j`` into ``learners[j]``, each class's learners in one ``learn_columns``."""
-    groups: dict[type[DriftDetector], list[int]] = {}
-    for j, learner in enumerate(learners):
-        groups.setdefault(type(learner), []).append(j)
-    for kind, members in groups.items():
-        kind.learn_columns([learners[j] for j in members], columns[:, members])

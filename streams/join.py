@@ -19,11 +19,13 @@ from __future__ import annotations
 
 import sys
 from array import array
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import partial
+from itertools import count, islice, repeat
+from operator import add
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -228,8 +230,11 @@ class LabelJoin:
         # own early return, decided here without the calls), and the batch's ids looked up in
         # the joined ones at once: the same result (tests/unit/test_join.py), 1.26 instead of
         # 1.76 us per prediction, 2.3 instead of 9.9 with 5,000 ids joined
-        seen: np.ndarray | None = joined.contains_many(column(events, "request_id"))
+        ids = column(events, "request_id")
+        seen: np.ndarray | None = joined.contains_many(ids)
         quiet_joined = joined.quiet_before()
+        if values is not None and self._add_at_once(events, ids, seen, quiet_joined, values, names):
+            return
         journal, written, undrained = self.journal, self.written, self._undrained
         most, memory = self.max_pending, self.memory
         for i, fields in enumerate(prediction_fields(events)):
@@ -264,6 +269,73 @@ class LabelJoin:
             if self._spillable and len(waiting) > memory:  # type: ignore[operator]
                 self._spill()
 
+    def _add_at_once(
+        self,
+        events: Sequence[InferenceEvent],
+        ids: list[str],
+        seen: np.ndarray,
+        quiet_joined: float,
+        values: np.ndarray,
+        names: tuple[str, ...],
+    ) -> bool:
+        """:meth:`add_predictions`' usual run, stored in a few passes that stay in C: no
+        duplicate, and nothing due to expire or beyond the size cap while the run arrives.  The
+        same waiting entries, journal and spill as one at a time (``tests/unit/test_join.py``);
+        False, with nothing changed, for any other run.  The spill then pops the run's excess at
+        once instead of one call per arrival: with 250 in memory and a drain per 1,000-event
+        run, 1.05 instead of 1.3 us per prediction stored and drained."""
+        waiting, n, width = self._predictions, len(ids), values.shape[1] * 8
+        if (
+            not n
+            or not width
+            or seen.any()
+            or len(waiting) + n > self.max_pending
+            or len(self._labels) > self.max_pending
+            or not waiting.keys().isdisjoint(ids)
+            or len(set(ids)) != n
+        ):
+            return False
+        times = column(events, "event_time")
+        # nothing expires while no arrival reaches the TTL of an entry that is first in line:
+        # the first waiting prediction (the run's first if none waits) and label, and each
+        # prediction the spill makes first in turn
+        oldest = [w[next(iter(w))].event_time for w in (waiting, self._labels) if w]
+        if not waiting:
+            oldest.append(times[0])
+        first = oldest.copy()
+        spilled = self._spill_count(len(waiting) + n)
+        if spilled:
+            first.extend(p.event_time for p in islice(waiting.values(), 1, spilled + 1))
+            if spilled == len(waiting):
+                first.append(times[0])
+        if max(times) >= min(quiet_joined, min(first) + self.ttl_s):
+            return False
+        self._quiet_until = min(oldest) + self.ttl_s  # what an expiry scan would have set
+        rows = values.tobytes()
+        features = map(
+            partial(array, "d"),
+            map(rows.__getitem__, map(slice, range(0, n * width, width), count(width, width))),
+        )
+        stored = list(
+            map(_new_stored, map(add, prediction_fields(events), zip(repeat(names), features)))
+        )
+        waiting.update(zip(ids, stored, strict=True))
+        if self.journal:
+            self.written.extend(stored)
+            self._undrained.update(ids)
+        if self._spillable and len(waiting) > self.memory:  # type: ignore[operator]
+            self._spill()
+        return True
+
+    def _spill_count(self, size: int) -> int:
+        """How many of the oldest waiting predictions :meth:`_spill` would drop were there
+        ``size`` of them: those beyond ``memory`` up to the first not yet drained."""
+        if not self._spillable or self._held or size <= self.memory:  # type: ignore[operator]
+            return 0
+        beyond = size - self.memory  # type: ignore[operator]
+        undrained = [*map(self._undrained.__contains__, islice(self._predictions, beyond)), True]
+        return undrained.index(True)
+
     def _keep(self, stored: StoredPrediction) -> None:
         """A new waiting prediction: journal it, expire, spill the oldest beyond memory."""
         waiting = self._predictions
@@ -283,13 +355,10 @@ class LabelJoin:
         waiting = self._predictions
         if self._held or len(waiting) <= self.memory:  # type: ignore[operator]
             return
-        undrained, pop, popped = self._undrained, waiting.popitem, 0
-        for _ in range(len(waiting) - self.memory):  # type: ignore[operator]
-            if next(iter(waiting)) in undrained:
-                self._spillable = False  # nothing is, until the next drain
-                break
-            pop(last=False)
-            popped += 1
+        popped = self._spill_count(len(waiting))
+        if popped < len(waiting) - self.memory:  # type: ignore[operator]
+            self._spillable = False  # the oldest is not drained: none is, until the next drain
+        deque(map(waiting.popitem, repeat(False, popped)), maxlen=0)  # the oldest first
         if popped and waiting:  # the new first entry is the one the expiry looks at
             self._became_oldest(waiting[next(iter(waiting))].event_time)
 

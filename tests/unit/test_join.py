@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -146,6 +147,123 @@ def test_a_run_of_predictions_waits_as_one_by_one(steps, memory, as_matrix):
         assert many.drain() == one.drain()
     assert many.take_counts() == one.take_counts()
     assert list(many._labels) == list(one._labels)
+
+
+class _CountsRunsAtOnce(LabelJoin):
+    at_once = 0
+
+    def _add_at_once(self, *args) -> bool:
+        taken = super()._add_at_once(*args)
+        type(self).at_once += taken
+        return taken
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(
+        st.tuples(
+            st.integers(0, 150),  # request id: a repeat now and then
+            # the step to the next event time: mostly on, at times back
+            st.one_of(*[st.floats(5, 30)] * 3, st.floats(-40, 0)),
+            st.booleans(),  # a flush (a drain of the journal) after this event's run
+            st.integers(1, 20) | st.none(),  # a label, for the prediction this many events back
+        ),
+        max_size=120,
+    ),
+    st.sampled_from([None, 0, 5, 20]),
+    st.sampled_from([1, 4, 16, 40]),
+    st.sampled_from([8, 60]),
+)
+def test_a_run_stored_at_once_waits_as_one_by_one(steps, memory, run, most):
+    """Mostly in-order traffic, where add_predictions stores a whole run at once: the waiting
+    entries, journal, spill, expiry, joins and counts equal add_prediction on each event, with
+    labels joining (so redelivered predictions of joined requests), the size cap reached, and
+    entries out of time order that the spill makes first in line (ttl 100)."""
+    journal = memory is not None
+    one = LabelJoin(ttl_s=100, max_pending=most, memory=memory, journal=journal)
+    many = _CountsRunsAtOnce(ttl_s=100, max_pending=most, memory=memory, journal=journal)
+    t, events = 200.0, []
+    for rid, step, _, _ in steps:
+        t = max(0.0, t + step)
+        events.append(InferenceEvent("m", "v1", f"r{rid}", t, {"a": t, "b": rid}, 1, score=0.5))
+    for start in range(0, len(events), run):
+        part = events[start : start + run]
+        if many.labels_wait(e.request_id for e in part):
+            continue  # the batch path hands such a run to add_prediction
+        for event in part:
+            assert one.add_prediction(event) is None
+        many.add_predictions(part, np.array([[e.features["a"], e.features["b"]] for e in part]))
+        assert list(many._predictions.items()) == list(one._predictions.items())
+        assert many.take_counts() == one.take_counts()
+        _, _, flush, back = steps[start]
+        if back is not None and start + len(part) - back >= 0:
+            label = LabelEvent(
+                "m", events[start + len(part) - back].request_id, 1, part[-1].event_time
+            )
+            assert many.add_label(label) == one.add_label(label)
+        assert len(many._joined) == len(one._joined)
+        if journal and flush:
+            assert many.drain() == one.drain()
+    assert list(many._labels) == list(one._labels)
+
+
+def test_a_run_arriving_with_more_labels_waiting_than_the_cap_trims_them_as_one_by_one():
+    """Labels restored from a checkpoint can outnumber the cap until the next expiry scan."""
+    joins = [LabelJoin(ttl_s=100, max_pending=4), _CountsRunsAtOnce(ttl_s=100, max_pending=4)]
+    for join in joins:
+        join.restore_early_labels("m", [[f"early{i}", 1, 50.0 + i, 1] for i in range(6)])
+    part = [_p(f"r{i}", 60.0 + i) for i in range(3)]
+    for event in part:
+        joins[0].add_prediction(event)
+    joins[1].add_predictions(part, np.ones((3, 1)))
+    assert list(joins[1]._labels) == list(joins[0]._labels) == [f"early{i}" for i in range(2, 6)]
+    assert joins[1].take_counts() == joins[0].take_counts() == {"labels_expired": 2}
+
+
+@pytest.mark.parametrize(
+    ("memory", "before", "label", "run", "expired"),
+    [
+        # the spill makes an older entry (10, out of time order) first: the run's 111 expires it
+        (3, [100.0, 10.0, 105.0], None, [108.0, 111.0], {"predictions_expired": 1}),
+        # the spill makes the run's own first entry (10) first: its 115 expires it
+        (1, [100.0], None, [10.0, 115.0], {"predictions_expired": 1}),
+        # no prediction waits, a joined request does (at 3): the run's 140 forgets it
+        (0, [0.0, 1.0, 2.0, 3.0], "p3", [50.0, 90.0, 120.0, 140.0], {}),
+    ],
+)
+def test_a_run_reaching_the_ttl_of_what_becomes_first_expires_it_as_one_by_one(
+    memory, before, label, run, expired
+):
+    """Where the oldest entry in line changes while a run arrives, the run is not stored at
+    once past that entry's TTL (ttl 100)."""
+    joins = [LabelJoin(ttl_s=100, memory=memory, journal=True)]
+    joins.append(_CountsRunsAtOnce(ttl_s=100, memory=memory, journal=True))
+    earlier = [_p(f"p{i}", t) for i, t in enumerate(before)]
+    part = [_p(f"r{i}", t) for i, t in enumerate(run)]
+    for join in joins:
+        for event in earlier:
+            join.add_prediction(event)
+        if label is not None:
+            join.add_label(LabelEvent("m", label, 1, before[-1]))
+        join.drain()  # in the backing store: the spill may drop them from memory
+    for event in part:
+        joins[0].add_prediction(event)
+    joins[1].add_predictions(part, np.ones((len(part), 1)))
+    assert list(joins[1]._predictions.items()) == list(joins[0]._predictions.items())
+    assert joins[1].take_counts() == joins[0].take_counts() == expired
+    assert len(joins[1]._joined) == len(joins[0]._joined) == 0
+
+
+def test_runs_are_stored_at_once_in_the_usual_case():
+    """The property test above does exercise the run-at-once path (not only the fallback)."""
+    before = _CountsRunsAtOnce.at_once
+    join = _CountsRunsAtOnce(ttl_s=100, max_pending=60, memory=5, journal=True)
+    for k in range(3):
+        part = [_p(f"r{k}-{i}", k * 10.0 + i) for i in range(10)]
+        join.add_predictions(part, np.ones((10, 1)))
+        join.drain()
+    assert _CountsRunsAtOnce.at_once - before == 3
+    assert len(join._predictions) == 5
 
 
 def test_waiting_predictions_written_by_earlier_releases_still_load():

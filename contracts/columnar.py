@@ -37,13 +37,13 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Sequence
-from itertools import chain
+from itertools import chain, repeat
 from typing import Any
 
 import numpy as np
 
 from contracts.columns import EventColumns
-from contracts.events import InferenceEvent, InvalidEvent, plain_fields
+from contracts.events import InferenceEvent, InvalidEvent
 
 #: the columns of an inference the fast path reads (anything else: rows)
 _PLAIN = frozenset(
@@ -55,6 +55,9 @@ _FLOAT = {float}
 _NUMBER = {float, int}
 _OPTIONAL = {float, int, type(None)}
 _PREDICTION = {str, int, bool, float}
+_DICT = {dict}
+#: an element with any of these is not the usual one (see :func:`~contracts.events.plain_fields`)
+_NOT_PLAIN = frozenset({"probabilities", "task", "model_id", "schema_version"})
 
 
 def from_columns(obj: dict[str, Any], kind: str, max_events: int = 10_000) -> Any:
@@ -124,21 +127,48 @@ def _plain_columns(
 ) -> EventColumns | None:
     """The usual envelope's columns, checked at once (what :func:`plain_inference` checks of
     each element); None for anything else."""
-    if not _PLAIN.issuperset(columns):
+    features = columns.get("features")
+    if not _PLAIN.issuperset(columns) or not isinstance(features, dict) or not features:
         return None
-    ids = columns["request_id"]
     versions = columns.get("model_version")
-    if isinstance(versions, str):
-        versions = [versions] * n
-    times, features = columns.get("event_time"), columns.get("features")
-    predictions = columns.get("prediction")
-    scores = columns.get("score", [None] * n)
-    latencies = columns.get("latency_ms", [None] * n)
+    values = list(chain.from_iterable(features.values()))  # feature by feature
+    return _checked(
+        model_id,
+        schema_version,
+        tuple(features),
+        values,
+        by_event=False,
+        ids=columns["request_id"],
+        versions=[versions] * n if isinstance(versions, str) else versions,
+        times=columns.get("event_time"),
+        predictions=columns.get("prediction"),
+        scores=columns.get("score", [None] * n),
+        latencies=columns.get("latency_ms", [None] * n),
+    )
+
+
+def _checked(
+    model_id: str,
+    schema_version: int,
+    feature_names: tuple[str, ...],
+    values: list[Any],
+    *,
+    by_event: bool,
+    ids: list[Any],
+    versions: Any,
+    times: Any,
+    predictions: Any,
+    scores: Any,
+    latencies: Any,
+) -> EventColumns | None:
+    """What :func:`plain_inference` checks of each element, checked over columns (a list per
+    field, a value per event; anything else is not the usual case): the events as
+    :class:`EventColumns`, or None.  ``values``: every feature value, event by event
+    (``by_event``, a row envelope's) or feature by feature (a columnar envelope's)."""
+    n = len(ids)
     if not (
         isinstance(versions, list)
         and isinstance(times, list)
-        and isinstance(features, dict)
-        and features
         and isinstance(predictions, list)
         and isinstance(scores, list)
         and isinstance(latencies, list)
@@ -150,15 +180,12 @@ def _plain_columns(
         and (predicted := set(map(type, predictions))) <= _PREDICTION
         and set(map(type, scores)) <= _OPTIONAL
         and set(map(type, latencies)) <= _OPTIONAL
-        and set(map(type, chain.from_iterable(features.values()))) == _FLOAT
+        and set(map(type, values)) == _FLOAT
     ):
         return None
-    width = len(features)
-    matrix = (
-        np.fromiter(chain.from_iterable(features.values()), dtype=np.float64, count=n * width)
-        .reshape(width, n)
-        .T
-    )
+    width = len(feature_names)
+    matrix = np.fromiter(values, dtype=np.float64, count=n * width)
+    matrix = matrix.reshape(n, width) if by_event else matrix.reshape(width, n).T
     times = [float(t) for t in times] if int in set(map(type, times)) else times
     scores = _floats(scores)
     latencies = _floats(latencies)
@@ -180,7 +207,7 @@ def _plain_columns(
         ids,
         versions,
         times,
-        tuple(features),
+        feature_names,
         matrix,
         predictions,
         scores,
@@ -192,7 +219,8 @@ def columns_from_rows(elements: list, model_id: str, schema_version: int) -> Eve
     """A row envelope's elements as columns, when every one is the usual element
     (:func:`~contracts.events.plain_fields`) and all have the same features in the same order:
     the same events as decoding each element, without an event object each.  None otherwise
-    (the elements are then read one by one, and a bad one refused alone).
+    (the elements are then read one by one, and a bad one refused alone).  The elements are
+    checked field by field, as a columnar envelope's columns are, not element by element.
 
     >>> rows = [{"request_id": f"r{i}", "model_version": "v1", "event_time": 5.0 + i,
     ...          "features": {"x": 0.5 * i, "y": 1.0}, "prediction": 1} for i in range(3)]
@@ -203,38 +231,30 @@ def columns_from_rows(elements: list, model_id: str, schema_version: int) -> Eve
     >>> columns_from_rows(rows, "m", 1) is None
     True
     """
-    first = elements[0]
-    if type(first) is not dict or type(first.get("features")) is not dict:
+    if set(map(type, elements)) != _DICT or not _NOT_PLAIN.isdisjoint(set().union(*elements)):
         return None
-    names = list(first["features"])
-    if not names:
+    features = list(map(dict.get, elements, repeat("features")))
+    if set(map(type, features)) != _DICT:
         return None
-    rows = []
-    for element in elements:
-        fields = plain_fields(element) if type(element) is dict else None
-        if fields is None or list(fields[3]) != names:
-            return None
-        rows.append(fields)
-    versions, ids, times, features, predictions, scores, latencies = map(
-        list, zip(*rows, strict=True)
-    )
-    matrix = np.fromiter(
-        chain.from_iterable(map(dict.values, features)),
-        dtype=np.float64,
-        count=len(features) * len(names),
-    ).reshape(len(features), len(names))
-    return EventColumns(
+    names = list(features[0])
+    if not names or not all(map(names.__eq__, map(list, features))):
+        return None
+
+    def column(name: str) -> list[Any]:
+        return list(map(dict.get, elements, repeat(name)))
+
+    return _checked(
         model_id,
         schema_version,
-        None,
-        ids,
-        versions,
-        times,
         tuple(names),
-        matrix,
-        predictions,
-        scores,
-        latencies,
+        list(chain.from_iterable(map(dict.values, features))),
+        by_event=True,
+        ids=column("request_id"),
+        versions=column("model_version"),
+        times=column("event_time"),
+        predictions=column("prediction"),
+        scores=column("score"),
+        latencies=column("latency_ms"),
     )
 
 

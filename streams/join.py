@@ -375,7 +375,37 @@ class LabelJoin:
         return _stored(event, self._layout([event]), array("d", event.features.values()))
 
     def add_label(self, label: LabelEvent) -> JoinedOutcome | None:
-        if label.request_id in self._joined:
+        return self._add_label(label, label.request_id in self._joined)
+
+    def add_labels(self, labels: Sequence[LabelEvent]) -> list[JoinedOutcome | None]:
+        """:meth:`add_label` on each label in order, with the joined request ids looked up for
+        all of them at once (one numpy lookup per bucket instead of one per label and bucket).
+
+        >>> join = LabelJoin(ttl_s=600)
+        >>> _ = join.add_prediction(InferenceEvent("m", "v1", "r1", 100.0, {"x": 1.0}, 1))
+        >>> [o is not None for o in join.add_labels([LabelEvent("m", "r1", 0, 160.0)] * 2)]
+        [True, False]
+        >>> join.duplicates
+        1
+        """
+        joined = self._joined
+        seen = joined.contains_many([label.request_id for label in labels]).tolist()
+        forgotten, joined_now = joined.forgotten, set()
+        outcomes = []
+        for label, was_joined in zip(labels, seen, strict=True):
+            request_id = label.request_id
+            if joined.forgotten != forgotten:  # an expiry forgot some: ask for each from now on
+                is_joined = request_id in joined
+            else:
+                is_joined = was_joined or request_id in joined_now
+            outcome = self._add_label(label, is_joined)
+            if outcome is not None:
+                joined_now.add(request_id)
+            outcomes.append(outcome)
+        return outcomes
+
+    def _add_label(self, label: LabelEvent, is_joined: bool) -> JoinedOutcome | None:
+        if is_joined:
             self.duplicates += 1
             return None
         stored = self._predictions.pop(label.request_id, None)
@@ -395,9 +425,12 @@ class LabelJoin:
     def missing(self, labels: list[LabelEvent]) -> list[LabelEvent]:
         """Labels whose prediction is neither waiting in memory nor already joined: the ones
         to look up in the backing store."""
-        waiting, joined = self._predictions, self._joined
+        waiting = self._predictions
+        joined = self._joined.contains_many([label.request_id for label in labels]).tolist()
         return [
-            lab for lab in labels if lab.request_id not in waiting and lab.request_id not in joined
+            label
+            for label, is_joined in zip(labels, joined, strict=True)
+            if not is_joined and label.request_id not in waiting
         ]
 
     @contextmanager
@@ -432,8 +465,14 @@ class LabelJoin:
 
     def adopt(self, predictions: list[StoredPrediction]) -> None:
         """Predictions read back from the backing store, waiting again (oldest first in line)."""
-        for stored in sorted(predictions, key=lambda p: p.event_time, reverse=True):
-            if stored.request_id in self._predictions or stored.request_id in self._joined:
+        joined = self._joined.contains_many([stored.request_id for stored in predictions])
+        newest_first = sorted(
+            zip(predictions, joined.tolist(), strict=True),
+            key=lambda pair: pair[0].event_time,
+            reverse=True,
+        )
+        for stored, is_joined in newest_first:
+            if is_joined or stored.request_id in self._predictions:
                 continue
             self._predictions[stored.request_id] = stored
             self._predictions.move_to_end(stored.request_id, last=False)

@@ -325,8 +325,8 @@ class ModelMonitor:
     def observe_labels(self, labels: Sequence[LabelEvent]) -> BatchOutput:
         """:meth:`observe_label` on each label in order."""
         out = BatchOutput()
-        for position, label in enumerate(labels):
-            out.add(position, self.observe_label(label))
+        for position, joined in enumerate(self.join.add_labels(labels)):
+            out.add(position, self._after_label(joined))
         return out
 
     def _observe_system(self, event: InferenceEvent, out: MonitorOutput) -> None:
@@ -393,9 +393,12 @@ class ModelMonitor:
             self._feed(self.rule_signals[rule.name], float(broken), t, out, "warning")
 
     def observe_label(self, label: LabelEvent) -> MonitorOutput:
+        return self._after_label(self.join.add_label(label))
+
+    def _after_label(self, joined: JoinedOutcome | None) -> MonitorOutput:
+        """A label that went through the join: its outcome, if it joined its prediction."""
         out = MonitorOutput()
         self.counts["labels"] += 1
-        joined = self.join.add_label(label)
         if joined is not None:
             self._observe_outcome(joined, out)
         out.alarms = self.publishable(out.alarms)

@@ -24,6 +24,7 @@ from collections import Counter, defaultdict
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, NamedTuple, TypeVar
 
+import orjson
 from redis import asyncio as aioredis
 from redis.exceptions import RedisError
 
@@ -79,7 +80,7 @@ class RedisStore:
         self.pending = PendingPredictions(keys, join_ttl_s)
         self._client: aioredis.Redis | aioredis.RedisCluster | None = None
         self._metrics: dict[str, dict[str, dict[str, Any]]] = {}
-        self._labelled: dict[str, list[str]] = defaultdict(list)
+        self._labelled: dict[str, list[bytes]] = defaultdict(list)
         self._model_counts: dict[str, Counter[str]] = defaultdict(Counter)
         self._counts: Counter[str] = Counter()
         self._checkpoints: dict[str, dict[str, str]] = {}
@@ -107,7 +108,7 @@ class RedisStore:
         self._series.append((model_id, json.dumps(point, separators=(",", ":")).encode()))
 
     def add_labelled(self, model_id: str, sample: dict[str, Any]) -> None:
-        self._labelled[model_id].append(json.dumps(sample, separators=(",", ":")))
+        self._labelled[model_id].append(_sample_json(sample))
 
     def add_model_counts(self, model_id: str, counts: dict[str, int]) -> None:
         self._model_counts[model_id].update(counts)
@@ -418,3 +419,17 @@ def _without(taken: tuple, written: set[str]) -> tuple:
     """The buffers taken for a flush, less what the models in ``written`` already wrote (the
     global counters, index 3, stay: they are written last)."""
     return tuple(part if i == 3 else _drop(part, written) for i, part in enumerate(taken))
+
+
+def _sample_json(sample: dict[str, Any]) -> bytes:
+    """A labelled sample as compact JSON: orjson (a tenth of the standard library's time; the
+    samples' numbers are finite, checked at decoding), the standard library for what orjson
+    cannot write (an integer label beyond 64 bits), read back alike.
+
+    >>> _sample_json({"label": 2**70, "features": {"x": 0.5}})
+    b'{"label":1180591620717411303424,"features":{"x":0.5}}'
+    """
+    try:
+        return orjson.dumps(sample)
+    except TypeError:  # orjson.JSONEncodeError is one
+        return json.dumps(sample, separators=(",", ":")).encode()

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from contracts.events import InferenceEvent, LabelEvent
@@ -264,6 +264,59 @@ def test_runs_are_stored_at_once_in_the_usual_case():
         join.drain()
     assert _CountsRunsAtOnce.at_once - before == 3
     assert len(join._predictions) == 5
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(
+        st.tuples(
+            st.sampled_from(["p", "l", "l"]),
+            st.integers(0, 25),  # request id: labels twice, before their prediction, ...
+            st.floats(0, 30, allow_nan=False),  # the step to the next event time
+        ),
+        max_size=150,
+    ),
+    st.sampled_from([1, 3, 10, 40]),
+)
+# r1 joins at 1; a batch's first label (at 202) makes the join forget it, so the next label
+# of r1 is no duplicate but waits (the batch's lookup, made before, said joined)
+@example([("p", 1, 0.0), ("l", 1, 1.0), ("p", 2, 1.0), ("l", 3, 200.0), ("l", 1, 1.0)], 10)
+def test_a_batch_of_labels_joins_as_one_by_one(steps, batch):
+    """add_labels (the joined ids looked up once per batch) gives the outcomes, waiting
+    entries and counts of add_label on each label: duplicates within a batch, and joined ids
+    that an expiry forgets in the middle of one (ttl 100: their buckets leave meanwhile)."""
+    one, many = LabelJoin(ttl_s=100, max_pending=30), LabelJoin(ttl_s=100, max_pending=30)
+    t, pending_labels = 0.0, []
+
+    def flush_labels():
+        outcomes = many.add_labels(pending_labels)
+        assert outcomes == [one.add_label(label) for label in pending_labels]
+        pending_labels.clear()
+
+    for kind, rid, step in steps:
+        t += step
+        if kind == "p":
+            flush_labels()
+            event = _p(f"r{rid}", t)
+            assert many.add_prediction(event) == one.add_prediction(event)
+        else:
+            pending_labels.append(LabelEvent("m", f"r{rid}", 1, t))
+            if len(pending_labels) == batch:
+                flush_labels()
+        assert list(many._predictions) == list(one._predictions)
+    flush_labels()
+    assert list(many._labels) == list(one._labels)
+    assert many.take_counts() == one.take_counts()
+    assert len(many._joined) == len(one._joined)
+
+
+def test_labels_missing_from_memory_are_those_neither_waiting_nor_joined():
+    join = LabelJoin(ttl_s=100)
+    for rid in ("a", "b"):
+        join.add_prediction(_p(rid, 1.0))
+    join.add_label(LabelEvent("m", "a", 1, 2.0))  # joined
+    labels = [LabelEvent("m", rid, 1, 3.0) for rid in ("a", "b", "c")]
+    assert [label.request_id for label in join.missing(labels)] == ["c"]
 
 
 def test_waiting_predictions_written_by_earlier_releases_still_load():

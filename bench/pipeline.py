@@ -18,6 +18,11 @@ each for single-event messages and for batch envelopes of 100 events, as rows an
 (``docs/schemas.md``), plus the worker's RSS after
 the run and the alarm latency (produce -> alarm on the topic) at a fixed offered load
 (``--alarm-rate`` events/s, in envelopes of ``--alarm-envelope``).
+
+Then the labels of the columnar run's predictions, in envelopes of 100 (a tenth of them
+contradicting the prediction), each a minute after its prediction: published once that worker
+has stopped, and read by a fresh one (raw consume and worker rate, as above).  So every label's
+prediction waits in Redis, as it does for labels that come late or after a restart.
 """
 
 from __future__ import annotations
@@ -110,6 +115,34 @@ async def produce(settings, events, envelope: int, columnar: bool = False) -> in
     return sent
 
 
+def make_labels(events, seed: int = 1):
+    """A label for each prediction, a minute later; a tenth of them say otherwise."""
+    from contracts.events import LabelEvent
+
+    rng = random.Random(seed)
+    return [
+        LabelEvent(
+            e.model_id,
+            e.request_id,
+            1 - e.prediction if rng.random() < 0.1 else e.prediction,
+            e.event_time + 60.0,
+        )
+        for e in events
+    ]
+
+
+async def produce_labels(settings, labels, envelope: int) -> int:
+    """Publish ``labels`` in envelopes of ``envelope``, the models in turns; return messages."""
+    from streams.producer import EventProducer
+
+    sent = 0
+    async with EventProducer(settings, linger_ms=20) as producer:
+        for block in interleaved(labels, envelope):
+            await producer.send_label_batch(block)
+            sent += 1
+    return sent
+
+
 def interleaved(events, size: int) -> list[list]:
     """Each model's events in blocks of ``size``, the models taking turns (as concurrent model
     servers publish), so a worker's batch holds many models, not one model's long run."""
@@ -121,11 +154,11 @@ def interleaved(events, size: int) -> list[list]:
     return [block for turn in turns for block in turn if block is not None]
 
 
-async def raw_consume(settings, n_events: int) -> float:
+async def raw_consume(settings, n_events: int, topic: str = "") -> float:
     from aiokafka import AIOKafkaConsumer
 
     consumer = AIOKafkaConsumer(
-        settings.topics.inferences,
+        topic or settings.topics.inferences,
         bootstrap_servers=settings.bootstrap_list,
         auto_offset_reset="earliest",
         group_id=f"raw-{uuid.uuid4().hex[:6]}",
@@ -165,8 +198,9 @@ def noop_agent(settings, n_messages: int, n_events: int) -> float:
     return n_events / float(out.read_text())
 
 
-async def worker_rate(settings, n_events: int) -> tuple[float, float]:
-    """Events/s of ``driftline worker`` on an already filled topic, and its RSS (MB) after.
+async def worker_rate(settings, n_events: int, kind: str = "inferences") -> tuple[float, float]:
+    """Events/s of ``driftline worker`` on an already filled topic (``kind``: "inferences" or
+    "labels"), and its RSS (MB) after.
 
     Progress is read from the worker's own /metrics (its in-memory counters, moved by each
     batch), not from the counters it flushes to Redis once a second: those would put the end
@@ -188,7 +222,7 @@ async def worker_rate(settings, n_events: int) -> tuple[float, float]:
         await wait_until_ready(log_path, proc, timeout=120)
         first_t = first_n = None
         while True:
-            n = await asyncio.to_thread(_processed, port)
+            n = await asyncio.to_thread(_processed, port, kind)
             now = time.perf_counter()
             if n and first_t is None:
                 first_t, first_n = now, n
@@ -222,8 +256,8 @@ def _free_port() -> int:
         return probe.getsockname()[1]
 
 
-def _processed(port: int) -> int:
-    """Inference events the worker has processed, from its Prometheus endpoint (0 until up)."""
+def _processed(port: int, kind: str = "inferences") -> int:
+    """Events of ``kind`` the worker has processed, from its Prometheus endpoint (0 until up)."""
     import urllib.request
 
     try:
@@ -233,7 +267,7 @@ def _processed(port: int) -> int:
         return 0
     for line in text.splitlines():
         if line.startswith("driftline_worker_events_total{") and (
-            'kind="inferences"' in line and 'outcome="processed"' in line
+            f'kind="{kind}"' in line and 'outcome="processed"' in line
         ):
             return int(float(line.rsplit(" ", 1)[1]))
     return 0
@@ -350,6 +384,12 @@ async def run(args) -> str:
         noop = await asyncio.to_thread(noop_agent, settings, messages, len(events))
         worker, rss = await worker_rate(settings, len(events))
         rows.append((envelope, columnar, messages, raw, noop, worker, rss))
+        if columnar:  # their labels, for a fresh worker: each prediction waits in Redis
+            messages = await produce_labels(settings, make_labels(events), 100)
+            raw = await raw_consume(settings, len(events), settings.topics.labels)
+            worker, rss = await worker_rate(settings, len(events), "labels")
+            labels = ("labels", messages, raw, worker, rss)
+            print(f"labels: raw {raw:,.0f}/s, driftline {worker:,.0f}/s", flush=True)
         await drop_topics(settings, settings.topic_prefix)
         drop_keys(settings)
         print(f"envelope {envelope}{' columnar' * columnar}: raw {raw:,.0f}/s, no-op Faust {noop:,.0f}/s, "
@@ -381,6 +421,11 @@ async def run(args) -> str:
             f"| {kind} ({messages:,} messages) | {raw:,.0f} | {noop:,.0f} | {worker:,.0f} | "
             f"{worker / raw:.3f} | {worker / noop:.2f} | {rss:.0f} MB |"
         )
+    _, messages, raw, worker, rss = labels
+    lines.append(
+        f"| their labels, envelopes of 100 ({messages:,} messages) | {raw:,.0f} | - | "
+        f"{worker:,.0f} | {worker / raw:.3f} | - | {rss:.0f} MB |"
+    )
     if lat:
         q = statistics.quantiles(lat, n=100)
         lines += [

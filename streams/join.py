@@ -408,9 +408,12 @@ class LabelJoin:
         if is_joined:
             self.duplicates += 1
             return None
-        stored = self._predictions.pop(label.request_id, None)
+        waiting = self._predictions
+        first = next(iter(waiting), None)
+        stored = waiting.pop(label.request_id, None)
         if stored is not None:
-            self._quiet_until = -float("inf")
+            if label.request_id == first:  # the first in line left: the next may be older
+                self._quiet_until = -float("inf")
             return self._join(stored.event(), label)
         if label.request_id in self._labels:
             self.duplicates += 1

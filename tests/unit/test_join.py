@@ -98,6 +98,8 @@ class _AlwaysTrims(LabelJoin):
     ),
     st.sampled_from([None, 0, 3]),
 )
+# r2 waits behind r1 though older; r1's label (at 150) leaves r2 first in line, past its TTL
+@example([("p", 1, 300.0), ("p", 2, 10.0), ("l", 1, 150.0), ("l", 5, 151.0)], None)
 def test_skipping_the_expiry_scan_never_changes_what_expires(steps, memory):
     """The join skips its expiry scan while the oldest entries are within the TTL: the
     outcomes, the waiting entries and every count equal a join that scans at each arrival."""

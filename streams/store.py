@@ -425,7 +425,7 @@ def _sample_json(sample: dict[str, Any]) -> str:
     """A labelled sample as compact JSON: orjson (a tenth of the standard library's time; the
     samples' numbers are finite, checked at decoding), the standard library for what orjson
     cannot write (an integer label beyond 64 bits), read back alike.  As text, not orjson's
-    bytes: those keep the whole buffer orjson grew (8 KB for a 514-byte sample here), so a
+    bytes: those keep the whole buffer orjson grew (8 KB for a 514-byte sample, orjson 3.13), so a
     second of samples held until the flush left the worker at 535-555 MB after 100k labels
     instead of 260-295.
 

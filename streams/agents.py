@@ -59,6 +59,13 @@ def register(app: faust.App, publisher, runtime: MonitorRuntime) -> None:
     async def flush_metrics() -> None:
         await gate.flush()
 
+    @app.on_before_shutdown.connect
+    async def flush_before_shutdown(sender, **kwargs) -> None:
+        # SIGTERM: the consumer has stopped fetching and its last commit comes after this, so
+        # what was processed is written to Redis, acknowledged and committed; a batch still in
+        # an agent is redelivered to whoever takes the partition (and applied there once)
+        await gate.flush()
+
     @app.on_partitions_revoked.connect
     async def on_partitions_revoked(sender, revoked, **kwargs) -> None:
         await gate.flush()

@@ -106,12 +106,18 @@ def start_worker(settings: Settings, log_path: Path) -> subprocess.Popen:
 
 
 def stop_worker(proc: subprocess.Popen, log_path: Path) -> None:
-    """Stop it as an operator would (SIGTERM) and check it logged no traceback."""
+    """Stop it as an operator would (SIGTERM), and require that it stops by itself (a
+    deployment's grace period is about 30 s) with no traceback logged."""
     proc.terminate()
     try:
         proc.wait(timeout=30)
     except subprocess.TimeoutExpired:
         proc.kill()
+        proc.wait(timeout=30)
+        pytest.fail(
+            "the worker did not stop within 30 s of SIGTERM:\n"
+            + log_path.read_text(errors="replace")[-4000:]
+        )
     log = log_path.read_text(errors="replace")
     assert "Traceback" not in log, log[-4000:]
 

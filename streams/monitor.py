@@ -323,7 +323,9 @@ class ModelMonitor:
         return observe_inferences(self, events)
 
     def observe_labels(self, labels: Sequence[LabelEvent]) -> BatchOutput:
-        """:meth:`observe_label` on each label in order."""
+        """:meth:`observe_label` on each label in order: the whole batch through the join
+        first (one lookup of the joined ids), then each outcome (which changes nothing the join
+        reads)."""
         out = BatchOutput()
         for position, joined in enumerate(self.join.add_labels(labels)):
             out.add(position, self._after_label(joined))

@@ -32,6 +32,14 @@ def _hash(request_id: str) -> int:
     return int.from_bytes(digest, "little")
 
 
+def _in_sorted(kept: np.ndarray, hashes: np.ndarray) -> np.ndarray:
+    """Whether each of ``hashes`` is in the sorted array ``kept``: a binary search each
+    (np.isin would sort both again)."""
+    if not len(kept):
+        return np.zeros(len(hashes), dtype=bool)
+    return kept[np.minimum(np.searchsorted(kept, hashes), len(kept) - 1)] == hashes
+
+
 class _Bucket:
     __slots__ = ("recent", "sorted")
 
@@ -53,11 +61,8 @@ class _Bucket:
         if self.recent:
             fresh = np.sort(np.fromiter(self.recent, dtype=np.uint64, count=len(self.recent)))
             kept = self.sorted
-            at = np.searchsorted(kept, fresh)
-            if len(kept):  # a hash already kept is not kept twice
-                fresh = fresh[(at == len(kept)) | (kept[np.minimum(at, len(kept) - 1)] != fresh)]
-                at = np.searchsorted(kept, fresh)
-            self.sorted = np.insert(kept, at, fresh)
+            fresh = fresh[~_in_sorted(kept, fresh)]  # a hash already kept is not kept twice
+            self.sorted = np.insert(kept, np.searchsorted(kept, fresh), fresh)
             self.recent = set()
 
     def __contains__(self, h: int) -> bool:
@@ -100,9 +105,7 @@ class SeenIds:
         for bucket in self._buckets.values():
             if bucket.recent:
                 found |= np.fromiter(map(bucket.recent.__contains__, hashes.tolist()), bool)
-            kept = bucket.sorted
-            if len(kept):  # sorted already: a binary search each (np.isin would sort them all)
-                found |= kept[np.minimum(np.searchsorted(kept, hashes), len(kept) - 1)] == hashes
+            found |= _in_sorted(bucket.sorted, hashes)
         return found
 
     def quiet_before(self) -> float:

@@ -9,6 +9,7 @@ flush that holds their effects, so a committed offset never runs ahead of what R
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import logging
 
@@ -55,15 +56,23 @@ def register(app: faust.App, publisher, runtime: MonitorRuntime) -> None:
             await runtime.handle_labels([(event.value, _source(event)) for event in batch])
             await gate.hold(batch)
 
+    stopping: list[asyncio.Task] = []
+
+    async def flush_while_stopping() -> None:
+        # A stopping app (SIGTERM) stops its timers first, then waits until every message it
+        # handed out is acknowledged (Faust's stream_wait_empty), and ours are acknowledged by
+        # a flush: without this a worker stopped under load waited until SIGKILL.  A plain task,
+        # which the app does not stop, flushes from the moment it stops until the process ends.
+        while not app.should_stop:
+            await asyncio.sleep(0.1)
+        while True:
+            await gate.flush()
+            await asyncio.sleep(0.2)
+
     @app.timer(interval=runtime.settings.metrics_flush_s, name="flush-metrics")
     async def flush_metrics() -> None:
-        await gate.flush()
-
-    @app.on_before_shutdown.connect
-    async def flush_before_shutdown(sender, **kwargs) -> None:
-        # SIGTERM: the consumer has stopped fetching and its last commit comes after this, so
-        # what was processed is written to Redis, acknowledged and committed; a batch still in
-        # an agent is redelivered to whoever takes the partition (and applied there once)
+        if not stopping:
+            stopping.append(asyncio.get_running_loop().create_task(flush_while_stopping()))
         await gate.flush()
 
     @app.on_partitions_revoked.connect

@@ -144,11 +144,6 @@ def create_app(settings: Settings | None = None) -> tuple[faust.App, MonitorRunt
         # (and a restarted worker) wait that long in "(Re-)joining group".
         broker_session_timeout=10.0,
         broker_heartbeat_interval=2.0,
-        # On SIGTERM Faust waits for every taken message to be acknowledged, but ours are
-        # acknowledged by a flush (streams/acks.py), and the flush timer is the first thing a
-        # stopping app stops: a worker stopped under load waited forever (until SIGKILL). It
-        # flushes once more instead, before the consumer commits (streams/agents.py).
-        stream_wait_empty=False,
     )
     publisher = FaustPublisher(app)
     store = RedisStore(

@@ -71,8 +71,6 @@ def register(app: faust.App, publisher, runtime: MonitorRuntime) -> None:
 
     @app.timer(interval=runtime.settings.metrics_flush_s, name="flush-metrics")
     async def flush_metrics() -> None:
-        if not stopping:
-            stopping.append(asyncio.get_running_loop().create_task(flush_while_stopping()))
         await gate.flush()
 
     @app.on_partitions_revoked.connect
@@ -82,4 +80,6 @@ def register(app: faust.App, publisher, runtime: MonitorRuntime) -> None:
 
     @app.on_rebalance_complete.connect
     async def on_rebalance_complete(sender, **kwargs) -> None:
+        if not stopping:  # before the first message is taken
+            stopping.append(asyncio.get_running_loop().create_task(flush_while_stopping()))
         log.info("driftline worker ready: consuming %s and %s", topics.inferences, topics.labels)

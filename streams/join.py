@@ -224,7 +224,6 @@ class LabelJoin:
         ``values``: the events' feature values, a row each, in the order of their features
         (the batch path's matrix, when every event has the same features in the same order)."""
         joined, waiting, labels = self._joined, self._predictions, self._labels
-        rows, width = (values.tobytes(), values.shape[1] * 8) if values is not None else (b"", 0)
         names = self._layout(events) if values is not None and events else ()
         # :meth:`_keep` inlined, with its expiry called only where it can change anything (its
         # own early return, decided here without the calls), and the batch's ids looked up in
@@ -235,6 +234,7 @@ class LabelJoin:
         quiet_joined = joined.quiet_before()
         if values is not None and self._add_at_once(events, ids, seen, quiet_joined, values, names):
             return
+        rows, width = (values.tobytes(), values.shape[1] * 8) if values is not None else (b"", 0)
         journal, written, undrained = self.journal, self.written, self._undrained
         most, memory = self.max_pending, self.memory
         for i, fields in enumerate(prediction_fields(events)):
@@ -261,9 +261,9 @@ class LabelJoin:
                 or len(waiting) > most
                 or len(labels) > most
             ):
-                ids = len(joined)
+                forgotten = joined.forgotten
                 self._expire(t)  # joined ids too
-                if len(joined) != ids:  # some left: ask for each from now on
+                if joined.forgotten != forgotten:  # some left: ask for each from now on
                     seen = None
                 quiet_joined = joined.quiet_before()
             if self._spillable and len(waiting) > memory:  # type: ignore[operator]

@@ -176,6 +176,22 @@ class _CountsRunsAtOnce(LabelJoin):
     st.sampled_from([1, 4, 16, 40]),
     st.sampled_from([8, 60]),
 )
+# r1 joins (at 203); in the next run r2 (at 353) makes the join forget it, so r1's redelivered
+# prediction right after is no duplicate (the run's lookup, made before, said joined)
+@example(
+    [
+        (1, 0.0, False, 4),
+        (9, 1.0, False, None),
+        (8, 1.0, False, None),
+        (7, 1.0, False, None),
+        (2, 150.0, False, None),
+        (1, 1.0, False, None),
+        (3, 1.0, False, None),
+    ],
+    None,
+    4,
+    60,
+)
 def test_a_run_stored_at_once_waits_as_one_by_one(steps, memory, run, most):
     """Mostly in-order traffic, where add_predictions stores a whole run at once: the waiting
     entries, journal, spill, expiry, joins and counts equal add_prediction on each event, with

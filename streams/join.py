@@ -324,7 +324,7 @@ class LabelJoin:
             self.written.extend(stored)
             self._undrained.update(ids)
         if self._spillable and len(waiting) > self.memory:  # type: ignore[operator]
-            self._spill()
+            self._spill(spilled)  # counted above for this size
         return True
 
     def _spill_count(self, size: int) -> int:
@@ -349,13 +349,14 @@ class LabelJoin:
         if self._spillable and len(waiting) > self.memory:
             self._spill()
 
-    def _spill(self) -> None:
+    def _spill(self, popped: int | None = None) -> None:
         """Beyond ``memory``, the oldest waiting predictions stay in the backing store only,
-        once they are in it (drained to the store); none while a lookup is :meth:`held`."""
+        once they are in it (drained to the store); none while a lookup is :meth:`held`.
+        ``popped``: :meth:`_spill_count` of the map as it is, where the caller has it."""
         waiting = self._predictions
         if self._held or len(waiting) <= self.memory:  # type: ignore[operator]
             return
-        popped = self._spill_count(len(waiting))
+        popped = self._spill_count(len(waiting)) if popped is None else popped
         if popped < len(waiting) - self.memory:  # type: ignore[operator]
             self._spillable = False  # the oldest is not drained: none is, until the next drain
         deque(map(waiting.popitem, repeat(False, popped)), maxlen=0)  # the oldest first

@@ -35,6 +35,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from streams.checkpoint_parts import EncodedRow
 from streams.scores import ScoreStats
 
 Probabilities = tuple[float | None, float | None, float | None]  # P(positive), p(true), confidence
@@ -93,9 +94,13 @@ class _Bucket:
     incomplete: int = 0  # inferences missing a feature of the model's layout
     checked: int = 0  # feature values compared with their reference range (streams.ranges)
     outside: int = 0  # ... and found outside it
+    #: the checkpoint's row for this bucket, kept until the bucket changes (a window's old
+    #: buckets are the same at every flush: built and encoded once)
+    row: EncodedRow | None = None
 
     def clear(self, start: int) -> None:
         self.start = start
+        self.row = None
         self.events = self.labelled = self.correct = 0
         self.tp = self.fp = self.fn = self.tn = 0
         self.regressed = 0
@@ -134,6 +139,7 @@ class WindowedMetrics:
         bucket = self._ring[number % self.n_buckets]
         if bucket.start != number:
             bucket.clear(number)
+        bucket.row = None  # the caller changes it
         return bucket
 
     def add_inference(
@@ -213,6 +219,7 @@ class WindowedMetrics:
             bucket = self._ring[number % n_buckets]
             if bucket.start != number:
                 bucket.clear(number)
+            bucket.row = None
             bucket.events += events
             bucket.incomplete += missing
             bucket.checked += c
@@ -279,20 +286,8 @@ class WindowedMetrics:
             "newest": None if self.newest == -math.inf else self.newest,
             "oldest": None if self.oldest == math.inf else self.oldest,
             "too_late": self.too_late,
-            "buckets": [
-                [
-                    b.start, b.events, b.labelled, b.correct, b.tp, b.fp, b.fn, b.tn,
-                    b.regressed, b.abs_error, b.sq_error, b.sum_y, b.sum_y2,
-                    [[k, v] for k, v in sorted(b.latencies.items())],
-                    [[a, p, n] for (a, p), n in sorted(b.confusion.items())],
-                    b.scores.to_list() if b.scores is not None else None,
-                    b.incomplete,
-                    b.checked,
-                    b.outside,
-                ]
-                for b in live
-            ],
-        }  # fmt: skip
+            "buckets": [b.row if b.row is not None else _row(b) for b in live],
+        }
 
     def restore(self, state: dict) -> None:
         """Resume from :meth:`to_state` (ignored if the window's shape changed)."""
@@ -425,6 +420,23 @@ def _class_metrics(confusion: dict[tuple[str, str], int]) -> dict:
         "per_class": json.dumps(per_class, sort_keys=True),
         "confusion": json.dumps(matrix, sort_keys=True),
     }
+
+
+def _row(b: _Bucket) -> EncodedRow:
+    """The bucket's checkpoint row, kept on it until it changes."""
+    b.row = EncodedRow(
+        [
+            b.start, b.events, b.labelled, b.correct, b.tp, b.fp, b.fn, b.tn,
+            b.regressed, b.abs_error, b.sq_error, b.sum_y, b.sum_y2,
+            [[k, v] for k, v in sorted(b.latencies.items())],
+            [[a, p, n] for (a, p), n in sorted(b.confusion.items())],
+            b.scores.to_list() if b.scores is not None else None,
+            b.incomplete,
+            b.checked,
+            b.outside,
+        ]
+    )  # fmt: skip
+    return b.row
 
 
 def _r2(live: list[_Bucket], n: int) -> float | None:

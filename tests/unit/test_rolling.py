@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import json
 from itertools import pairwise
 
 import numpy as np
@@ -7,6 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from streams import checkpoint_parts
 from streams.rolling import WindowedMetrics
 
 
@@ -239,3 +241,44 @@ def test_a_batch_of_inferences_fills_the_window_as_one_by_one(rows, batches):
         )
     assert many.to_state() == one.to_state()
     assert many.too_late == one.too_late
+
+
+_OPERATIONS = st.lists(
+    st.tuples(
+        st.sampled_from(["inference", "inferences", "outcome", "regression"]),
+        st.floats(0, 400),  # out of order, often too late for a 60 s window
+        st.booleans(),
+    ),
+    max_size=40,
+)
+
+
+def _apply(window: WindowedMetrics, operation: tuple[str, float, bool]) -> None:
+    kind, t, flag = operation
+    if kind == "inference":
+        window.add_inference(t, 5.0 if flag else None)
+    elif kind == "inferences":  # the vectorised path, which updates the ring itself
+        window.add_inferences([t + k for k in range(20)], [3.0] * 20, [flag] * 20)
+    elif kind == "outcome":
+        window.add_outcome(t, flag, True, flag, "a" if flag else "b", "a", (0.7, 0.7, 0.7))
+    else:
+        window.add_regression_outcome(t, 0.5 if flag else -2.0, 1.0)
+
+
+@settings(max_examples=150, deadline=None)
+@given(_OPERATIONS)
+def test_a_checkpoint_between_changes_writes_what_a_fresh_window_writes(operations):
+    """Each bucket keeps its checkpoint row, encoded, until it changes (old buckets are not
+    rebuilt at every flush): after any change, the window's state and the text the
+    checkpoint's field holds are those of a window that never checkpointed before."""
+    kept = WindowedMetrics(60, 5)
+    for i, operation in enumerate(operations):
+        _apply(kept, operation)
+        fresh = WindowedMetrics(60, 5)
+        for earlier in operations[: i + 1]:
+            _apply(fresh, earlier)
+        state, expected = kept.to_state(), fresh.to_state()
+        assert state == expected
+        assert checkpoint_parts._dumps(state["buckets"]) == json.dumps(
+            expected["buckets"], separators=(",", ":")
+        )

@@ -11,7 +11,7 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from contracts.events import InferenceEvent
-from streams.feature_stats import SLOTS, FeatureStats
+from streams.feature_stats import QUANTILES, SLOTS, FeatureStats, linear_quantiles
 from streams.monitor import ModelMonitor
 
 NAMES = ("a", "b", "c")
@@ -159,3 +159,22 @@ def test_the_monitor_reports_feature_stats_per_window_and_resumes_them():
     minute = json.loads(monitor.metrics()["1m"]["feature_stats"])
     assert 60 <= minute["x"]["n"] <= 65  # the last minute, rolling by 5 s slots
     assert resumed.metrics() == monitor.metrics()
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(
+        st.one_of(
+            st.floats(-1e6, 1e6, allow_subnormal=False),
+            st.sampled_from([0.0, 1.0, -2.5, 1e-300, 7.0]),  # ties, as flags and counts give
+        ),
+        min_size=1,
+        max_size=300,
+    )
+)
+@example([5.0, 1.0, 3.0])
+@example([1e6, -1e6])
+def test_quantiles_of_a_sample_are_numpy_s_to_the_bit(values):
+    """A feature's quantiles before its bin edges are set (:func:`linear_quantiles`, plain
+    Python for speed) are exactly numpy's."""
+    assert linear_quantiles(values) == np.quantile(np.array(values), QUANTILES).tolist()

@@ -17,6 +17,8 @@ import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+import orjson
+
 from contracts.redis_client import connect
 from contracts.redis_keys import RedisKeys
 from contracts.settings import Settings
@@ -24,6 +26,17 @@ from contracts.settings import Settings
 WINDOWS = ("1m", "1h", "1d")
 #: metrics the worker stores as JSON text
 JSON_METRICS = frozenset({"per_class", "confusion", "reliability", "feature_stats"})
+
+
+def json_metric(value: Any) -> str:
+    """A nested metric as the JSON text the worker stores (keys sorted; orjson: the flush
+    writes these for every changed model, and the standard library took several times as
+    long).  A non-finite number, which no metric should hold, is written as null.
+
+    >>> json_metric({"b": [1, 0.5], "a": None})
+    '{"a":null,"b":[1,0.5]}'
+    """
+    return orjson.dumps(value, option=orjson.OPT_SORT_KEYS).decode()
 
 
 def parse_window(raw: Mapping[bytes | str, bytes | str]) -> dict[str, Any]:

@@ -152,9 +152,12 @@ class EncodedRow(list):
 def _dumps(value: Any) -> str:
     if type(value) is list and value and all(type(item) is EncodedRow for item in value):
         return "[" + ",".join([item.text for item in value]) + "]"
-    # the standard library, not orjson: detector states hold inf and NaN, which orjson writes
-    # as null
-    return json.dumps(value, separators=(",", ":"))
+    return _ENCODER.encode(value)
+
+
+# the standard library, not orjson: detector states hold inf and NaN, which orjson writes as
+# null.  One encoder for every field (json.dumps with separators builds a new one per call).
+_ENCODER = json.JSONEncoder(separators=(",", ":"))
 
 
 def _text(value: str | bytes) -> str:

@@ -60,7 +60,6 @@ restarted worker continues its detectors instead of relearning their references.
 from __future__ import annotations
 
 import inspect
-import json
 import logging
 import math
 from collections import OrderedDict
@@ -72,6 +71,7 @@ import numpy as np
 
 from contracts.alarms import VERSION_SCOPED_KINDS, Alarm, Resolution
 from contracts.events import InferenceEvent, LabelEvent, normalise_label
+from contracts.metrics import json_metric
 from contracts.settings import Settings
 from detectors import REGISTRY, DriftDetector, RollingReference, StateError
 from detectors.output_rules import OutputRule, parse_rules
@@ -487,7 +487,7 @@ class ModelMonitor:
         for name, window in self.windows.items():
             snapshot = window.snapshot()
             summary = self.feature_stats[name].summary()
-            snapshot["feature_stats"] = json.dumps(summary, sort_keys=True) if summary else None
+            snapshot["feature_stats"] = json_metric(summary) if summary else None
             out[name] = snapshot
         return out
 

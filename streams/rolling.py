@@ -28,13 +28,13 @@ so a quantile is within about 2.3% of the exact value.
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
 
+from contracts.metrics import json_metric
 from streams.checkpoint_parts import EncodedRow
 from streams.scores import ScoreStats
 
@@ -417,8 +417,8 @@ def _class_metrics(confusion: dict[tuple[str, str], int]) -> dict:
     matrix = {a: {p: confusion.get((a, p), 0) for p in classes} for a in classes}
     return {
         "macro_f1": sum(f1s) / len(f1s) if f1s else None,
-        "per_class": json.dumps(per_class, sort_keys=True),
-        "confusion": json.dumps(matrix, sort_keys=True),
+        "per_class": json_metric(per_class),
+        "confusion": json_metric(matrix),
     }
 
 

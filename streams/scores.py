@@ -21,23 +21,34 @@ and merges by addition, like the bucket's counts, so a window's figures come fro
 
 from __future__ import annotations
 
-import json
 import math
 from typing import Any
+
+import numpy as np
+
+from contracts.metrics import json_metric
 
 _AUC_BINS = 100
 _REL_BINS = 10
 _EPS = 1e-15
 
 
+# a bucket's counts as one row (:meth:`ScoreStats.dense`): positives and negatives per
+# P(positive) bin, then per reliability bin its count, confidence sum and correct count
+_NEG, _REL_N = _AUC_BINS, 2 * _AUC_BINS
+_REL_C, _REL_K = _REL_N + _REL_BINS, _REL_N + 2 * _REL_BINS
+_ROW = _REL_N + 3 * _REL_BINS
+
+
 class ScoreStats:
-    __slots__ = ("ll_n", "ll_sum", "neg", "pos", "rel")
+    __slots__ = ("_dense", "ll_n", "ll_sum", "neg", "pos", "rel")
 
     def __init__(self) -> None:
         self.pos: dict[int, int] = {}
         self.neg: dict[int, int] = {}
         self.ll_sum, self.ll_n = 0.0, 0
         self.rel: dict[int, list[float]] = {}  # bin -> [n, confidence sum, correct sum]
+        self._dense: np.ndarray | None = None  # kept until the next add
 
     def add(
         self,
@@ -47,6 +58,7 @@ class ScoreStats:
         confidence: float | None,
         correct: bool,
     ) -> None:
+        self._dense = None
         if p_positive is not None and 0.0 <= p_positive <= 1.0:
             side = self.pos if actual_positive else self.neg
             b = min(int(p_positive * _AUC_BINS), _AUC_BINS - 1)
@@ -60,6 +72,19 @@ class ScoreStats:
             cell[0] += 1
             cell[1] += confidence
             cell[2] += 1 if correct else 0
+
+    def dense(self) -> np.ndarray:
+        """The counts as one row of floats (exact for counts below 2**53), kept until the next
+        :meth:`add`: a window's summary adds the rows of its buckets, most of which do not
+        change between two reads."""
+        if self._dense is None:
+            row = np.zeros(_ROW)
+            row[list(self.pos)] = list(self.pos.values())
+            row[[_NEG + b for b in self.neg]] = list(self.neg.values())
+            for b, (n, c, k) in self.rel.items():
+                row[_REL_N + b], row[_REL_C + b], row[_REL_K + b] = n, c, k
+            self._dense = row
+        return self._dense
 
     def to_list(self) -> list[Any]:
         return [
@@ -82,45 +107,39 @@ class ScoreStats:
 
     @staticmethod
     def summary(parts: list[ScoreStats]) -> dict[str, Any]:
-        pos: dict[int, int] = {}
-        neg: dict[int, int] = {}
-        rel: dict[int, list[float]] = {}
+        total = np.sum([part.dense() for part in parts], axis=0) if parts else np.zeros(_ROW)
         ll_sum, ll_n = 0.0, 0
         for part in parts:
-            for b, n in part.pos.items():
-                pos[b] = pos.get(b, 0) + n
-            for b, n in part.neg.items():
-                neg[b] = neg.get(b, 0) + n
             ll_sum, ll_n = ll_sum + part.ll_sum, ll_n + part.ll_n
-            for b, (n, c, k) in part.rel.items():
-                cell = rel.setdefault(b, [0, 0.0, 0])
-                cell[0], cell[1], cell[2] = cell[0] + n, cell[1] + c, cell[2] + k
         return {
-            "roc_auc": _auc(pos, neg),
+            "roc_auc": _auc(total[:_NEG], total[_NEG:_REL_N]),
             "log_loss": ll_sum / ll_n if ll_n else None,
-            **_calibration(rel),
+            **_calibration(total[_REL_N:_REL_C], total[_REL_C:_REL_K], total[_REL_K:]),
         }
 
 
-def _auc(pos: dict[int, int], neg: dict[int, int]) -> float | None:
-    n_pos, n_neg = sum(pos.values()), sum(neg.values())
+def _auc(pos: np.ndarray, neg: np.ndarray) -> float | None:
+    """The Mann-Whitney statistic over the bins (ties within a bin count half); the counts
+    and products are integers and halves, exact in floats."""
+    n_pos, n_neg = float(pos.sum()), float(neg.sum())
     if not n_pos or not n_neg:
         return None
-    below, u = 0, 0.0
-    for b in range(_AUC_BINS):
-        p, n = pos.get(b, 0), neg.get(b, 0)
-        u += p * (below + 0.5 * n)
-        below += n
-    return u / (n_pos * n_neg)
+    below = np.cumsum(neg) - neg  # negatives in lower bins
+    return float((pos * (below + 0.5 * neg)).sum()) / (n_pos * n_neg)
 
 
-def _calibration(rel: dict[int, list[float]]) -> dict[str, Any]:
-    total = sum(cell[0] for cell in rel.values())
+def _calibration(counts: np.ndarray, confidence: np.ndarray, correct: np.ndarray) -> dict[str, Any]:
+    total = int(counts.sum())
     if not total:
         return {"ece": None, "reliability": None}
     bins = [
-        {"from": b / _REL_BINS, "n": int(n), "confidence": c / n, "accuracy": k / n}
-        for b, (n, c, k) in sorted(rel.items())
+        {
+            "from": b / _REL_BINS,
+            "n": int(counts[b]),
+            "confidence": float(confidence[b] / counts[b]),
+            "accuracy": float(correct[b] / counts[b]),
+        }
+        for b in np.flatnonzero(counts).tolist()
     ]
     ece = sum(x["n"] / total * abs(x["accuracy"] - x["confidence"]) for x in bins)
-    return {"ece": ece, "reliability": json.dumps(bins)}
+    return {"ece": ece, "reliability": json_metric(bins)}

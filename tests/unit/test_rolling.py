@@ -268,9 +268,10 @@ def _apply(window: WindowedMetrics, operation: tuple[str, float, bool]) -> None:
 @settings(max_examples=150, deadline=None)
 @given(_OPERATIONS)
 def test_a_checkpoint_between_changes_writes_what_a_fresh_window_writes(operations):
-    """Each bucket keeps its checkpoint row, encoded, until it changes (old buckets are not
-    rebuilt at every flush): after any change, the window's state and the text the
-    checkpoint's field holds are those of a window that never checkpointed before."""
+    """Each bucket keeps its checkpoint row, encoded, and its probability counts as one row
+    (:meth:`ScoreStats.dense`) until it changes (old buckets are not rebuilt at every flush):
+    after any change, the window's state, the text the checkpoint's field holds and the
+    metrics are those of a window that never checkpointed or was read before."""
     kept = WindowedMetrics(60, 5)
     for i, operation in enumerate(operations):
         _apply(kept, operation)
@@ -282,3 +283,4 @@ def test_a_checkpoint_between_changes_writes_what_a_fresh_window_writes(operatio
         assert checkpoint_parts._dumps(state["buckets"]) == json.dumps(
             expected["buckets"], separators=(",", ":")
         )
+        assert kept.snapshot() == fresh.snapshot()

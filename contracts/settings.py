@@ -27,6 +27,11 @@
 | ``DRIFTLINE_BATCH_EVENTS`` | ``20000``                   | events decoded and observed at once: a  |
 |                            |                             | batch of envelopes is cut into chunks   |
 | ``DRIFTLINE_BATCH_WAIT_S`` | ``0.05``                    | the longest it waits to fill a batch    |
+| ``DRIFTLINE_FLUSH_S``      | ``1``                       | the shortest time between two flushes   |
+|                            |                             | to Redis (and offset commits)           |
+| ``DRIFTLINE_FLUSH_SHARE``  | ``0.25``                    | the most of the worker's time flushes   |
+|                            |                             | may take: after a flush of d seconds the|
+|                            |                             | next waits 3 d (many changed models)    |
 | ``DRIFTLINE_MAX_MODELS``   | ``10000``                   | monitors a worker keeps in memory; the  |
 |                            |                             | least recently seen is checkpointed and |
 |                            |                             | dropped to make room                    |
@@ -112,7 +117,8 @@ class Settings:
     key_prefix: str = "driftline"
     app_id: str = "driftline-monitor"
     partitions: int = 4
-    metrics_flush_s: float = 1.0
+    flush_s: float = 1.0  # the shortest time between two flushes to Redis
+    flush_share: float = 0.25  # the most of the worker's time flushes may take
     labelled_keep: int = 5000  # labelled samples kept per model for the learners
     latency_slo_ms: float = 250.0
     low_confidence: float = 0.6
@@ -163,6 +169,8 @@ class Settings:
             "DRIFTLINE_BATCH_MAX": str(self.batch_max),
             "DRIFTLINE_BATCH_EVENTS": str(self.batch_events),
             "DRIFTLINE_BATCH_WAIT_S": repr(self.batch_wait_s),
+            "DRIFTLINE_FLUSH_S": repr(self.flush_s),
+            "DRIFTLINE_FLUSH_SHARE": repr(self.flush_share),
             "DRIFTLINE_MAX_MODELS": str(self.max_models),
             "DRIFTLINE_MAX_MESSAGE_BYTES": str(self.max_message_bytes),
             "DRIFTLINE_IDLE_EVICT_S": repr(self.idle_evict_s),
@@ -193,6 +201,8 @@ class Settings:
             "batch_max": env.get("DRIFTLINE_BATCH_MAX", cls.batch_max),
             "batch_events": env.get("DRIFTLINE_BATCH_EVENTS", cls.batch_events),
             "batch_wait_s": env.get("DRIFTLINE_BATCH_WAIT_S", cls.batch_wait_s),
+            "flush_s": env.get("DRIFTLINE_FLUSH_S", cls.flush_s),
+            "flush_share": env.get("DRIFTLINE_FLUSH_SHARE", cls.flush_share),
             "max_models": env.get("DRIFTLINE_MAX_MODELS", cls.max_models),
             "max_message_bytes": env.get("DRIFTLINE_MAX_MESSAGE_BYTES", cls.max_message_bytes),
             "idle_evict_s": env.get("DRIFTLINE_IDLE_EVICT_S", cls.idle_evict_s),
@@ -214,6 +224,8 @@ class Settings:
         values["join_ttl_s"] = _number("DRIFTLINE_JOIN_TTL_S", values["join_ttl_s"])
         values["max_future_s"] = _number("DRIFTLINE_MAX_FUTURE_S", values["max_future_s"])
         values["batch_wait_s"] = _number("DRIFTLINE_BATCH_WAIT_S", values["batch_wait_s"])
+        values["flush_s"] = _number("DRIFTLINE_FLUSH_S", values["flush_s"])
+        values["flush_share"] = _number("DRIFTLINE_FLUSH_SHARE", values["flush_share"])
         values["idle_evict_s"] = _number("DRIFTLINE_IDLE_EVICT_S", values["idle_evict_s"])
         values["resolve_after_s"] = _number("DRIFTLINE_RESOLVE_AFTER_S", values["resolve_after_s"])
         values["series_every_s"] = _number(
@@ -231,6 +243,10 @@ class Settings:
             if number != int(number):
                 raise ValueError(f"{name} must be a whole number, got {number}")
             values[key] = int(number)
+        if values["flush_share"] > 1:
+            raise ValueError(
+                f"DRIFTLINE_FLUSH_SHARE must be at most 1, got {values['flush_share']}"
+            )
         if values["low_confidence"] >= 1:
             raise ValueError(
                 f"DRIFTLINE_LOW_CONFIDENCE must be below 1, got {values['low_confidence']}"

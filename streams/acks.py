@@ -32,6 +32,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
+import time
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Protocol
 
@@ -49,12 +51,16 @@ class AckAfterFlush:
         max_held: int,
         retry_s: float = 1.0,
         max_retry_s: float = 30.0,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         if max_held < 1:
             raise ValueError("max_held must be >= 1")
         self._flush = flush
         self.max_held = max_held
         self.retry_s, self.max_retry_s = retry_s, max_retry_s
+        self._clock = clock
+        self.last_took_s = 0.0  # how long the last flush took
+        self._last_end = -math.inf
         self._held: list[Ackable] = []
         self._lock = asyncio.Lock()
         self.failed = 0  # flushes that failed (their messages stayed held)
@@ -62,6 +68,26 @@ class AckAfterFlush:
     @property
     def held(self) -> int:
         return len(self._held)
+
+    def rested(self, share: float) -> bool:
+        """Whether a timed flush may run now without flushes taking more than ``share`` of
+        the time: the time since the last flush ended is at least ``(1 - share) / share``
+        times what it took.  A worker with many changed models flushes less often instead of
+        doing little else (a flush writes every changed model whole).
+
+        >>> async def slow():
+        ...     return True
+        >>> now = [0.0]
+        >>> gate = AckAfterFlush(slow, max_held=10, clock=lambda: now[0])
+        >>> gate.rested(0.25)
+        True
+        >>> _ = asyncio.run(gate.flush()); gate.last_took_s = 2.0   # a flush of 2 s ...
+        >>> now[0] = 5.0; gate.rested(0.25)                          # ... rests 6 s
+        False
+        >>> now[0] = 6.0; gate.rested(0.25)
+        True
+        """
+        return self._clock() - self._last_end >= self.last_took_s * (1 - share) / share
 
     async def hold(self, messages: Sequence[Ackable]) -> None:
         """Keep ``messages`` (already processed) until a flush succeeds; wait while too many
@@ -86,7 +112,10 @@ class AckAfterFlush:
             # Taken before the flush awaits anything: every message held now has its effects
             # in what this flush writes; later ones wait for the next flush.
             taken, self._held = self._held, []
+            started = self._clock()
             ok = await self._flush()
+            self._last_end = self._clock()
+            self.last_took_s = self._last_end - started
             if ok:
                 for message in taken:
                     message.ack()

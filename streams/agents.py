@@ -69,9 +69,10 @@ def register(app: faust.App, publisher, runtime: MonitorRuntime) -> None:
             await gate.flush()
             await asyncio.sleep(0.2)
 
-    @app.timer(interval=runtime.settings.metrics_flush_s, name="flush-metrics")
+    @app.timer(interval=runtime.settings.flush_s, name="flush-metrics")
     async def flush_metrics() -> None:
-        await gate.flush()
+        if gate.rested(runtime.settings.flush_share):
+            await gate.flush()
 
     @app.on_partitions_revoked.connect
     async def on_partitions_revoked(sender, revoked, **kwargs) -> None:

@@ -58,6 +58,8 @@ LIMITS = {
     "batch_max": int,
     "batch_events": int,
     "batch_wait_s": float,
+    "flush_s": float,
+    "flush_share": float,
     "max_message_bytes": int,
     "join_memory": int,
     "max_future_s": float,

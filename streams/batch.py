@@ -75,7 +75,7 @@ class BatchOutput:
 
 #: fewer events of one model than this go one by one: the vectorised path's fixed cost (numpy
 #: calls over some 30 signals, ~0.7 ms for 20 features) is more than that many events one by
-#: one (~0.12 ms each); measured break-even 4-6 events for 5-60 features
+#: one (~0.15 ms each); measured break-even 4-6 events for 5-60 features
 ONE_BY_ONE = 5
 
 

@@ -131,27 +131,7 @@ def _field_name(path: tuple[str, ...]) -> str:
     return _dumps(list(path))
 
 
-class EncodedRow(list):
-    """A JSON-ready list that carries its JSON text, for state that mostly repeats from one
-    checkpoint to the next (a rolling window's old buckets): encoded once when it is made,
-    and a field that is a list of them is written by joining their texts, the same text
-    ``json.dumps`` writes.  To everyone else it is a plain list; it must not be changed.
-
-    >>> rows = [EncodedRow([1, 0.5, None]), EncodedRow([2, [[3, 4]]])]
-    >>> _dumps(rows) == json.dumps(rows, separators=(",", ":"))
-    True
-    """
-
-    __slots__ = ("text",)
-
-    def __init__(self, items: Any) -> None:
-        super().__init__(items)
-        self.text = _dumps(self)
-
-
 def _dumps(value: Any) -> str:
-    if type(value) is list and value and all(type(item) is EncodedRow for item in value):
-        return "[" + ",".join([item.text for item in value]) + "]"
     return _ENCODER.encode(value)
 
 

@@ -118,10 +118,12 @@ class MonitorConfig:
     output_rules: tuple[dict[str, Any], ...] = (
         {"name": "probabilities_sum_to_one", "kind": "sum_to_one", "field": "probabilities"},
     )
+    # (name, window_s, bucket_s): 12 buckets each, as the per-feature stats' slots, so both
+    # cover the same span (11 to 12 buckets' worth: 55-60 s of the minute)
     windows: tuple[tuple[str, float, float], ...] = (
-        ("1m", 60.0, 1.0),
-        ("1h", 3600.0, 60.0),
-        ("1d", 86_400.0, 3600.0),
+        ("1m", 60.0, 5.0),
+        ("1h", 3600.0, 300.0),
+        ("1d", 86_400.0, 7200.0),
     )
     positive_label: str = "1"
     alarm_cooldown: int = 500  # updates of one signal during which a repeat alarm is held back

@@ -35,8 +35,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from contracts.metrics import json_metric
-from streams.checkpoint_parts import EncodedRow
 from streams.scores import ScoreStats
+from streams.tally import Tally
 
 Probabilities = tuple[float | None, float | None, float | None]  # P(positive), p(true), confidence
 
@@ -73,6 +73,13 @@ def _bin_value(b: int) -> float:
     return _LAT_MIN_MS * 10 ** ((b + 0.5) / _LAT_BINS_PER_DECADE)
 
 
+#: a bucket's counts and sums, added up when buckets merge
+_COUNTS = (
+    "events", "labelled", "correct", "tp", "fp", "fn", "tn", "regressed", "abs_error",
+    "sq_error", "sum_y", "sum_y2", "incomplete", "checked", "outside",
+)  # fmt: skip
+
+
 @dataclass(slots=True)
 class _Bucket:
     start: int = -1  # bucket number (event_time // bucket_s); -1 = empty
@@ -89,28 +96,42 @@ class _Bucket:
     sum_y: float = 0.0  # regression labels, for R²
     sum_y2: float = 0.0
     confusion: dict[tuple[str, str], int] = field(default_factory=dict)  # (actual, predicted)
-    latencies: dict[int, int] = field(default_factory=dict)  # sparse histogram
+    latencies: Tally = field(default_factory=Tally)  # latency bin -> count
     scores: ScoreStats | None = None  # probability quality, once an outcome brings one
     incomplete: int = 0  # inferences missing a feature of the model's layout
     checked: int = 0  # feature values compared with their reference range (streams.ranges)
     outside: int = 0  # ... and found outside it
-    #: the checkpoint's row for this bucket, kept until the bucket changes (a window's old
-    #: buckets are the same at every flush: built and encoded once)
-    row: EncodedRow | None = None
 
     def clear(self, start: int) -> None:
         self.start = start
-        self.row = None
         self.events = self.labelled = self.correct = 0
         self.tp = self.fp = self.fn = self.tn = 0
         self.regressed = 0
         self.abs_error = self.sq_error = 0.0
         self.sum_y = self.sum_y2 = 0.0
         self.confusion = {}
-        self.latencies = {}
+        self.latencies = Tally()
         self.scores = None
         self.incomplete = 0
         self.checked = self.outside = 0
+
+    def merge(self, other: _Bucket) -> None:
+        """Add ``other``'s counts and sums (a narrower bucket within this one)."""
+        for name in _COUNTS:
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+        for cell, n in other.confusion.items():
+            self.confusion[cell] = self.confusion.get(cell, 0) + n
+        self.latencies.add_many(other.latencies.items())
+        if other.scores is not None:
+            if self.scores is None:
+                self.scores = ScoreStats()
+            self.scores.merge(other.scores)
+
+    def freeze(self) -> None:
+        """Pack the histograms (a bucket that is no longer the newest rarely changes)."""
+        self.latencies.freeze()
+        if self.scores is not None:
+            self.scores.freeze()
 
 
 class WindowedMetrics:
@@ -139,7 +160,6 @@ class WindowedMetrics:
         bucket = self._ring[number % self.n_buckets]
         if bucket.start != number:
             bucket.clear(number)
-        bucket.row = None  # the caller changes it
         return bucket
 
     def add_inference(
@@ -159,8 +179,7 @@ class WindowedMetrics:
         bucket.checked += ranged[0]
         bucket.outside += ranged[1]
         if latency_ms is not None:
-            b = _latency_bin(latency_ms)
-            bucket.latencies[b] = bucket.latencies.get(b, 0) + 1
+            bucket.latencies.add(_latency_bin(latency_ms))
 
     def add_inferences(
         self,
@@ -210,23 +229,21 @@ class WindowedMetrics:
         bins = _latency_bins(latencies)[kept]
         timed = bins >= 0
         pairs, counts = np.unique(slot[timed] * _LAT_BINS + bins[timed], return_counts=True)
-        hists: list[dict[int, int]] = [{} for _ in starts]
+        hists: list[list[tuple[int, int]]] = [[] for _ in starts]
         for pair, count in zip(pairs.tolist(), counts.tolist(), strict=True):
-            hists[pair // _LAT_BINS][pair % _LAT_BINS] = count
+            hists[pair // _LAT_BINS].append((pair % _LAT_BINS, count))
         for number, events, missing, c, o, hist in zip(
             starts.tolist(), *columns, hists, strict=True
         ):
             bucket = self._ring[number % n_buckets]
             if bucket.start != number:
                 bucket.clear(number)
-            bucket.row = None
             bucket.events += events
             bucket.incomplete += missing
             bucket.checked += c
             bucket.outside += o
-            latencies_of = bucket.latencies
-            for b, count in hist.items():
-                latencies_of[b] = latencies_of.get(b, 0) + count
+            if hist:
+                bucket.latencies.add_many(hist)
 
     def add_outcome(
         self,
@@ -278,57 +295,52 @@ class WindowedMetrics:
 
     # -- checkpoints ---------------------------------------------------------------------------
     def to_state(self) -> dict:
-        """The live buckets as JSON-ready data (a restarted worker resumes exact windows)."""
+        """The live buckets as JSON-ready data (a restarted worker resumes exact windows).
+        Every bucket but the newest is frozen on the way (:meth:`_Bucket.freeze`)."""
         live = self._live()
+        newest = int(self.newest // self.bucket_s) if live else None
+        for b in live:
+            if b.start != newest:
+                b.freeze()
         return {
             "window_s": self.window_s,
             "bucket_s": self.bucket_s,
             "newest": None if self.newest == -math.inf else self.newest,
             "oldest": None if self.oldest == math.inf else self.oldest,
             "too_late": self.too_late,
-            "buckets": [b.row if b.row is not None else _row(b) for b in live],
+            "buckets": [_row(b) for b in live],
         }
 
     def restore(self, state: dict) -> None:
-        """Resume from :meth:`to_state` (ignored if the window's shape changed)."""
-        if state.get("window_s") != self.window_s or state.get("bucket_s") != self.bucket_s:
+        """Resume from :meth:`to_state`.  A state with narrower buckets that divide this
+        window's evenly (the 1-, 60- and 3,600-second buckets of checkpoints written before the
+        windows had 12 buckets each) is merged into them; one of another shape is ignored."""
+        if state.get("window_s") != self.window_s:
+            return
+        saved_s = float(state.get("bucket_s") or 0.0)
+        ratio = float(self.bucket_s) / saved_s if saved_s > 0 else 0.0
+        if ratio < 1 or ratio != round(ratio):
             return
         self._ring = [_Bucket() for _ in range(self.n_buckets)]
         newest, oldest = state.get("newest"), state.get("oldest")
         self.newest = -math.inf if newest is None else float(newest)
         self.oldest = math.inf if oldest is None else float(oldest)
         self.too_late = int(state.get("too_late", 0))
+        first = int(self.newest // self.bucket_s) - self.n_buckets + 1 if newest is not None else 0
         for row in state.get("buckets", []):
-            scores = row[15] if len(row) > 15 else None  # absent in older checkpoints
-            (
-                start,
-                events,
-                labelled,
-                correct,
-                tp,
-                fp,
-                fn,
-                tn,
-                regressed,
-                abs_e,
-                sq_e,
-                sy,
-                sy2,
-                lat,
-                confusion,
-            ) = row[:15]
-            bucket = self._ring[int(start) % self.n_buckets]
-            bucket.start, bucket.events, bucket.labelled = int(start), int(events), int(labelled)
-            bucket.correct, bucket.tp, bucket.fp = int(correct), int(tp), int(fp)
-            bucket.fn, bucket.tn, bucket.regressed = int(fn), int(tn), int(regressed)
-            bucket.abs_error, bucket.sq_error = float(abs_e), float(sq_e)
-            bucket.sum_y, bucket.sum_y2 = float(sy), float(sy2)
-            bucket.latencies = {int(k): int(v) for k, v in lat}
-            bucket.confusion = {(str(a), str(p)): int(n) for a, p, n in confusion}
-            bucket.scores = ScoreStats.from_list(scores) if scores else None
-            bucket.incomplete = int(row[16]) if len(row) > 16 else 0
-            if len(row) > 18:  # absent in older checkpoints
-                bucket.checked, bucket.outside = int(row[17]), int(row[18])
+            saved = _from_row(row)
+            number = saved.start // int(ratio)
+            if number < first:
+                continue
+            bucket = self._ring[number % self.n_buckets]
+            if bucket.start != number:
+                bucket.clear(number)
+            if ratio == 1:
+                self._ring[number % self.n_buckets] = saved
+            else:
+                bucket.merge(saved)
+        for bucket in self._ring:
+            bucket.freeze()
 
     def _live(self) -> list[_Bucket]:
         if self.newest == -math.inf:
@@ -357,10 +369,7 @@ class WindowedMetrics:
             for cell, n in b.confusion.items():
                 confusion[cell] = confusion.get(cell, 0) + n
         classified = labelled - regressed
-        hist: dict[int, int] = {}
-        for b in live:
-            for k, v in b.latencies.items():
-                hist[k] = hist.get(k, 0) + v
+        hist = _latency_histogram(live)
         return {
             "events": events,
             "event_rate_per_s": events / span if live else 0.0,
@@ -422,21 +431,47 @@ def _class_metrics(confusion: dict[tuple[str, str], int]) -> dict:
     }
 
 
-def _row(b: _Bucket) -> EncodedRow:
-    """The bucket's checkpoint row, kept on it until it changes."""
-    b.row = EncodedRow(
-        [
-            b.start, b.events, b.labelled, b.correct, b.tp, b.fp, b.fn, b.tn,
-            b.regressed, b.abs_error, b.sq_error, b.sum_y, b.sum_y2,
-            [[k, v] for k, v in sorted(b.latencies.items())],
-            [[a, p, n] for (a, p), n in sorted(b.confusion.items())],
-            b.scores.to_list() if b.scores is not None else None,
-            b.incomplete,
-            b.checked,
-            b.outside,
-        ]
+def _row(b: _Bucket) -> list:
+    """The bucket's checkpoint row."""
+    return [
+        b.start, b.events, b.labelled, b.correct, b.tp, b.fp, b.fn, b.tn,
+        b.regressed, b.abs_error, b.sq_error, b.sum_y, b.sum_y2,
+        b.latencies.to_text(),
+        [[a, p, n] for (a, p), n in sorted(b.confusion.items())],
+        b.scores.to_list() if b.scores is not None else None,
+        b.incomplete,
+        b.checked,
+        b.outside,
+    ]  # fmt: skip
+
+
+def _from_row(row: list) -> _Bucket:
+    """A bucket from its checkpoint row (:func:`_row`, or a shorter one from before)."""
+    (start, events, labelled, correct, tp, fp, fn, tn, regressed, abs_e, sq_e, sy, sy2, lat,
+     confusion) = row[:15]  # fmt: skip
+    scores = row[15] if len(row) > 15 else None
+    bucket = _Bucket(
+        int(start), int(events), int(labelled), int(correct), int(tp), int(fp), int(fn),
+        int(tn), int(regressed), float(abs_e), float(sq_e), float(sy), float(sy2),
+        {(str(a), str(p)): int(n) for a, p, n in confusion},
+        # base64 of a packed tally; [[bin, count], ...] in checkpoints from before
+        Tally.from_text(lat) if isinstance(lat, str) else Tally.from_pairs(lat),
+        ScoreStats.from_list(scores) if scores else None,
     )  # fmt: skip
-    return b.row
+    bucket.incomplete = int(row[16]) if len(row) > 16 else 0
+    if len(row) > 18:
+        bucket.checked, bucket.outside = int(row[17]), int(row[18])
+    return bucket
+
+
+def _latency_histogram(live: list[_Bucket]) -> np.ndarray:
+    """The live buckets' latency counts added up, one float per bin (exact below 2**53)."""
+    arrays = [b.latencies.arrays() for b in live if b.latencies]
+    if not arrays:
+        return np.zeros(_LAT_BINS)
+    keys = np.concatenate([k for k, _ in arrays])
+    counts = np.concatenate([c for _, c in arrays])
+    return np.bincount(keys, weights=counts, minlength=_LAT_BINS)
 
 
 def _r2(live: list[_Bucket], n: int) -> float | None:
@@ -454,14 +489,10 @@ def _rate(part: int, whole: int) -> float | None:
     return part / whole if whole else None
 
 
-def _quantile(hist: dict[int, int], q: float) -> float | None:
-    total = sum(hist.values())
+def _quantile(hist: np.ndarray, q: float) -> float | None:
+    """The centre of the first bin whose cumulative count reaches ``q`` of the total."""
+    total = float(hist.sum())
     if not total:
         return None
-    rank = q * total
-    seen = 0
-    for b in sorted(hist):
-        seen += hist[b]
-        if seen >= rank:
-            return _bin_value(b)
-    return _bin_value(max(hist))
+    b = int(np.searchsorted(np.cumsum(hist), q * total, side="left"))
+    return _bin_value(min(b, int(np.flatnonzero(hist)[-1])))

@@ -27,28 +27,26 @@ from typing import Any
 import numpy as np
 
 from contracts.metrics import json_metric
+from streams.tally import Tally
 
 _AUC_BINS = 100
 _REL_BINS = 10
 _EPS = 1e-15
 
 
-# a bucket's counts as one row (:meth:`ScoreStats.dense`): positives and negatives per
-# P(positive) bin, then per reliability bin its count, confidence sum and correct count
-_NEG, _REL_N = _AUC_BINS, 2 * _AUC_BINS
-_REL_C, _REL_K = _REL_N + _REL_BINS, _REL_N + 2 * _REL_BINS
-_ROW = _REL_N + 3 * _REL_BINS
-
-
 class ScoreStats:
-    __slots__ = ("_dense", "ll_n", "ll_sum", "neg", "pos", "rel")
+    """One bucket's probability counts.  :meth:`freeze` packs them (the window does it for
+    the buckets it checkpoints: they rarely change again), an add unpacks them."""
+
+    __slots__ = ("ll_n", "ll_sum", "neg", "pos", "rel")
 
     def __init__(self) -> None:
-        self.pos: dict[int, int] = {}
-        self.neg: dict[int, int] = {}
+        self.pos = Tally()  # P(positive) bin -> actual positives
+        self.neg = Tally()  # ... -> actual negatives
         self.ll_sum, self.ll_n = 0.0, 0
-        self.rel: dict[int, list[float]] = {}  # bin -> [n, confidence sum, correct sum]
-        self._dense: np.ndarray | None = None  # kept until the next add
+        #: reliability bin -> [n, confidence sum, correct sum]; packed: float64 rows
+        #: (bin, n, confidence sum, correct sum), exact for counts below 2**53
+        self.rel: dict[int, list[float]] | bytes = {}
 
     def add(
         self,
@@ -58,64 +56,98 @@ class ScoreStats:
         confidence: float | None,
         correct: bool,
     ) -> None:
-        self._dense = None
         if p_positive is not None and 0.0 <= p_positive <= 1.0:
             side = self.pos if actual_positive else self.neg
-            b = min(int(p_positive * _AUC_BINS), _AUC_BINS - 1)
-            side[b] = side.get(b, 0) + 1
+            side.add(min(int(p_positive * _AUC_BINS), _AUC_BINS - 1))
         if p_true is not None and 0.0 <= p_true <= 1.0:
             self.ll_sum -= math.log(min(max(p_true, _EPS), 1.0 - _EPS))
             self.ll_n += 1
         if confidence is not None and 0.0 <= confidence <= 1.0:
             b = min(int(confidence * _REL_BINS), _REL_BINS - 1)
-            cell = self.rel.setdefault(b, [0, 0.0, 0])
+            rel = self.rel if isinstance(self.rel, dict) else self._thaw_rel()
+            cell = rel.setdefault(b, [0, 0.0, 0])
             cell[0] += 1
             cell[1] += confidence
             cell[2] += 1 if correct else 0
 
-    def dense(self) -> np.ndarray:
-        """The counts as one row of floats (exact for counts below 2**53), kept until the next
-        :meth:`add`: a window's summary adds the rows of its buckets, most of which do not
-        change between two reads."""
-        if self._dense is None:
-            row = np.zeros(_ROW)
-            row[list(self.pos)] = list(self.pos.values())
-            row[[_NEG + b for b in self.neg]] = list(self.neg.values())
-            for b, (n, c, k) in self.rel.items():
-                row[_REL_N + b], row[_REL_C + b], row[_REL_K + b] = n, c, k
-            self._dense = row
-        return self._dense
+    def _thaw_rel(self) -> dict[int, list[float]]:
+        self.rel = self._rel_cells()
+        return self.rel
+
+    def _rel_cells(self) -> dict[int, list[float]]:
+        if isinstance(self.rel, dict):
+            return self.rel
+        rows = np.frombuffer(self.rel, dtype="<f8").reshape(-1, 4).tolist()
+        return {int(b): [int(n), c, int(k)] for b, n, c, k in rows}
+
+    def merge(self, other: ScoreStats) -> None:
+        """Add ``other``'s counts (a narrower bucket within this one)."""
+        self.pos.add_many(other.pos.items())
+        self.neg.add_many(other.neg.items())
+        self.ll_sum, self.ll_n = self.ll_sum + other.ll_sum, self.ll_n + other.ll_n
+        rel = self.rel if isinstance(self.rel, dict) else self._thaw_rel()
+        for b, (n, c, k) in other._rel_cells().items():
+            cell = rel.setdefault(b, [0, 0.0, 0])
+            cell[0] += n
+            cell[1] += c
+            cell[2] += k
+
+    def freeze(self) -> None:
+        self.pos.freeze()
+        self.neg.freeze()
+        if isinstance(self.rel, dict):
+            rows = [[b, *cell] for b, cell in sorted(self.rel.items())]
+            self.rel = np.array(rows, dtype="<f8").tobytes()
 
     def to_list(self) -> list[Any]:
         return [
-            sorted(self.pos.items()),
-            sorted(self.neg.items()),
+            self.pos.to_text(),
+            self.neg.to_text(),
             self.ll_sum,
             self.ll_n,
-            [[b, *cell] for b, cell in sorted(self.rel.items())],
+            [[b, *cell] for b, cell in sorted(self._rel_cells().items())],
         ]
 
     @classmethod
     def from_list(cls, data: list[Any]) -> ScoreStats:
+        """From :meth:`to_list` (the probability bins as base64, or, in checkpoints written
+        before that, as ``[[bin, count], ...]``), frozen."""
         stats = cls()
-        pos, neg, stats.ll_sum, stats.ll_n, rel = data
-        stats.pos = {int(b): int(n) for b, n in pos}
-        stats.neg = {int(b): int(n) for b, n in neg}
-        stats.ll_sum, stats.ll_n = float(stats.ll_sum), int(stats.ll_n)
+        pos, neg, ll_sum, ll_n, rel = data
+        stats.pos = Tally.from_text(pos) if isinstance(pos, str) else Tally.from_pairs(pos)
+        stats.neg = Tally.from_text(neg) if isinstance(neg, str) else Tally.from_pairs(neg)
+        stats.ll_sum, stats.ll_n = float(ll_sum), int(ll_n)
         stats.rel = {int(b): [int(n), float(c), int(k)] for b, n, c, k in rel}
+        stats.freeze()
         return stats
 
     @staticmethod
     def summary(parts: list[ScoreStats]) -> dict[str, Any]:
-        total = np.sum([part.dense() for part in parts], axis=0) if parts else np.zeros(_ROW)
+        """The window's figures from its buckets' counts (summed in the order given)."""
+        pos, neg = _histogram([p.pos for p in parts]), _histogram([p.neg for p in parts])
+        n, confidence, correct = np.zeros(_REL_BINS), np.zeros(_REL_BINS), np.zeros(_REL_BINS)
         ll_sum, ll_n = 0.0, 0
         for part in parts:
             ll_sum, ll_n = ll_sum + part.ll_sum, ll_n + part.ll_n
+            for b, (k, c, right) in part._rel_cells().items():
+                n[b] += k
+                confidence[b] += c
+                correct[b] += right
         return {
-            "roc_auc": _auc(total[:_NEG], total[_NEG:_REL_N]),
+            "roc_auc": _auc(pos, neg),
             "log_loss": ll_sum / ll_n if ll_n else None,
-            **_calibration(total[_REL_N:_REL_C], total[_REL_C:_REL_K], total[_REL_K:]),
+            **_calibration(n, confidence, correct),
         }
+
+
+def _histogram(tallies: list[Tally]) -> np.ndarray:
+    """The tallies' counts added up, one float per probability bin (exact below 2**53)."""
+    if not tallies:
+        return np.zeros(_AUC_BINS)
+    arrays = [t.arrays() for t in tallies]
+    keys = np.concatenate([k for k, _ in arrays])
+    counts = np.concatenate([c for _, c in arrays])
+    return np.bincount(keys, weights=counts, minlength=_AUC_BINS)
 
 
 def _auc(pos: np.ndarray, neg: np.ndarray) -> float | None:

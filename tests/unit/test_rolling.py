@@ -91,6 +91,39 @@ def test_windows_resume_exactly_from_their_state():
     assert other_shape.snapshot()["events"] == 0
 
 
+def test_a_checkpoint_with_narrower_buckets_is_merged_into_the_windows_buckets():
+    """Checkpoints written when the windows had 1-, 60- and 3,600-second buckets restore into
+    12 buckets per window: the same figures as a window that always had the wider buckets
+    (counts exactly, sums to rounding); widths that do not divide evenly start afresh."""
+    import json
+    import math
+    import random
+
+    rng = random.Random(2)
+    records = [
+        (1000.0 + i * 0.7, rng.lognormvariate(2, 0.5), rng.random() < 0.8, rng.random())
+        for i in range(400)
+    ]
+    narrow, wide = WindowedMetrics(60, 1), WindowedMetrics(60, 5)
+    for window in (narrow, wide):
+        for t, latency, correct, p in records:
+            window.add_inference(t, latency)
+            window.add_outcome(t, correct, True, correct, "a", "a" if correct else "b", (p, p, p))
+            window.add_regression_outcome(t, p - 0.5, p)
+    merged = WindowedMetrics(60, 5)
+    merged.restore(json.loads(json.dumps(narrow.to_state())))
+    got, expected = merged.snapshot(), wide.snapshot()
+    assert got.keys() == expected.keys() and expected["events"] > 50
+    for name, value in expected.items():
+        if isinstance(value, float):
+            assert math.isclose(got[name], value, rel_tol=1e-9, abs_tol=1e-12), name
+        else:
+            assert got[name] == value, name
+    uneven = WindowedMetrics(60, 7.5)
+    uneven.restore(narrow.to_state())
+    assert uneven.snapshot()["events"] == 0
+
+
 def test_regression_metrics_match_their_definitions():
     import numpy as np
 
@@ -268,10 +301,10 @@ def _apply(window: WindowedMetrics, operation: tuple[str, float, bool]) -> None:
 @settings(max_examples=150, deadline=None)
 @given(_OPERATIONS)
 def test_a_checkpoint_between_changes_writes_what_a_fresh_window_writes(operations):
-    """Each bucket keeps its checkpoint row, encoded, and its probability counts as one row
-    (:meth:`ScoreStats.dense`) until it changes (old buckets are not rebuilt at every flush):
-    after any change, the window's state, the text the checkpoint's field holds and the
-    metrics are those of a window that never checkpointed or was read before."""
+    """A checkpoint freezes every bucket but the newest (their histograms packed into bytes,
+    streams.tally) and a later add thaws one: after any change, the window's state, the text
+    the checkpoint's field holds and the metrics are those of a window that never
+    checkpointed or was read before."""
     kept = WindowedMetrics(60, 5)
     for i, operation in enumerate(operations):
         _apply(kept, operation)

@@ -1,15 +1,22 @@
 """Worker memory per model after warm-up: many ModelMonitors, 20 features each, as in a worker.
 
-    python bench/memory.py [--models 1000] [--events 2500] [--out docs/memory-benchmark.md]
+    python bench/memory.py [--models 1000] [--traffic day|burst] [--events 2500] [--out FILE]
 
-Each model gets ``--events`` inferences (past the 2,000-value reference, so every detector is
-calibrated) through the batch path, in batches of 500, configured as the worker runs them.  Two
-label regimes, each in a fresh process: labels arrive 100 events after their predictions (the
-join holds about 100 waiting predictions per model), and no labels at all (every prediction
-waits: in the worker only the ``DRIFTLINE_JOIN_MEMORY`` (250) most recent stay in memory once
-the journal is drained to Redis; here the journal is drained after each batch as a flush would,
-and a label whose prediction has left memory gets it back from a stand-in for Redis, as in the
-worker).
+``--traffic day`` (the default) gives each model a day of event time, so every bucket of every
+rolling window (1 minute, 1 hour, 1 day) is live, with spread scores and latencies that fill
+their histograms: one event every 10 s for 23 hours, one a second for the last hour, 50 a
+second for the last minute (14,820 events).  ``--traffic burst`` is the regime this bench had
+before: ``--events`` events 10 ms apart (25 s of event time for 2,500), every score 0.8 and
+every latency 10 ms; it leaves most buckets empty and the histograms one bin wide, so it
+understates what a model holds after a day (4.0 MB per model at 6b7567d, where it read 450 KB).
+
+Each model's events go through the batch path in blocks of 500, configured as the worker runs
+them, each block followed by what a flush does with a changed model (metrics, checkpoint, the
+join's journal drained).  Two label regimes, each in a fresh process: labels arrive 100 events
+after their predictions (the join holds about 100 waiting predictions per model), and no
+labels at all (every prediction waits: in the worker only the ``DRIFTLINE_JOIN_MEMORY`` (250)
+most recent stay in memory once the journal is drained to Redis; a label whose prediction has
+left memory gets it back from a stand-in for Redis, as in the worker).
 Reported: the process's RSS growth over the same process with the monitors' code imported,
 in total and per model; and a checkpoint's size.
 """
@@ -36,19 +43,35 @@ def rss():
             return int(line.split()[1]) / 1024
 
 n_models, n_events, labels = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3] == "labels"
+day = sys.argv[4] == "day"
 names = [f"f{j}" for j in range(20)]
 rng = np.random.default_rng(0)
+if day:  # 23 h at one event per 10 s, the last hour at 1/s, the last minute at 50/s
+    end = 1.7e9 + 86_400
+    times = np.concatenate([
+        np.arange(end - 86_400, end - 3_600, 10.0),
+        np.arange(end - 3_600, end - 60, 1.0),
+        np.arange(end - 60, end, 0.02),
+    ]).tolist()
+else:
+    times = [1.7e9 + i / 100 for i in range(n_events)]
+n = len(times)
 gc.collect()
 base = rss()
 monitors = []
 config = MonitorConfig.from_settings(Settings())  # as the worker runs them
 for m in range(n_models):
     monitor = ModelMonitor(f"model-{m}", config)
-    x = rng.normal(size=(n_events, 20)).tolist()
+    x = rng.normal(size=(n, 20)).tolist()
+    if day:  # the confidence in the predicted class, and latencies around 20 ms
+        scores = rng.uniform(0.5, 1.0, n).tolist()
+        latencies = rng.lognormal(np.log(20.0), 0.5, n).tolist()
+    else:
+        scores, latencies = [0.8] * n, [10.0] * n
     events = [
-        InferenceEvent(f"model-{m}", "v1", f"r{i}", 1.7e9 + i / 100, dict(zip(names, row)), i % 2,
-                       score=0.8, latency_ms=10.0)
-        for i, row in enumerate(x)
+        InferenceEvent(f"model-{m}", "v1", f"r{i}", t, dict(zip(names, row)), i % 2,
+                       score=score, latency_ms=latency)
+        for i, (t, row, score, latency) in enumerate(zip(times, x, scores, latencies))
     ]
     in_redis = {}  # what the worker's flushes wrote to Redis (this model's, gone after it)
 
@@ -60,7 +83,7 @@ for m in range(n_models):
         for request_id, _ in consumed:
             in_redis.pop(request_id, None)
 
-    for start in range(0, n_events, 500):
+    for start in range(0, n, 500):
         monitor.observe_inferences(events[start : start + 500])
         flush()
         if labels:
@@ -79,14 +102,16 @@ print(json.dumps({
     "rss_mb": grown,
     "pending": sum(m.join.pending[0] for m in monitors) / n_models,
     "checkpoint_bytes": len(json.dumps(monitors[0].checkpoint())),
+    "events_per_model": n,
 }))
 """
 
 
-def run(models: int, events: int, labels: bool) -> dict:
+def run(models: int, events: int, labels: bool, traffic: str) -> dict:
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    regime = "labels" if labels else "none"
     out = subprocess.run(
-        [sys.executable, "-c", CHILD, str(models), str(events), "labels" if labels else "none"],
+        [sys.executable, "-c", CHILD, str(models), str(events), regime, traffic],
         capture_output=True,
         text=True,
         env=env,
@@ -98,21 +123,23 @@ def run(models: int, events: int, labels: bool) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--models", type=int, default=1000)
-    parser.add_argument("--events", type=int, default=2500)
+    parser.add_argument("--traffic", choices=("day", "burst"), default="day")
+    parser.add_argument("--events", type=int, default=2500, help="per model, burst only")
     parser.add_argument("--out", default="")
     args = parser.parse_args()
     rows = []
     for labels in (True, False):
-        result = run(args.models, args.events, labels)
+        result = run(args.models, args.events, labels, args.traffic)
         rows.append((labels, result))
         print(labels, result, flush=True)
+    commit = subprocess.run(
+        ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=False
+    ).stdout.strip()
+    events = rows[0][1]["events_per_model"]
     lines = [
-        "# Memory benchmark (worker RSS per model)",
-        "",
-        f"`python bench/memory.py --models {args.models} --events {args.events}`: "
-        f"{args.models} ModelMonitors in one process, 20 features each, {args.events} "
-        "inferences per model through the batch path (every detector calibrated).  RSS growth "
-        "over the same process before the monitors; target: at most 500 MB for 1,000 models.",
+        f"`python bench/memory.py --models {args.models} --traffic {args.traffic}"
+        + (f" --events {args.events}`" if args.traffic == "burst" else "`")
+        + f" at {commit or 'an unknown commit'}: {events} events per model.",
         "",
         "| labels | waiting predictions per model | RSS growth | per model | checkpoint |",
         "|---|---|---|---|---|",
@@ -125,7 +152,7 @@ def main() -> None:
         )
     text = "\n".join(lines) + "\n"
     print(text)
-    if args.out:
+    if args.out:  # the table alone: the notes around it are written by hand
         Path(args.out).write_text(text)
 
 

@@ -22,7 +22,7 @@ when they are written.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from typing import Any
 
 from contracts.events import LabelEvent
@@ -64,9 +64,16 @@ class PendingPredictions:
                 deletes.append((request_id, self.bucket(event_time)))
 
     # -- flushing (inside the store's transaction) ----------------------------------------------
-    def take(self) -> tuple[dict, dict]:
-        taken = (dict(self._writes), dict(self._deletes))
-        self._writes, self._deletes = defaultdict(dict), defaultdict(list)
+    def take(self, models: Collection[str] | None = None) -> tuple[dict, dict]:
+        """The buffered writes and deletes (of ``models`` only, if given), for one flush."""
+        if models is None:
+            taken = (dict(self._writes), dict(self._deletes))
+            self._writes, self._deletes = defaultdict(dict), defaultdict(list)
+        else:
+            taken = (
+                {m: self._writes.pop(m) for m in models if m in self._writes},
+                {m: self._deletes.pop(m) for m in models if m in self._deletes},
+            )
         self._in_flight.append(taken[0])
         return taken
 

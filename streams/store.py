@@ -1,10 +1,13 @@
 """Thin Redis persistence under the pure monitors (sink contract: ``add_*`` then ``flush``).
 
-Writes are buffered in memory and sent in one MULTI/EXEC transaction per flush, so a model's
-detector checkpoint (with the offsets it reflects) and its counters land together or not at
-all.  A failed flush keeps the buffer (metrics and checkpoints are overwritten by newer ones,
-samples and counters are retried), so a Redis outage delays what readers see but loses nothing
-the worker still holds.
+Writes are buffered in memory and sent in MULTI/EXEC transactions, so a model's detector
+checkpoint (with the offsets it reflects), its counters and its share of the global counters
+land together or not at all.  A flush may be given some models only (``models``: the worker
+writes its changed models in groups of ``streams.runtime.FLUSH_MODELS``, so a flush of many
+models does not hold all their checkpoints at once); the global counters no model owns go with
+the group marked ``final``.  A failed flush keeps the buffer (metrics and checkpoints are overwritten by
+newer ones, samples and counters are retried), so a Redis outage delays what readers see but
+loses nothing the worker still holds.
 
 On a Redis Cluster (``cluster=True``) a transaction may touch one hash slot only: each model's
 writes (checkpoint, metrics, counters, samples, open alarms, waiting predictions: all keys
@@ -82,7 +85,8 @@ class RedisStore:
         self._metrics: dict[str, dict[str, dict[str, Any]]] = {}
         self._labelled: dict[str, list[str]] = defaultdict(list)
         self._model_counts: dict[str, Counter[str]] = defaultdict(Counter)
-        self._counts: Counter[str] = Counter()
+        #: global counter increments by the model they came from (None: no model's)
+        self._counts: dict[str | None, Counter[str]] = defaultdict(Counter)
         self._checkpoints: dict[str, dict[str, str]] = {}
         # per model: the digest of each checkpoint field as Redis holds it (unknown: absent)
         self._written: dict[str, checkpoint_parts.Digests] = {}
@@ -113,8 +117,10 @@ class RedisStore:
     def add_model_counts(self, model_id: str, counts: dict[str, int]) -> None:
         self._model_counts[model_id].update(counts)
 
-    def add_counts(self, counts: dict[str, int]) -> None:
-        self._counts.update(counts)
+    def add_counts(self, counts: dict[str, int], model_id: str | None = None) -> None:
+        """Increments of the global counters; those that came from ``model_id``'s events are
+        written in the same transaction as its checkpoint."""
+        self._counts[model_id].update(counts)
 
     def add_open_alarms(self, model_id: str, alarms: dict[str, dict[str, Any]]) -> None:
         """The model's open alarms now (dedup key -> alarm); replaces what Redis holds."""
@@ -225,21 +231,35 @@ class RedisStore:
             with contextlib.suppress(RedisError, OSError):
                 await client.aclose()
 
-    def _take(self) -> tuple:
-        """Hand over the buffers and start empty ones: what arrives during a flush's await
-        goes to the next flush, never into a buffer that is about to be cleared."""
-        taken = (
-            self._metrics,
-            self._labelled,
-            self._model_counts,
-            self._counts,
-            self._checkpoints,
-            self._open_alarms,
+    def _take(self, models: set[str] | None, final: bool) -> tuple:
+        """Hand over the buffers (of ``models`` only, if given; the counters no model owns if
+        ``final``): what arrives during a flush's await goes to the next flush, never into a
+        buffer that is about to be cleared."""
+        if models is None:
+            taken = (
+                self._metrics,
+                self._labelled,
+                self._model_counts,
+                self._counts,
+                self._checkpoints,
+                self._open_alarms,
+            )
+            self._metrics, self._labelled = {}, defaultdict(list)
+            self._model_counts, self._counts = defaultdict(Counter), defaultdict(Counter)
+            self._checkpoints, self._open_alarms = {}, {}
+            return taken
+        owners = [*models, None] if final else models
+        return tuple(
+            {m: buffer.pop(m) for m in owners if m in buffer}
+            for buffer in (
+                self._metrics,
+                self._labelled,
+                self._model_counts,
+                self._counts,
+                self._checkpoints,
+                self._open_alarms,
+            )
         )
-        self._metrics, self._labelled = {}, defaultdict(list)
-        self._model_counts, self._counts = defaultdict(Counter), Counter()
-        self._checkpoints, self._open_alarms = {}, {}
-        return taken
 
     def _give_back(self, taken: tuple) -> None:
         """After a failed flush: merge what was taken under what arrived meanwhile (newer
@@ -253,12 +273,19 @@ class RedisStore:
             self._labelled[model_id][:0] = samples
         for model_id, c in model_counts.items():
             self._model_counts[model_id].update(c)
-        self._counts.update(counts)
+        for model_id, c in counts.items():
+            self._counts[model_id].update(c)
         for model_id, checkpoint in checkpoints.items():
             self._checkpoints.setdefault(model_id, checkpoint)
 
-    async def flush(self, before: Callable[[], Awaitable[None]] | None = None) -> bool:
-        """Send everything buffered; return False (and keep the data) if Redis failed.
+    async def flush(
+        self,
+        before: Callable[[], Awaitable[None]] | None = None,
+        models: set[str] | None = None,
+        final: bool = True,
+    ) -> bool:
+        """Send what is buffered (for ``models`` only, if given, with the counters no model
+        owns if ``final``); return False (and keep the data) if Redis failed.
 
         ``before`` is awaited after the buffers are taken and before anything is written (the
         worker flushes its Kafka producer there); if it raises, nothing is written either."""
@@ -267,24 +294,25 @@ class RedisStore:
             or self._metrics
             or self._labelled
             or self._model_counts
-            or self._counts
+            or any(self._counts.values())
             or self._checkpoints
             or self._open_alarms
             or self.pending.has_changes
         ):
             return True
-        taken = self._take()
-        pending = self.pending.take()
-        metrics, labelled, model_counts, _, checkpoints, open_alarms = taken
-        models = {*metrics, *labelled, *model_counts, *checkpoints, *open_alarms}
-        models |= {*pending[0], *pending[1]}
+        taken = self._take(models, final)
+        pending = self.pending.take(models)
+        metrics, labelled, model_counts, counts, checkpoints, open_alarms = taken
+        touched = {*metrics, *labelled, *model_counts, *checkpoints, *open_alarms}
+        touched |= {*pending[0], *pending[1]}
+        touched |= {m for m in counts if m is not None}
         written: set[str] = set()
         staged: dict[str, _StagedCheckpoint] = {}  # kept once Redis confirmed the write
         try:
             if before is not None:
                 await before()
             if self.cluster:
-                for model_id in sorted(models):  # one transaction per model: one hash slot
+                for model_id in sorted(touched):  # one transaction per model: one hash slot
                     pipe = self.client.pipeline(transaction=True)
                     self._write_model(pipe, model_id, taken, pending, staged)
                     await pipe.execute()
@@ -296,7 +324,7 @@ class RedisStore:
                 await pipe.execute()
             else:
                 pipe = self.client.pipeline(transaction=True)
-                for model_id in models:
+                for model_id in touched:
                     self._write_model(pipe, model_id, taken, pending, staged)
                 self._write_global(pipe, taken)
                 await pipe.execute()
@@ -311,7 +339,7 @@ class RedisStore:
                 "flush failed (%s: %s); keeping %d models' data for the next try",
                 type(exc).__name__,
                 exc,
-                len(models - written),
+                len(touched - written),
             )
             return False
         self.pending.done(pending)
@@ -383,12 +411,17 @@ class RedisStore:
         self.checkpoint_bytes["unchanged"] += checkpoint.unchanged
 
     def _write_global(self, pipe: Any, taken: tuple) -> None:
-        """The keys no model owns: the set of models with metrics, and the global counters."""
+        """The keys no model owns: the set of models with metrics, and the global counters
+        (the increments of the models written, and those no model owns)."""
         metrics, counts = taken[0], taken[3]
         if metrics:
             pipe.sadd(self.keys.models(), *metrics)
-        for name, n in counts.items():
-            pipe.hincrby(self.keys.counters(), name, n)
+        total: Counter[str] = Counter()
+        for part in counts.values():
+            total.update(part)
+        for name, n in total.items():
+            if n:
+                pipe.hincrby(self.keys.counters(), name, n)
 
     async def _write_series(self) -> None:
         """Dashboard points, capped per model; a failure loses only these points."""

@@ -67,7 +67,7 @@ class ListSink:
     def add_model_counts(self, model_id, counts):
         self.model_counts.setdefault(model_id, Counter()).update(counts)
 
-    def add_counts(self, counts):
+    def add_counts(self, counts, model_id=None):
         self.counts.update(counts)
 
     def add_checkpoint(self, model_id, checkpoint):
@@ -83,7 +83,7 @@ class ListSink:
     async def load_profile(self, model_id):
         return self.profiles.get(model_id)
 
-    async def flush(self, before=None):
+    async def flush(self, before=None, models=None, final=True):
         if before is not None:
             await before()
         return True
@@ -568,8 +568,8 @@ async def test_the_producer_is_flushed_before_the_store_writes_what_the_alarms_c
         order.append(("producer", len(publisher.sent)))
         await publisher_flush()
 
-    async def flush_store(before=None):
-        result = await sink_flush(before)
+    async def flush_store(before=None, models=None, final=True):
+        result = await sink_flush(before, models, final)
         order.append(("store", len(publisher.sent)))
         return result
 
@@ -707,3 +707,63 @@ async def test_alarms_and_refusals_in_envelopes_name_the_element_behind_them(mon
         ("processing_error", "0"),
         ("processing_error", "1"),
     ]
+
+
+class GroupSink(ListSink):
+    """Records each flush's models and the global counts handed for it; can fail a flush."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.flushes: list[tuple[set, bool, dict]] = []
+        self.handed: dict = {}  # model (None: no model's) -> counts, as the store keeps them
+        self.fail_at: int | None = None
+        self.during: list = []  # coroutines run inside the next flush (events arriving)
+
+    def add_counts(self, counts, model_id=None):
+        self.handed.setdefault(model_id, Counter()).update(counts)
+
+    async def flush(self, before=None, models=None, final=True):
+        while self.during:
+            await self.during.pop(0)
+        owners = [*models, *([None] if final else [])]
+        if self.fail_at == len(self.flushes):  # the store keeps them for the next try
+            self.fail_at = None
+            self.flushes.append((set(models), final, {}))
+            return False
+        written = Counter()
+        for owner in owners:
+            written.update(self.handed.pop(owner, Counter()))
+        self.flushes.append((set(models), final, dict(written)))
+        self.counts.update(written)
+        return await super().flush(before, models, final)
+
+
+async def test_changed_models_are_written_in_groups_each_with_its_own_counts(monkeypatch):
+    """A flush writes its changed models in groups (FLUSH_MODELS); each model's global counts
+    go with its checkpoint, also those of events that arrived while an earlier group was being
+    written; a failed group leaves it and the later ones for the next flush."""
+    import streams.runtime as runtime_module
+
+    monkeypatch.setattr(runtime_module, "FLUSH_MODELS", 1)
+    publisher, sink = ListPublisher(), GroupSink()
+    runtime = MonitorRuntime(Settings(topic_prefix="t"), publisher, sink)
+    offsets = iter(range(100))
+
+    def event(model):
+        raw = InferenceEvent(model, "v1", f"r{next(offsets)}", 10.0, {"x": 1.0}, 1).to_json()
+        return runtime.handle_inference(raw, Source("t.inferences", 0, next(offsets)))
+
+    for model in ("a", "b", "c"):
+        await event(model)
+    await runtime.handle_inference(b"{oops", Source("t.inferences", 0, 999))  # no model's
+    sink.during = [event("c")]  # arrives while the first group is written
+    sink.fail_at = 1  # the second group fails
+    assert not await runtime.flush()
+    (_, final1, counts1), (second, _, _) = sink.flushes
+    assert not final1 and counts1 == {"inferences.processed": 1}  # the first model's alone
+    assert runtime._dirty >= second  # the failed group waits for the next flush
+    assert await runtime.flush()
+    assert sink.flushes[-1][1]  # the last group carries the counts no model owns
+    assert sink.counts["inferences.processed"] == 4 and sink.counts["deadletter.total"] == 1
+    c = sink.checkpoints["c"]
+    assert c["counts"]["inferences"] == 2  # its checkpoint covers the event that came mid-flush

@@ -1,5 +1,7 @@
 """RedisStore's Cluster mode with a recording client: one transaction per model (one hash
-slot each), global keys last, and a failure part-way keeps exactly what was not written.
+slot each), global keys last, and a failure part-way keeps exactly what was not written.  Also
+a flush of some models only (the worker writes its changed models in groups): their writes and
+their share of the global counters, nothing of the others'.
 
 The real Cluster run is tests/integration/test_redis_cluster.py; this pins the bookkeeping of a
 flush that fails between two models' transactions, which a real cluster cannot be made to do
@@ -21,21 +23,22 @@ class _Pipeline:
 
     def __getattr__(self, name):
         def command(*args, **kwargs):
-            self.commands.append((name, args[0] if args else None))
+            self.commands.append((name, args[0] if args else None, args[1:]))
 
         return command
 
     async def execute(self):
-        keys = [key for _, key in self.commands]
+        keys = [key for _, key, _ in self.commands]
         if any(self.client.fail_on in key for key in keys):
             raise RedisConnectionError("node went away")
         self.client.executed.append((self.transaction, keys))
+        self.client.commands.extend((name, key, args) for name, key, args in self.commands)
         return []
 
 
 class _Client:
     def __init__(self, fail_on: str = "\0") -> None:
-        self.fail_on, self.executed = fail_on, []
+        self.fail_on, self.executed, self.commands = fail_on, [], []
 
     def pipeline(self, transaction: bool = True):
         return _Pipeline(self, transaction)
@@ -72,7 +75,7 @@ async def test_a_failure_between_models_keeps_only_what_was_not_written():
     assert [_tags(keys) for _, keys in client.executed] == [{"a"}]  # a landed, b did not
     assert set(store._checkpoints) == {"b"} and set(store._metrics) == {"b"}
     assert dict(store._model_counts) == {"b": {"inferences": 2}}  # a's are not sent twice
-    assert store._counts == {"inferences.processed": 4}  # the global step never ran
+    assert store._counts == {None: {"inferences.processed": 4}}  # the global step never ran
     client.fail_on = "\0"
     assert await store.flush()
     assert [_tags(keys) for _, keys in client.executed[1:2]] == [{"b"}]
@@ -92,7 +95,8 @@ async def test_a_failed_producer_flush_writes_nothing_and_keeps_everything():
 
     assert not await store.flush(before=kafka_down)
     assert client.executed == []
-    assert set(store._checkpoints) == {"a", "b"} and store._counts == {"inferences.processed": 4}
+    assert set(store._checkpoints) == {"a", "b"}
+    assert store._counts == {None: {"inferences.processed": 4}}
     calls = []
 
     async def kafka_up():
@@ -100,3 +104,32 @@ async def test_a_failed_producer_flush_writes_nothing_and_keeps_everything():
 
     assert await store.flush(before=kafka_up)
     assert calls == [0] and len(client.executed) == 1  # before first, then one transaction
+
+
+def _counters(client: _Client) -> dict[str, int]:
+    """What the global counters were incremented by."""
+    total: dict[str, int] = {}
+    for name, key, args in client.commands:
+        if name == "hincrby" and key == "p:counters":
+            total[args[0]] = total.get(args[0], 0) + args[1]
+    return total
+
+
+async def test_a_flush_of_some_models_writes_theirs_and_their_share_of_the_counters():
+    client = _Client()
+    store = RedisStore("redis://unused", RedisKeys("p"))
+    store._client = client
+    for model in ("a", "b", "c"):
+        store.add_checkpoint(model, {"positions": {"t:0": 1}})
+        store.add_counts({"inferences.processed": 10}, model)
+        store.add_labelled(model, {"label": 1})
+    store.add_counts({"deadletter.total": 1})  # no model's
+    assert await store.flush(models={"a"}, final=False)
+    assert len(client.executed) == 1 and client.executed[0][0]  # one transaction
+    assert _tags(client.executed[0][1]) == {"a"}
+    assert _counters(client) == {"inferences.processed": 10}
+    assert set(store._checkpoints) == {"b", "c"} and set(store._labelled) == {"b", "c"}
+    assert await store.flush(models={"b", "c"}, final=True)
+    assert _tags(client.executed[1][1]) == {"b", "c"}
+    assert _counters(client) == {"inferences.processed": 30, "deadletter.total": 1}
+    assert store._checkpoints == {} and not any(store._counts.values())

@@ -360,9 +360,12 @@ class WindowedMetrics:
         f1 = None
         if precision is not None and recall is not None and precision + recall > 0:
             f1 = 2 * precision * recall / (precision + recall)
-        span = self.window_s
-        if live and self.newest - self.oldest < self.window_s:
-            span = max(self.newest - self.oldest, self.bucket_s)
+        # the time the live buckets cover: from the first one's start (or the oldest event, in a
+        # young window) to the newest event; 55-60 s of a minute with 5-second buckets
+        span = 0.0
+        if live:
+            first = (int(self.newest // self.bucket_s) - self.n_buckets + 1) * self.bucket_s
+            span = max(self.newest - max(self.oldest, first), self.bucket_s)
         regressed = sum(b.regressed for b in live)
         confusion: dict[tuple[str, str], int] = {}
         for b in live:

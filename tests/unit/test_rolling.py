@@ -18,7 +18,19 @@ def test_old_buckets_leave_the_window():
         m.add_inference(1000.0 + t)
     snap = m.snapshot()
     assert snap["events"] == 60
-    assert snap["event_rate_per_s"] == pytest.approx(1.0)
+    assert snap["event_rate_per_s"] == pytest.approx(60 / 59)  # 60 events from 1060 to 1119
+
+
+@pytest.mark.parametrize("end", [1119.0, 1116.5, 1115.1])
+def test_the_rate_divides_by_the_time_the_live_buckets_cover(end):
+    """With 12 buckets a minute's window holds 55-60 s of events: dividing by 60 s would read a
+    steady 10 events/s as low as 9.2."""
+    m = WindowedMetrics(window_s=60, bucket_s=5)
+    t = 1000.0
+    while t <= end:
+        m.add_inference(t)
+        t += 0.1
+    assert m.snapshot()["event_rate_per_s"] == pytest.approx(10.0, rel=0.01)
 
 
 def test_records_older_than_the_window_are_counted_not_used():

@@ -87,7 +87,7 @@ for m in range(n_models):
         monitor.observe_inferences(events[start : start + 500])
         flush()
         if labels:
-            done = events[max(0, start - 100) : max(0, start + 400)]
+            done = events[max(0, start - 100) : min(start + 400, n - 100)]  # 100 wait
             batch = [LabelEvent(e.model_id, e.request_id, e.prediction, e.event_time + 1) for e in done]
             # as the worker does: a label whose prediction left memory finds it in Redis
             missing = monitor.join.missing(batch)

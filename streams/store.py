@@ -235,31 +235,21 @@ class RedisStore:
         """Hand over the buffers (of ``models`` only, if given; the counters no model owns if
         ``final``): what arrives during a flush's await goes to the next flush, never into a
         buffer that is about to be cleared."""
+        buffers = (
+            self._metrics,
+            self._labelled,
+            self._model_counts,
+            self._counts,
+            self._checkpoints,
+            self._open_alarms,
+        )
         if models is None:
-            taken = (
-                self._metrics,
-                self._labelled,
-                self._model_counts,
-                self._counts,
-                self._checkpoints,
-                self._open_alarms,
-            )
             self._metrics, self._labelled = {}, defaultdict(list)
             self._model_counts, self._counts = defaultdict(Counter), defaultdict(Counter)
             self._checkpoints, self._open_alarms = {}, {}
-            return taken
+            return buffers
         owners = [*models, None] if final else models
-        return tuple(
-            {m: buffer.pop(m) for m in owners if m in buffer}
-            for buffer in (
-                self._metrics,
-                self._labelled,
-                self._model_counts,
-                self._counts,
-                self._checkpoints,
-                self._open_alarms,
-            )
-        )
+        return tuple({m: buffer.pop(m) for m in owners if m in buffer} for buffer in buffers)
 
     def _give_back(self, taken: tuple) -> None:
         """After a failed flush: merge what was taken under what arrived meanwhile (newer

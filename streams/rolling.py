@@ -36,7 +36,7 @@ import numpy as np
 
 from contracts.metrics import json_metric
 from streams.scores import ScoreStats
-from streams.tally import Tally
+from streams.tally import Tally, added
 
 Probabilities = tuple[float | None, float | None, float | None]  # P(positive), p(true), confidence
 
@@ -372,7 +372,7 @@ class WindowedMetrics:
             for cell, n in b.confusion.items():
                 confusion[cell] = confusion.get(cell, 0) + n
         classified = labelled - regressed
-        hist = _latency_histogram(live)
+        hist = added([b.latencies for b in live], _LAT_BINS)
         return {
             "events": events,
             "event_rate_per_s": events / span if live else 0.0,
@@ -465,16 +465,6 @@ def _from_row(row: list) -> _Bucket:
     if len(row) > 18:
         bucket.checked, bucket.outside = int(row[17]), int(row[18])
     return bucket
-
-
-def _latency_histogram(live: list[_Bucket]) -> np.ndarray:
-    """The live buckets' latency counts added up, one float per bin (exact below 2**53)."""
-    arrays = [b.latencies.arrays() for b in live if b.latencies]
-    if not arrays:
-        return np.zeros(_LAT_BINS)
-    keys = np.concatenate([k for k, _ in arrays])
-    counts = np.concatenate([c for _, c in arrays])
-    return np.bincount(keys, weights=counts, minlength=_LAT_BINS)
 
 
 def _r2(live: list[_Bucket], n: int) -> float | None:

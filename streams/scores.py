@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 
 from contracts.metrics import json_metric
-from streams.tally import Tally
+from streams.tally import Tally, added
 
 _AUC_BINS = 100
 _REL_BINS = 10
@@ -124,7 +124,10 @@ class ScoreStats:
     @staticmethod
     def summary(parts: list[ScoreStats]) -> dict[str, Any]:
         """The window's figures from its buckets' counts (summed in the order given)."""
-        pos, neg = _histogram([p.pos for p in parts]), _histogram([p.neg for p in parts])
+        pos, neg = (
+            added([p.pos for p in parts], _AUC_BINS),
+            added([p.neg for p in parts], _AUC_BINS),
+        )
         n, confidence, correct = np.zeros(_REL_BINS), np.zeros(_REL_BINS), np.zeros(_REL_BINS)
         ll_sum, ll_n = 0.0, 0
         for part in parts:
@@ -138,16 +141,6 @@ class ScoreStats:
             "log_loss": ll_sum / ll_n if ll_n else None,
             **_calibration(n, confidence, correct),
         }
-
-
-def _histogram(tallies: list[Tally]) -> np.ndarray:
-    """The tallies' counts added up, one float per probability bin (exact below 2**53)."""
-    if not tallies:
-        return np.zeros(_AUC_BINS)
-    arrays = [t.arrays() for t in tallies]
-    keys = np.concatenate([k for k, _ in arrays])
-    counts = np.concatenate([c for _, c in arrays])
-    return np.bincount(keys, weights=counts, minlength=_AUC_BINS)
 
 
 def _auc(pos: np.ndarray, neg: np.ndarray) -> float | None:

@@ -332,14 +332,13 @@ class WindowedMetrics:
             number = saved.start // int(ratio)
             if number < first:
                 continue
+            if ratio == 1:
+                self._ring[number % self.n_buckets] = saved  # frozen as read
+                continue
             bucket = self._ring[number % self.n_buckets]
             if bucket.start != number:
                 bucket.clear(number)
-            if ratio == 1:
-                self._ring[number % self.n_buckets] = saved
-            else:
-                bucket.merge(saved)
-        for bucket in self._ring:
+            bucket.merge(saved)
             bucket.freeze()
 
     def _live(self) -> list[_Bucket]:

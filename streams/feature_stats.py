@@ -3,7 +3,7 @@
 The data-quality view an on-call engineer wants beside a feature alarm: where the feature's
 values sit now.  Kept in fixed memory: the window is split into ``SLOTS`` slots, each holding
 per-feature moments (count, sum, sum of squares, min, max) in numpy rows, so a model with 20
-features costs about 10 KB per window whatever its traffic.  The window rolls by one slot (a
+features costs about 20 KB per window whatever its traffic.  The window rolls by one slot (a
 twelfth of it: 5 s for the 1-minute window, 5 min for the hour, 2 h for the day), so a figure
 may include up to one slot more than the window.  Sums are taken around a per-feature shift
 (the first value seen), so a feature far from zero keeps its variance.
@@ -78,7 +78,7 @@ class FeatureStats:
         self.low = np.full((SLOTS, 0), np.inf)
         self.high = np.full((SLOTS, 0), -np.inf)
         self.edges = np.full((0, BINS - 1), np.nan)  # per feature; NaN until its sample is in
-        self.hist = np.zeros((SLOTS, 0, BINS), dtype=np.uint32)
+        self.hist = np.zeros((SLOTS, 0, BINS), dtype=np.uint16)  # widened when a count must be
         # features still gathering their edge sample: column -> rows (slot number, value)
         self._sample: dict[int, np.ndarray] = {}
         # rows not yet added: (times, names, values) in arrival order.  Added in one pass when
@@ -218,12 +218,21 @@ class FeatureStats:
             codes = index * BINS + bins
             codes = codes.ravel() if cells.all() else codes[cells]  # all: no masked copy
             flat = np.bincount(codes, minlength=len(self.names) * BINS)
-            self.hist[slot] += flat.reshape(len(self.names), BINS).astype(np.uint32)
+            self._widen_for(slot, int(flat.max()))
+            self.hist[slot] += flat.reshape(len(self.names), BINS).astype(self.hist.dtype)
+
+    def _widen_for(self, slot: int, adding: int) -> None:
+        """Counts are 2 bytes each (the histograms are most of this class's memory) until a
+        slot's count could pass 65,535: then 4, for good (until a restore finds them small)."""
+        if self.hist.dtype == np.uint16 and int(self.hist[slot].max(initial=0)) + adding > 0xFFFF:
+            self.hist = self.hist.astype(np.uint32)
 
     def _bin_sample(self, column: int) -> None:
         taken = self._live(self._sample.pop(column, _EMPTY_SAMPLE))
         bins = (taken[:, 1, None] >= self.edges[column]).sum(axis=1)
         slots = taken[:, 0].astype(np.int64) % SLOTS
+        for slot in set(slots.tolist()):
+            self._widen_for(slot, len(taken))
         np.add.at(self.hist[:, column, :], (slots, bins), 1)
 
     def _live(self, taken: np.ndarray) -> np.ndarray:
@@ -271,7 +280,7 @@ class FeatureStats:
             setattr(self, field, grown)
         self.edges = np.vstack([self.edges, np.full((len(names), BINS - 1), np.nan)])
         self.hist = np.concatenate(
-            [self.hist, np.zeros((SLOTS, len(names), BINS), dtype=np.uint32)], axis=1
+            [self.hist, np.zeros((SLOTS, len(names), BINS), dtype=self.hist.dtype)], axis=1
         )
 
     def _roll(self, newest: int) -> None:
@@ -350,11 +359,12 @@ class FeatureStats:
         if "edges" in state:
             self.edges = _unpack(state["edges"], (k, BINS - 1))
             hist = np.frombuffer(zlib.decompress(base64.b64decode(state["hist"])), dtype="<u4")
-            self.hist = hist.astype(np.uint32).reshape(SLOTS, k, BINS)
+            small = not len(hist) or int(hist.max()) <= 0xFFFF
+            self.hist = hist.astype(np.uint16 if small else np.uint32).reshape(SLOTS, k, BINS)
             self._sample = {int(c): _unpack(text, (-1, 2)) for c, text in state["sample"].items()}
         else:  # a checkpoint from before quantiles: they count values from here on
             self.edges = np.full((k, BINS - 1), np.nan)
-            self.hist = np.zeros((SLOTS, k, BINS), dtype=np.uint32)
+            self.hist = np.zeros((SLOTS, k, BINS), dtype=np.uint16)
             self._sample = {}
 
 

@@ -139,6 +139,31 @@ def test_the_summary_is_the_window_s_own_mean_std_min_and_max():
         assert got[name]["min"] == expected.min() and got[name]["max"] == expected.max()
 
 
+def test_histogram_counts_past_two_bytes_widen_and_stay_exact():
+    """Counts are kept in 2 bytes until a slot's could pass 65,535 (a busy model's day slot):
+    then 4, through checkpoints too; the quantiles count every value."""
+    stats = FeatureStats(86_400.0)  # 2 h slots
+    rng = np.random.default_rng(5)
+    sample = rng.normal(size=(300, 1))
+    stats.add([0.0] * 300, ("x",), sample)  # the edges are set from these
+    assert stats.hist.dtype == np.uint16
+    for _ in range(4):  # 4 x 20,000 constant values: one bin past 65,535 in one slot
+        stats.add([1.0] * 20_000, ("x",), np.full((20_000, 1), 5.0))
+    assert (
+        stats.hist.dtype == np.uint32
+        and int(stats.hist.max()) == 80_000 + (sample >= stats.edges[0, -1]).sum()
+    )
+    assert int(stats.hist.sum()) == stats.summary()["x"]["n"] == 80_300
+    assert stats.summary()["x"]["p25"] >= stats.edges[0, -1]  # in the top bin with the 5.0s
+    resumed = FeatureStats(86_400.0)
+    resumed.restore(json.loads(json.dumps(stats.to_state())))
+    assert resumed.hist.dtype == np.uint32 and resumed.summary() == stats.summary()
+    quiet = FeatureStats(86_400.0)
+    quiet.add([0.0] * 300, ("x",), sample)
+    quiet.restore(json.loads(json.dumps(quiet.to_state())))
+    assert quiet.hist.dtype == np.uint16
+
+
 def test_the_monitor_reports_feature_stats_per_window_and_resumes_them():
     monitor = ModelMonitor("m")
     events = [

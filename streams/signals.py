@@ -45,7 +45,10 @@ class Signal:
     def __init__(self, kind: str, name: str, detectors: dict[str, DriftDetector]) -> None:
         self.kind, self.name, self.detectors = kind, name, detectors
         self.cooldown_left = 0
-        self.baseline: dict[str, Any] | None = None  # state when first calibrated (see above)
+        # the detectors' state when first calibrated (see above), as JSON text: kept for the
+        # version's life and read only when a successor starts, so it is kept small (a dict of
+        # the states took 4 KB a signal, the text under 1)
+        self.baseline: str | None = None
 
     @property
     def key(self) -> str:
@@ -109,13 +112,14 @@ class Signal:
             "detectors": {name: d.state_document() for name, d in self.detectors.items()},
         }
         if self.baseline is not None:
-            doc["baseline"] = self.baseline
+            doc["baseline"] = json.loads(self.baseline)
         return doc
 
     def restore(self, saved: dict[str, Any]) -> None:
         """Resume each detector whose checkpoint was written with the same parameters."""
         self.cooldown_left = int(saved.get("cooldown_left", 0))
-        self.baseline = saved.get("baseline")
+        baseline = saved.get("baseline")
+        self.baseline = None if baseline is None else _compact(baseline)
         for name, state in saved.get("detectors", {}).items():
             current = self.detectors.get(name)
             if current is None:
@@ -129,6 +133,11 @@ class Signal:
                 log.warning("discarding checkpoint of %s/%s: parameters changed", self.key, name)
                 continue
             self.detectors[name] = restored
+
+
+def _compact(states: dict[str, Any]) -> str:
+    """Detector states as JSON text (the standard library's: states hold inf and NaN)."""
+    return json.dumps(states, separators=(",", ":"))
 
 
 def feed_columns_if_quiet(signals: Sequence[Signal], columns: np.ndarray) -> np.ndarray:
@@ -223,7 +232,7 @@ class VersionSignals:
         """Start each signal from the predecessor's baseline (where it has one)."""
         for mine, theirs in zip(self.signals(), predecessor.signals(), strict=True):
             if theirs.baseline is not None:
-                mine.restore({"detectors": theirs.baseline})
+                mine.restore({"detectors": json.loads(theirs.baseline)})
                 mine.baseline = theirs.baseline
 
     def capture_baselines(self) -> None:
@@ -232,8 +241,7 @@ class VersionSignals:
             return
         for signal in self.signals():
             if signal.baseline is None and signal.calibrated:
-                # a copy through JSON: kept for good, it must not share the detectors' lists
-                signal.baseline = json.loads(json.dumps(signal.checkpoint()["detectors"]))
+                signal.baseline = _compact(signal.checkpoint()["detectors"])
         self.baselines_complete = all(s.baseline is not None for s in self.signals())
 
     def checkpoint(self) -> dict[str, Any]:

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from streams.seen_ids import _MERGE, SeenIds
+from streams.seen_ids import _MERGE, SeenIds, _Bucket, _split
 
 
 @settings(max_examples=60, deadline=None)
@@ -51,3 +52,24 @@ def test_an_id_added_again_after_its_bucket_compacted_is_kept_once():
     assert len(bucket.sorted) == _MERGE
     assert list(bucket.sorted) == sorted(bucket.sorted)
     assert "r7" in seen and "r8" in seen and "r9999" not in seen
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    st.lists(st.tuples(st.integers(0, 3), st.integers(0, 0xFFFF)), min_size=1, max_size=600),
+    st.lists(st.tuples(st.integers(0, 4), st.integers(0, 0xFFFF)), max_size=50),
+)
+def test_a_bucket_finds_its_hashes_where_many_share_their_top_bits(kept, probes):
+    """A sorted bucket searches each hash's top 32 bits, then compares its low 16: hashes drawn
+    from four tops (so most share theirs) are found, one by one and many at once, exactly as a
+    set of them says, whole 48-bit hashes given back in order."""
+    hashes = {(0xBEEF_0000 | top) << 16 | low for top, low in kept}  # 48 bits each
+    bucket = _Bucket()
+    for h in hashes:
+        bucket.add(h)
+    bucket.compact()
+    assert not bucket.recent and bucket.sorted.tolist() == sorted(hashes)
+    asked = [(0xBEEF_0000 | top) << 16 | low for top, low in probes] + sorted(hashes)[:20]
+    assert [h in bucket for h in asked] == [h in hashes for h in asked]
+    found = bucket.find(*_split(np.array(asked, dtype=np.uint64))).tolist()
+    assert found == [h in hashes for h in asked]

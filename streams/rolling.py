@@ -147,6 +147,9 @@ class WindowedMetrics:
         self.newest = -math.inf  # newest event time seen
         self.oldest = math.inf  # oldest event time still in the window (for young streams)
         self.too_late = 0
+        # one (actual, predicted) key object per confusion cell for all the buckets (each kept
+        # its own: 36 buckets x 4 cells x 56 bytes of tuples per binary model)
+        self._cells: dict[tuple[str, str], tuple[str, str]] = {}
 
     def _bucket(self, event_time: float) -> _Bucket | None:
         if event_time > self.newest:
@@ -270,7 +273,9 @@ class WindowedMetrics:
         bucket.labelled += 1
         bucket.correct += correct
         if predicted is not None and actual is not None:
-            cell = (_capped(actual, bucket.confusion), _capped(predicted, bucket.confusion))
+            cell = self._cell(
+                (_capped(actual, bucket.confusion), _capped(predicted, bucket.confusion))
+            )
             bucket.confusion[cell] = bucket.confusion.get(cell, 0) + 1
         if predicted_positive and actual_positive:
             bucket.tp += 1
@@ -329,6 +334,7 @@ class WindowedMetrics:
         first = int(self.newest // self.bucket_s) - self.n_buckets + 1 if newest is not None else 0
         for row in state.get("buckets", []):
             saved = _from_row(row)
+            saved.confusion = {self._cell(cell): n for cell, n in saved.confusion.items()}
             number = saved.start // int(ratio)
             if number < first:
                 continue
@@ -340,6 +346,15 @@ class WindowedMetrics:
                 bucket.clear(number)
             bucket.merge(saved)
             bucket.freeze()
+
+    def _cell(self, cell: tuple[str, str]) -> tuple[str, str]:
+        """The one key object for ``cell`` (forgotten past 4 x MAX_CLASSES**2 cells seen)."""
+        kept = self._cells.get(cell)
+        if kept is None:
+            if len(self._cells) >= 4 * MAX_CLASSES * MAX_CLASSES:
+                self._cells.clear()
+            kept = self._cells[cell] = cell
+        return kept
 
     def _live(self) -> list[_Bucket]:
         if self.newest == -math.inf:

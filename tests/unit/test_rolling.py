@@ -329,3 +329,22 @@ def test_a_checkpoint_between_changes_writes_what_a_fresh_window_writes(operatio
             expected["buckets"], separators=(",", ":")
         )
         assert kept.snapshot() == fresh.snapshot()
+
+
+def test_buckets_share_one_key_object_per_confusion_cell_through_a_restore():
+    """Every bucket's confusion matrix keys a cell with the same tuple (a key per bucket cost
+    a model 8 KB), and a restored window's do too; the counts stay each bucket's own."""
+    window = WindowedMetrics(60.0, 5.0)
+    for i in range(120):
+        actual, predicted = ["cat", "dog", "eel"][i % 3], ["cat", "dog"][i % 2]
+        # a new string per event, as a decoder gives them
+        window.add_outcome(
+            float(i // 2), predicted == "cat", actual == "cat", actual == predicted,
+            "".join(predicted), "".join(actual),
+        )  # fmt: skip
+    resumed = WindowedMetrics(60.0, 5.0)
+    resumed.restore(json.loads(json.dumps(window.to_state())))
+    for w in (window, resumed):
+        cells = [cell for b in w._ring for cell in b.confusion]
+        assert len(cells) == 12 * 6 and len({id(cell) for cell in cells}) == 6
+    assert resumed.snapshot() == window.snapshot()

@@ -81,7 +81,16 @@ class FeatureDrift(VectorInput, WindowedTest):
     @property
     def feature_report(self) -> list[dict[str, Any]]:
         """Per feature, for the last window: KS statistic, adjusted p-value, PSI, drifted."""
-        return self._report
+        return [
+            {
+                "feature": j,
+                "ks": float(ks),
+                "p_adjusted": float(p_adjusted),
+                "psi": float(psi_),
+                "drifted": bool(p_adjusted <= self.alpha),
+            }
+            for j, (ks, p_adjusted, psi_) in enumerate(self._report.tolist())
+        ]
 
     def _clear_reference(self) -> None:
         self._width = None
@@ -89,7 +98,17 @@ class FeatureDrift(VectorInput, WindowedTest):
         self._edges = np.zeros(0)  # (features, bins - 1) inner edges
         self._ref_cdf = np.zeros(0)
         self._inflation: list[float] = []
-        self._report: list[dict[str, Any]] = []
+        # per feature: KS statistic, adjusted p-value, PSI (an array: 20 dicts took 6 KB)
+        self._report = np.zeros((0, 3))
+
+    def _set_state(self, state: dict[str, Any]) -> None:
+        report = state.get("report")
+        if isinstance(report, list) and report and isinstance(report[0], dict):
+            # written before the report was an array: a dict per feature
+            super()._set_state({**state, "report": []})
+            self._report = np.array([[f["ks"], f["p_adjusted"], f["psi"]] for f in report])
+        else:
+            super()._set_state(state)
 
     def _add_reference(self, x: np.ndarray) -> None:
         self._reference.append(x.tolist())
@@ -145,16 +164,8 @@ class FeatureDrift(VectorInput, WindowedTest):
         )
         adjusted = benjamini_hochberg(raw)
         ref_share = np.diff(np.c_[np.zeros(len(ref_cdf)), ref_cdf, np.ones(len(ref_cdf))])
-        self._report = [
-            {
-                "feature": j,
-                "ks": float(ks[j]),
-                "p_adjusted": float(adjusted[j]),
-                "psi": psi(ref_share[j], counts[j] / self.window),
-                "drifted": bool(adjusted[j] <= self.alpha),
-            }
-            for j in range(len(ks))
-        ]
+        shifts = [psi(ref_share[j], counts[j] / self.window) for j in range(len(ks))]
+        self._report = np.c_[ks, adjusted, shifts]
         return log10_pvalue_score(float(adjusted.min()))
 
     @classmethod

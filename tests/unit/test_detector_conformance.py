@@ -286,3 +286,22 @@ def _feed_until_done(detector: DriftDetector, values: np.ndarray) -> None:
     start = 0
     while start < len(values):
         start += detector.update_until_alarm(values[start:])
+
+
+def test_feature_drift_report_reads_back_from_a_checkpoint_old_or_new():
+    """The per-feature report is kept as an array (20 dicts took 6 KB a model); a checkpoint
+    written when it was a list of dicts gives the same report back."""
+    from detectors import FeatureDrift
+
+    rng = np.random.default_rng(3)
+    detector = FeatureDrift(reference_size=200, window=100)
+    rows = rng.normal(size=(400, 3))
+    rows[350:, 2] += 0.3  # feature 2 moves a little in the last window (no alarm)
+    assert not detector.update_many(rows).any()
+    report = detector.feature_report
+    assert [f["feature"] for f in report] == [0, 1, 2] and report[2]["ks"] > report[0]["ks"]
+    assert not any(f["drifted"] for f in report) and report[2]["psi"] > 0
+    assert FeatureDrift.from_state(detector.get_state()).feature_report == report
+    old = json.loads(detector.get_state())
+    old["state"]["report"] = report  # as it was written before
+    assert FeatureDrift.from_state(json.dumps(old)).feature_report == report

@@ -62,17 +62,20 @@ monitors = []
 config = MonitorConfig.from_settings(Settings())  # as the worker runs them
 for m in range(n_models):
     monitor = ModelMonitor(f"model-{m}", config)
-    x = rng.normal(size=(n, 20)).tolist()
+    x = rng.normal(size=(n, 20))
     if day:  # the confidence in the predicted class, and latencies around 20 ms
         scores = rng.uniform(0.5, 1.0, n).tolist()
         latencies = rng.lognormal(np.log(20.0), 0.5, n).tolist()
     else:
         scores, latencies = [0.8] * n, [10.0] * n
-    events = [
-        InferenceEvent(f"model-{m}", "v1", f"r{i}", t, dict(zip(names, row)), i % 2,
-                       score=score, latency_ms=latency)
-        for i, (t, row, score, latency) in enumerate(zip(times, x, scores, latencies))
-    ]
+
+    def decoded(start, stop):  # a block's events, made when it comes (the worker decodes a batch)
+        return [
+            InferenceEvent(f"model-{m}", "v1", f"r{i}", times[i], dict(zip(names, row)), i % 2,
+                           score=scores[i], latency_ms=latencies[i])
+            for i, row in zip(range(start, stop), x[start:stop].tolist())
+        ]
+
     in_redis = {}  # what the worker's flushes wrote to Redis (this model's, gone after it)
 
     def flush():  # what the worker's flush does with a changed model, less the writes
@@ -84,18 +87,18 @@ for m in range(n_models):
             in_redis.pop(request_id, None)
 
     for start in range(0, n, 500):
-        monitor.observe_inferences(events[start : start + 500])
+        monitor.observe_inferences(decoded(start, min(start + 500, n)))
         flush()
         if labels:
-            done = events[max(0, start - 100) : min(start + 400, n - 100)]  # 100 wait
-            batch = [LabelEvent(e.model_id, e.request_id, e.prediction, e.event_time + 1) for e in done]
+            done = range(max(0, start - 100), min(start + 400, n - 100))  # 100 wait
+            batch = [LabelEvent(f"model-{m}", f"r{i}", i % 2, times[i] + 1) for i in done]
             # as the worker does: a label whose prediction left memory finds it in Redis
             missing = monitor.join.missing(batch)
             monitor.join.adopt([in_redis[lab.request_id] for lab in missing if lab.request_id in in_redis])
             monitor.observe_labels(batch)
             flush()
     monitors.append(monitor)
-    del events, x, in_redis
+    del x, in_redis
 gc.collect()
 grown = rss() - base
 print(json.dumps({

@@ -6,9 +6,9 @@ spread latencies and scores held about 4 MB of them.  A bucket's histograms chan
 the newest and hardly after, so a :class:`Tally` is a dict while it changes and, once
 :meth:`Tally.freeze` is called (the window does it when it checkpoints), one ``bytes``: the
 keys and the counts as little-endian integers, each as narrow as the largest needs (keys 1 or 2
-bytes, counts 1, 2, 4 or 8), 3 to 6 bytes a key where the dict took 90.  Adding to a frozen
-tally unpacks it again.  Either way it reads the same, and its
-checkpoint text (:meth:`Tally.to_text`, base64 of the packed bytes) is the same.
+bytes, counts 1, 2, 4 or 8), 2 to 10 bytes a key where the dict took 90.  Adding to a frozen
+tally unpacks it again.  Either way it reads the same, and its checkpoint text
+(:meth:`Tally.to_text`, base64 of the packed bytes) is the same.
 
 >>> t = Tally()
 >>> t.add(7)

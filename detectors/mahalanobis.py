@@ -158,7 +158,7 @@ class MahalanobisDrift(VectorInput, WindowedTest):
                 return
         lag = (rows[1:] * rows[:-1]).sum(axis=0)
         self._ref_lag = self._ref_lag + lag + rows[0] * self._ref_prev if self._ref_n else lag
-        self._ref_prev = rows[-1]
+        self._ref_prev = rows[-1].copy()  # not a view: it would keep the whole block alive
         self._ref_mean, self._ref_scatter = welford_merge(
             self._ref_n, self._ref_mean, self._ref_scatter, rows
         )
@@ -206,7 +206,8 @@ class MahalanobisDrift(VectorInput, WindowedTest):
 
     def _add_window_many(self, rows: np.ndarray) -> None:
         # cumsum adds in order, as one-by-one updates do (a plain sum would round differently)
-        self._sum = np.cumsum(np.vstack([self._sum, self._clipped(rows)]), axis=0)[-1]
+        # the last row copied: a view would keep the whole cumsum (17 KB a block) alive
+        self._sum = np.cumsum(np.vstack([self._sum, self._clipped(rows)]), axis=0)[-1].copy()
 
     def _test_window(self) -> float:
         diff = self._sum / self.window - self._ref_mean

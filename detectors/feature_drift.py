@@ -94,7 +94,9 @@ class FeatureDrift(VectorInput, WindowedTest):
 
     def _clear_reference(self) -> None:
         self._width = None
-        self._reference: list[list[float]] = []
+        # the reference rows so far, one array (a list of rows of floats took 4x its 8 bytes
+        # a value: 680 KB a model with 20 features until the reference was complete)
+        self._reference = np.zeros((0, 0))
         self._edges = np.zeros(0)  # (features, bins - 1) inner edges
         self._ref_cdf = np.zeros(0)
         self._inflation: list[float] = []
@@ -109,16 +111,21 @@ class FeatureDrift(VectorInput, WindowedTest):
             self._report = np.array([[f["ks"], f["p_adjusted"], f["psi"]] for f in report])
         else:
             super()._set_state(state)
+        # written before the reference was an array: a list of rows
+        reference = np.asarray(self._reference, dtype=np.float64)
+        self._reference = reference if reference.ndim == 2 else np.zeros((0, 0))
 
     def _add_reference(self, x: np.ndarray) -> None:
-        self._reference.append(x.tolist())
+        self._add_reference_many(x[None, :])
 
     def _add_reference_many(self, rows: np.ndarray) -> None:
-        self._reference.extend(rows.tolist())
+        rows = np.asarray(rows, dtype=np.float64)
+        kept = self._reference
+        self._reference = np.concatenate([kept, rows]) if len(kept) else rows.copy()
 
     def _fit_reference(self) -> None:
-        ref = np.asarray(self._reference)
-        self._reference = []
+        ref = self._reference
+        self._reference = np.zeros((0, 0))
         self._inflation = lag1_inflation(ref).tolist()
         inner = np.quantile(ref, np.linspace(0, 1, self.bins + 1)[1:-1], axis=0).T
         self._edges = inner

@@ -335,3 +335,27 @@ def test_feature_drift_report_reads_back_from_a_checkpoint_old_or_new():
     old = json.loads(detector.get_state())
     old["state"]["report"] = report  # as it was written before
     assert FeatureDrift.from_state(json.dumps(old)).feature_report == report
+
+
+def test_feature_drift_resumes_its_reference_from_a_checkpoint_old_or_new():
+    """The reference rows are kept as one array (a list of rows of floats took 4x); a
+    checkpoint written mid-reference when they were a list of rows resumes the same."""
+    from detectors import FeatureDrift
+    from detectors.state import encode_value
+
+    rows = np.random.default_rng(4).normal(size=(450, 3))
+    detector = FeatureDrift(reference_size=200, window=100)
+    detector.update_many(rows[:120])  # mid-reference
+    new = json.loads(detector.get_state())
+    old = json.loads(detector.get_state())
+    old["state"]["reference"] = encode_value(detector._reference.tolist())  # as it was written
+    assert old["state"]["reference"] != new["state"]["reference"]
+    resumed = [FeatureDrift.from_state(json.dumps(doc)) for doc in (new, old)]
+    assert all(
+        isinstance(d._reference, np.ndarray) and d._reference.shape == (120, 3) for d in resumed
+    )
+    for d in (detector, *resumed):
+        d.update_many(rows[120:])
+    assert detector.calibrated and detector.feature_report
+    for d in resumed:
+        assert d.statistic == detector.statistic and d.feature_report == detector.feature_report

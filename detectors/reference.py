@@ -18,6 +18,7 @@ that value, as a numeric stream.
 from __future__ import annotations
 
 import bisect
+import functools
 import math
 from dataclasses import dataclass
 from typing import Any
@@ -26,6 +27,13 @@ import numpy as np
 
 PILOT_SIZE = 32
 BINS = 30
+
+
+@functools.lru_cache(maxsize=64)
+def _edges(clip: float) -> tuple[float, ...]:
+    """The histogram's bin edges for ``clip``: one tuple for every sketch with that clip (a
+    list per sketch was 27 KB of a young model with 20 features)."""
+    return tuple(np.linspace(-clip, clip, BINS + 1).tolist())
 BLOCK = 50  # values per block of a 0/1 reference (their counts measure clustering)
 
 
@@ -87,7 +95,7 @@ class ReferenceSketch:
 
     def __init__(self, size: int, clip: float) -> None:
         self.size, self.clip = size, clip
-        self._edges = np.linspace(-clip, clip, BINS + 1).tolist()
+        self._edges = _edges(clip)
         self._clear()
 
     def _clear(self) -> None:

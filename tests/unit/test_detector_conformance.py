@@ -359,3 +359,13 @@ def test_feature_drift_resumes_its_reference_from_a_checkpoint_old_or_new():
     assert detector.calibrated and detector.feature_report
     for d in resumed:
         assert d.statistic == detector.statistic and d.feature_report == detector.feature_report
+
+
+def test_cusum_reference_sketches_share_their_bin_edges():
+    """Every feature's CUSUM sketches its reference on the same edges: one tuple, not a list
+    of 31 floats in each (27 KB of a young 20-feature model)."""
+    from detectors.reference import ReferenceSketch
+
+    first, second = ReferenceSketch(size=100, clip=3.0), ReferenceSketch(size=500, clip=3.0)
+    assert first._edges is second._edges and len(first._edges) == 31
+    assert ReferenceSketch(size=100, clip=4.0)._edges[-1] == 4.0

@@ -29,14 +29,14 @@ PILOT_SIZE = 32
 BINS = 30
 
 
+BLOCK = 50  # values per block of a 0/1 reference (their counts measure clustering)
+
+
 @functools.lru_cache(maxsize=64)
 def _edges(clip: float) -> tuple[float, ...]:
     """The histogram's bin edges for ``clip``: one tuple for every sketch with that clip (a
     list per sketch was 27 KB of a young model with 20 features)."""
     return tuple(np.linspace(-clip, clip, BINS + 1).tolist())
-
-
-BLOCK = 50  # values per block of a 0/1 reference (their counts measure clustering)
 
 
 def _pilot_widening(pilot: np.ndarray) -> float:

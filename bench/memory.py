@@ -143,9 +143,14 @@ def main() -> None:
         (labels, start(args.models, args.events, labels, args.traffic)) for labels in (True, False)
     ]
     rows = []
-    for labels, process in running:
-        rows.append((labels, result(process)))
-        print(labels, rows[-1][1], flush=True)
+    try:
+        for labels, process in running:
+            rows.append((labels, result(process)))
+            print(labels, rows[-1][1], flush=True)
+    finally:  # one failed: the other is not left running
+        for _, process in running:
+            if process.poll() is None:
+                process.kill()
     commit = subprocess.run(
         ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=False
     ).stdout.strip()

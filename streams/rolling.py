@@ -273,10 +273,12 @@ class WindowedMetrics:
         bucket.labelled += 1
         bucket.correct += correct
         if predicted is not None and actual is not None:
-            cell = self._cell(
-                (_capped(actual, bucket.confusion), _capped(predicted, bucket.confusion))
-            )
-            bucket.confusion[cell] = bucket.confusion.get(cell, 0) + 1
+            cell = (_capped(actual, bucket.confusion), _capped(predicted, bucket.confusion))
+            n = bucket.confusion.get(cell)
+            if n is None:  # new to this bucket: keyed with the window's one tuple for it
+                bucket.confusion[self._cell(cell)] = 1
+            else:  # (the dict keeps the key it has)
+                bucket.confusion[cell] = n + 1
         if predicted_positive and actual_positive:
             bucket.tp += 1
         elif predicted_positive:

@@ -11,6 +11,10 @@ figure is measured in the same run, on topics of its own:
   same parser the worker uses);
 - **no-op Faust agent**: a Faust app whose agent does nothing with each message (subprocess,
   with the worker's garbage-collector settings, ``streams.app.tune_gc``);
+- **decode floor**: a Faust agent that takes batches as the worker does (``noack_take`` of
+  ``DRIFTLINE_BATCH_MAX`` messages) and decodes each with the worker's decoder
+  (``contracts.envelopes.decode_message``: parse and check), then acknowledges it: what the
+  framework and the decoding cost before any monitoring;
 - **driftline worker**: ``driftline worker`` end to end (decode, monitor, Redis), from its first
   processed batch to its last, read from its /metrics (in-memory counters each batch moves);
 
@@ -64,6 +68,37 @@ async def noop(stream):
 
 if __name__ == "__main__":
     from streams.app import tune_gc  # the worker's process settings, for a like-for-like ratio
+    tune_gc()
+    sys.argv = [sys.argv[0], "worker", "--loglevel=warn"]
+    app.main()
+"""
+
+DECODE_APP = """
+import os, sys, time, faust
+from contracts.envelopes import decode_message
+topic_name, expected, out = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+size, within = int(sys.argv[5]), float(sys.argv[6])
+app = faust.App("floor-" + topic_name, broker="kafka://" + sys.argv[4], value_serializer="raw",
+                key_serializer="raw", web_enabled=False, consumer_auto_offset_reset="earliest")
+topic = app.topic(topic_name, value_type=bytes, key_type=bytes)
+seen, first = [0], [0.0]
+
+@app.agent(topic)
+async def decode(stream):
+    async for batch in stream.noack_take(size, within=within):
+        if not seen[0]:
+            first[0] = time.perf_counter()
+        for event in batch:
+            decode_message(event.value, "inference")
+            event.ack()
+        seen[0] += len(batch)
+        if seen[0] >= expected:
+            with open(out, "w") as f:
+                f.write(str(time.perf_counter() - first[0]))
+            os._exit(0)
+
+if __name__ == "__main__":
+    from streams.app import tune_gc
     tune_gc()
     sys.argv = [sys.argv[0], "worker", "--loglevel=warn"]
     app.main()
@@ -185,16 +220,33 @@ def _events_in(doc: dict) -> int:
 
 
 def noop_agent(settings, n_messages: int, n_events: int) -> float:
+    return _faust_rate(NOOP_APP, settings, n_messages, n_events)
+
+
+def decode_floor(settings, n_messages: int, n_events: int) -> float:
+    """Events/s of a Faust agent that takes and decodes as the worker does, and nothing else."""
+    extra = [str(settings.batch_max), repr(settings.batch_wait_s)]
+    return _faust_rate(DECODE_APP, settings, n_messages, n_events, extra)
+
+
+def _faust_rate(
+    app: str, settings, n_messages: int, n_events: int, extra: list[str] | None = None
+) -> float:
+    """Events/s of the Faust app ``app`` (its own process) through the inference topic's
+    ``n_messages`` messages, from its first message to its last."""
     work = Path(tempfile.mkdtemp())
-    script, out = work / "noop.py", work / "seconds"
-    script.write_text(NOOP_APP)
+    script, out = work / "app.py", work / "seconds"
+    script.write_text(app)
+    path = os.pathsep.join(
+        filter(None, [str(Path(__file__).parents[1]), os.environ.get("PYTHONPATH")])
+    )
     proc = subprocess.run(
         [sys.executable, str(script), settings.topics.inferences, str(n_messages), str(out),
-         settings.bootstrap_list[0]],
-        cwd=work, capture_output=True, text=True, timeout=600,
+         settings.bootstrap_list[0], *(extra or [])],
+        cwd=work, capture_output=True, text=True, timeout=600, env={**os.environ, "PYTHONPATH": path},
     )  # fmt: skip
     if not out.exists():
-        raise RuntimeError(f"no-op agent failed: {proc.stdout[-2000:]} {proc.stderr[-2000:]}")
+        raise RuntimeError(f"Faust agent failed: {proc.stdout[-2000:]} {proc.stderr[-2000:]}")
     return n_events / float(out.read_text())
 
 
@@ -382,18 +434,19 @@ async def run(args) -> str:
         messages = await produce(settings, events, envelope, columnar)
         raw = await raw_consume(settings, len(events))
         noop = await asyncio.to_thread(noop_agent, settings, messages, len(events))
+        floor = await asyncio.to_thread(decode_floor, settings, messages, len(events))
         worker, rss = await worker_rate(settings, len(events))
-        rows.append((envelope, columnar, messages, raw, noop, worker, rss))
+        rows.append((envelope, columnar, messages, raw, noop, floor, worker, rss))
         if columnar:  # their labels, for a fresh worker: each prediction waits in Redis
             messages = await produce_labels(settings, make_labels(events), 100)
-            raw = await raw_consume(settings, len(events), settings.topics.labels)
-            worker, rss = await worker_rate(settings, len(events), "labels")
-            labels = ("labels", messages, raw, worker, rss)
-            print(f"labels: raw {raw:,.0f}/s, driftline {worker:,.0f}/s", flush=True)
+            label_raw = await raw_consume(settings, len(events), settings.topics.labels)
+            label_rate, label_rss = await worker_rate(settings, len(events), "labels")
+            labels = ("labels", messages, label_raw, label_rate, label_rss)
+            print(f"labels: raw {label_raw:,.0f}/s, driftline {label_rate:,.0f}/s", flush=True)
         await drop_topics(settings, settings.topic_prefix)
         drop_keys(settings)
         print(f"envelope {envelope}{' columnar' * columnar}: raw {raw:,.0f}/s, no-op Faust {noop:,.0f}/s, "
-              f"driftline {worker:,.0f}/s, RSS {rss:.0f} MB", flush=True)  # fmt: skip
+              f"decode floor {floor:,.0f}/s, driftline {worker:,.0f}/s, RSS {rss:.0f} MB", flush=True)  # fmt: skip
     latency_settings = isolated("pipelat")
     await ensure_topics(latency_settings)
     lat = await alarm_latency(
@@ -408,23 +461,26 @@ async def run(args) -> str:
         "process on this machine, "
         "real Kafka and Redis; 20 features, a prediction and a score per event, "
         f"{len(by_model(events))} models.  Rates are events per second; ratios against the "
-        "same run's raw consumer and no-op Faust agent.",
+        "same run's raw consumer, no-op Faust agent and decode floor (a Faust agent that takes "
+        "and decodes as the worker does, and monitors nothing).",
         "",
-        "| messages | raw aiokafka consume + decode | no-op Faust agent | driftline worker | "
-        "driftline / raw | driftline / no-op | worker RSS |",
-        "|---|---|---|---|---|---|---|",
+        "| messages | raw aiokafka consume + decode | no-op Faust agent | decode floor | "
+        "driftline worker | driftline / raw | driftline / no-op | floor / raw | "
+        "driftline / floor | worker RSS |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
-    for envelope, columnar, messages, raw, noop, worker, rss in rows:
+    for envelope, columnar, messages, raw, noop, floor, worker, rss in rows:
         kind = "single events" if envelope == 1 else f"envelopes of {envelope}"
         kind += " (columnar)" if columnar else ""
         lines.append(
-            f"| {kind} ({messages:,} messages) | {raw:,.0f} | {noop:,.0f} | {worker:,.0f} | "
-            f"{worker / raw:.3f} | {worker / noop:.2f} | {rss:.0f} MB |"
+            f"| {kind} ({messages:,} messages) | {raw:,.0f} | {noop:,.0f} | {floor:,.0f} | "
+            f"{worker:,.0f} | {worker / raw:.3f} | {worker / noop:.2f} | {floor / raw:.2f} | "
+            f"{worker / floor:.2f} | {rss:.0f} MB |"
         )
     _, messages, raw, worker, rss = labels
     lines.append(
-        f"| their labels, envelopes of 100 ({messages:,} messages) | {raw:,.0f} | - | "
-        f"{worker:,.0f} | {worker / raw:.3f} | - | {rss:.0f} MB |"
+        f"| their labels, envelopes of 100 ({messages:,} messages) | {raw:,.0f} | - | - | "
+        f"{worker:,.0f} | {worker / raw:.3f} | - | - | - | {rss:.0f} MB |"
     )
     if lat:
         q = statistics.quantiles(lat, n=100)

@@ -81,7 +81,7 @@ from streams.join import JoinedOutcome, LabelJoin
 from streams.lifecycle import AlarmBook
 from streams.profile import ReferenceProfile
 from streams.ranges import FeatureRanges
-from streams.rolling import WindowedMetrics
+from streams.rolling import Outcomes, WindowedMetrics
 from streams.signals import Signal, VersionSignals
 
 log = logging.getLogger(__name__)
@@ -327,11 +327,21 @@ class ModelMonitor:
     def observe_labels(self, labels: Sequence[LabelEvent]) -> BatchOutput:
         """:meth:`observe_label` on each label in order: the whole batch through the join
         first (one lookup of the joined ids), then each outcome (which changes nothing the join
-        reads)."""
+        reads); the windows count the batch's outcomes together at the end (they change
+        nothing the signals read), one bucket's run at once (:meth:`WindowedMetrics.add_outcomes`)."""
         out = BatchOutput()
+        outcomes = Outcomes()
         for position, joined in enumerate(self.join.add_labels(labels)):
-            out.add(position, self._after_label(joined))
+            out.add(position, self._after_label(joined, outcomes))
+        self._count_outcomes(outcomes)
         return out
+
+    def _count_outcomes(self, outcomes: Outcomes) -> None:
+        """The windows' share of the outcomes held back so far (then none are)."""
+        if outcomes:
+            for window in self.windows.values():
+                window.add_outcomes(outcomes)
+            outcomes.clear()
 
     def _observe_system(self, event: InferenceEvent, out: MonitorOutput) -> None:
         t = event.event_time
@@ -399,12 +409,15 @@ class ModelMonitor:
     def observe_label(self, label: LabelEvent) -> MonitorOutput:
         return self._after_label(self.join.add_label(label))
 
-    def _after_label(self, joined: JoinedOutcome | None) -> MonitorOutput:
-        """A label that went through the join: its outcome, if it joined its prediction."""
+    def _after_label(
+        self, joined: JoinedOutcome | None, held: Outcomes | None = None
+    ) -> MonitorOutput:
+        """A label that went through the join: its outcome, if it joined its prediction.
+        ``held``: where a batch holds its outcomes back for the windows (:meth:`observe_labels`)."""
         out = MonitorOutput()
         self.counts["labels"] += 1
         if joined is not None:
-            self._observe_outcome(joined, out)
+            self._observe_outcome(joined, out, held)
         out.alarms = self.publishable(out.alarms)
         return out
 
@@ -656,9 +669,13 @@ class ModelMonitor:
                 signal.restore(state)
 
     # -- internals ---------------------------------------------------------------------------
-    def _observe_outcome(self, joined: JoinedOutcome, out: MonitorOutput) -> None:
+    def _observe_outcome(
+        self, joined: JoinedOutcome, out: MonitorOutput, held: Outcomes | None = None
+    ) -> None:
         prediction, label = joined.prediction, joined.label
         if prediction.is_regression:
+            if held is not None:  # the windows see every outcome in order
+                self._count_outcomes(held)
             self._observe_regression_outcome(joined, out)
             return
         self.counts["joined"] += 1
@@ -666,16 +683,20 @@ class ModelMonitor:
         correct = predicted == actual
         positive = self.config.positive_label
         probabilities = _probabilities(prediction, predicted, actual, positive)
-        for window in self.windows.values():
-            window.add_outcome(
-                label.event_time,
-                predicted == positive,
-                actual == positive,
-                correct,
-                predicted,
-                actual,
-                probabilities,
-            )
+        outcome = (
+            label.event_time,
+            predicted == positive,
+            actual == positive,
+            correct,
+            predicted,
+            actual,
+            probabilities,
+        )
+        if held is not None:
+            held.append(*outcome)
+        else:
+            for window in self.windows.values():
+                window.add_outcome(*outcome)
         out.labelled.append(LabelledSample.from_joined(self.model_id, joined))
         # Each outcome counts for the version that made the prediction.
         v = self.version_signals(prediction.model_version)

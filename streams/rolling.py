@@ -29,13 +29,14 @@ so a quantile is within about 2.3% of the exact value.
 from __future__ import annotations
 
 import math
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from contracts.metrics import json_metric
-from streams.scores import ScoreStats
+from streams.scores import ScoreRun, ScoreStats
 from streams.tally import Tally, added
 
 Probabilities = tuple[float | None, float | None, float | None]  # P(positive), p(true), confidence
@@ -132,6 +133,96 @@ class _Bucket:
         self.latencies.freeze()
         if self.scores is not None:
             self.scores.freeze()
+
+
+class Outcomes:
+    """A batch's labelled classification outcomes, in arrival order, for
+    :meth:`WindowedMetrics.add_outcomes`.  What a run of them adds to a bucket is worked out
+    once (:class:`OutcomeRun`) for every window that counts that run in one bucket: usually
+    the whole batch, in each of a model's windows.
+
+    >>> batch = Outcomes()
+    >>> batch.append(10.0, True, True, True, "1", "1", None)
+    >>> batch.append(11.0, True, False, False, "1", "0", None)
+    >>> run = batch.run([0, 1])
+    >>> run.labelled, run.correct, run.tp, run.fp, dict(run.cells)
+    (2, 1, 1, 1, {('1', '1'): 1, ('0', '1'): 1})
+    """
+
+    def __init__(self) -> None:
+        #: each outcome's arguments to :meth:`WindowedMetrics.add_outcome`, in order
+        self.rows: list[tuple] = []
+        self._runs: dict[tuple, OutcomeRun] = {}
+
+    def append(
+        self,
+        event_time: float,
+        predicted_positive: bool,
+        actual_positive: bool,
+        correct: bool,
+        predicted: str | None = None,
+        actual: str | None = None,
+        probabilities: Probabilities | None = None,
+    ) -> None:
+        self.rows.append(
+            (
+                event_time,
+                predicted_positive,
+                actual_positive,
+                correct,
+                predicted,
+                actual,
+                probabilities,
+            )
+        )
+        self._runs.clear()
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def clear(self) -> None:
+        self.rows.clear()
+        self._runs.clear()
+
+    def run(self, positions: list[int]) -> OutcomeRun:
+        """What the outcomes at ``positions`` (ascending) add to one bucket (worked out once)."""
+        contiguous = positions[-1] - positions[0] + 1 == len(positions)
+        key = (positions[0], len(positions)) if contiguous else tuple(positions)
+        found = self._runs.get(key)
+        if found is None:
+            found = self._runs[key] = OutcomeRun([self.rows[i] for i in positions])
+        return found
+
+
+class OutcomeRun:
+    """What a run of outcomes adds to a bucket: counts, the confusion cells (first seen first),
+    and the probabilities' part (:class:`~streams.scores.ScoreRun`; None if none had any)."""
+
+    __slots__ = ("cells", "correct", "fn", "fp", "labelled", "pairs", "scores", "tn", "tp")
+
+    def __init__(self, rows: list[tuple]) -> None:
+        self.labelled = len(rows)
+        self.correct = self.tp = self.fp = self.fn = self.tn = 0
+        #: (actual, predicted) of the outcomes with both, in order; and counted by cell
+        self.pairs: list[tuple[str, str]] = []
+        scored = []
+        for _, predicted_positive, actual_positive, correct, predicted, actual, probs in rows:
+            self.correct += correct
+            if predicted_positive and actual_positive:
+                self.tp += 1
+            elif predicted_positive:
+                self.fp += 1
+            elif actual_positive:
+                self.fn += 1
+            else:
+                self.tn += 1
+            if predicted is not None and actual is not None:
+                self.pairs.append((actual, predicted))
+            if probs is not None:
+                p_positive, p_true, confidence = probs
+                scored.append((p_positive, actual_positive, p_true, confidence, correct))
+        self.cells = Counter(self.pairs)
+        self.scores = ScoreRun(scored) if scored else None
 
 
 class WindowedMetrics:
@@ -273,12 +364,9 @@ class WindowedMetrics:
         bucket.labelled += 1
         bucket.correct += correct
         if predicted is not None and actual is not None:
-            cell = (_capped(actual, bucket.confusion), _capped(predicted, bucket.confusion))
-            n = bucket.confusion.get(cell)
-            if n is None:  # new to this bucket: keyed with the window's one tuple for it
-                bucket.confusion[self._cell(cell)] = 1
-            else:  # (the dict keeps the key it has)
-                bucket.confusion[cell] = n + 1
+            self._count_cell(
+                bucket, (_capped(actual, bucket.confusion), _capped(predicted, bucket.confusion))
+            )
         if predicted_positive and actual_positive:
             bucket.tp += 1
         elif predicted_positive:
@@ -287,6 +375,73 @@ class WindowedMetrics:
             bucket.fn += 1
         else:
             bucket.tn += 1
+
+    def add_outcomes(self, outcomes: Outcomes) -> None:
+        """:meth:`add_outcome` on each of ``outcomes`` in order (the worker's label batches),
+        with the same result: too late against the newest time seen up to each, buckets filled
+        oldest number first (as :meth:`add_inferences`), and each bucket's run of outcomes
+        added at once (:meth:`Outcomes.run`; sums term by term in arrival order)."""
+        rows = outcomes.rows
+        n = len(rows)
+        if n < _FEW:
+            for row in rows:
+                self.add_outcome(*row)
+            return
+        bucket_s, n_buckets = self.bucket_s, self.n_buckets
+        t = np.fromiter((row[0] for row in rows), dtype=np.float64, count=n)
+        newest = np.maximum.accumulate(np.maximum(t, self.newest))
+        numbers = np.floor_divide(t, bucket_s).astype(np.int64)
+        kept = numbers > np.floor_divide(newest, bucket_s).astype(np.int64) - n_buckets
+        self.newest = float(newest[-1])
+        self.too_late += n - int(np.count_nonzero(kept))
+        if not kept.any():
+            return
+        self.oldest = min(self.oldest, float(t[kept].min()))
+        first, last = int(numbers[kept].min()), int(numbers[kept].max())
+        if first == last:
+            groups = [(first, np.flatnonzero(kept).tolist())]
+        else:
+            groups = [
+                (number, np.flatnonzero(kept & (numbers == number)).tolist())
+                for number in np.unique(numbers[kept]).tolist()
+            ]
+        for number, positions in groups:
+            bucket = self._ring[number % n_buckets]
+            if bucket.start != number:
+                bucket.clear(number)
+            self._add_run(bucket, outcomes.run(positions))
+
+    def _add_run(self, bucket: _Bucket, run: OutcomeRun) -> None:
+        if run.scores is not None:
+            if bucket.scores is None:
+                bucket.scores = ScoreStats()
+            bucket.scores.add_run(run.scores)
+        bucket.labelled += run.labelled
+        bucket.correct += run.correct
+        bucket.tp += run.tp
+        bucket.fp += run.fp
+        bucket.fn += run.fn
+        bucket.tn += run.tn
+        confusion = bucket.confusion
+        if len(confusion) + len(run.cells) >= MAX_CLASSES * MAX_CLASSES:
+            for actual, predicted in run.pairs:  # near the cap: one by one, as add_outcome
+                self._count_cell(
+                    bucket, (_capped(actual, confusion), _capped(predicted, confusion))
+                )
+            return
+        for cell, k in run.cells.items():
+            had = confusion.get(cell)
+            if had is None:  # new to this bucket: keyed with the window's one tuple for it
+                confusion[self._cell(cell)] = k
+            else:
+                confusion[cell] = had + k
+
+    def _count_cell(self, bucket: _Bucket, cell: tuple[str, str]) -> None:
+        n = bucket.confusion.get(cell)
+        if n is None:  # new to this bucket: keyed with the window's one tuple for it
+            bucket.confusion[self._cell(cell)] = 1
+        else:  # (the dict keeps the key it has)
+            bucket.confusion[cell] = n + 1
 
     def add_regression_outcome(self, event_time: float, error: float, label: float = 0.0) -> None:
         """A labelled regression prediction: ``error`` = prediction - label."""

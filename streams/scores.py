@@ -22,6 +22,8 @@ and merges by addition, like the bucket's counts, so a window's figures come fro
 from __future__ import annotations
 
 import math
+from collections import Counter
+from collections.abc import Iterable
 from typing import Any
 
 import numpy as np
@@ -69,6 +71,28 @@ class ScoreStats:
             cell[0] += 1
             cell[1] += confidence
             cell[2] += 1 if correct else 0
+
+    def add_run(self, run: ScoreRun) -> None:
+        """:meth:`add` of each outcome of ``run``, in its order: the same counts, and the same
+        sums (each term added in turn, as one by one)."""
+        if run.pos:
+            self.pos.add_many(run.pos.items())
+        if run.neg:
+            self.neg.add_many(run.neg.items())
+        ll_sum = self.ll_sum
+        for term in run.log_terms:
+            ll_sum -= term
+        self.ll_sum, self.ll_n = ll_sum, self.ll_n + len(run.log_terms)
+        if run.rel:
+            rel = self.rel if isinstance(self.rel, dict) else self._thaw_rel()
+            for b, (confidences, right) in run.rel.items():
+                cell = rel.setdefault(b, [0, 0.0, 0])
+                total = cell[1]
+                for confidence in confidences:
+                    total += confidence
+                cell[0] += len(confidences)
+                cell[1] = total
+                cell[2] += right
 
     def _thaw_rel(self) -> dict[int, list[float]]:
         self.rel = self._rel_cells()
@@ -141,6 +165,48 @@ class ScoreStats:
             "log_loss": ll_sum / ll_n if ll_n else None,
             **_calibration(n, confidence, correct),
         }
+
+
+class ScoreRun:
+    """What a run of outcomes adds to a :class:`ScoreStats` (:meth:`ScoreStats.add_run`),
+    worked out once for all the windows that count the run in one bucket: the bins' counts,
+    and the terms of the sums in arrival order (the sums themselves depend on the bucket's).
+
+    ``rows``: each outcome's arguments to :meth:`ScoreStats.add`, in order.
+
+    >>> rows = [(0.9, True, 0.9, 0.9, True), (0.3, False, 0.7, 0.7, True)]
+    >>> one, run = ScoreStats(), ScoreStats()
+    >>> for row in rows:
+    ...     one.add(*row)
+    >>> run.add_run(ScoreRun(rows))
+    >>> run.to_list() == one.to_list()
+    True
+    """
+
+    __slots__ = ("log_terms", "neg", "pos", "rel")
+
+    def __init__(
+        self, rows: Iterable[tuple[float | None, bool, float | None, float | None, bool]]
+    ) -> None:
+        pos: Counter[int] = Counter()
+        neg: Counter[int] = Counter()
+        self.log_terms: list[float] = []
+        #: reliability bin -> (the confidences in order, how many were correct)
+        self.rel: dict[int, tuple[list[float], int]] = {}
+        log = math.log
+        for p_positive, actual_positive, p_true, confidence, correct in rows:
+            if p_positive is not None and 0.0 <= p_positive <= 1.0:
+                (pos if actual_positive else neg)[
+                    min(int(p_positive * _AUC_BINS), _AUC_BINS - 1)
+                ] += 1
+            if p_true is not None and 0.0 <= p_true <= 1.0:
+                self.log_terms.append(log(min(max(p_true, _EPS), 1.0 - _EPS)))
+            if confidence is not None and 0.0 <= confidence <= 1.0:
+                b = min(int(confidence * _REL_BINS), _REL_BINS - 1)
+                confidences, right = self.rel.get(b, ([], 0))
+                confidences.append(confidence)
+                self.rel[b] = (confidences, right + (1 if correct else 0))
+        self.pos, self.neg = pos, neg
 
 
 def _auc(pos: np.ndarray, neg: np.ndarray) -> float | None:

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+import random
 from itertools import pairwise
 
 import numpy as np
@@ -9,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from streams import checkpoint_parts
-from streams.rolling import WindowedMetrics
+from streams.rolling import MAX_CLASSES, Outcomes, WindowedMetrics
 
 
 def test_old_buckets_leave_the_window():
@@ -348,3 +349,97 @@ def test_buckets_share_one_key_object_per_confusion_cell_through_a_restore():
         cells = [cell for b in w._ring for cell in b.confusion]
         assert len(cells) == 12 * 6 and len({id(cell) for cell in cells}) == 6
     assert resumed.snapshot() == window.snapshot()
+
+
+_OUTCOMES = st.lists(
+    st.tuples(
+        st.floats(0, 400),  # out of order, often too late for a 60 s window
+        st.booleans(),
+        st.booleans(),
+        st.sampled_from(["a", "b", "c", None]),
+        st.one_of(
+            st.none(),
+            st.tuples(
+                st.one_of(st.none(), st.floats(0, 1)),
+                st.one_of(st.none(), st.floats(0, 1)),
+                st.one_of(st.none(), st.floats(-0.5, 1.5)),  # some outside [0, 1]: ignored
+            ),
+        ),
+    ),
+    max_size=80,
+)
+
+
+def _outcome(row: tuple) -> tuple:
+    t, predicted_positive, actual_positive, actual, probabilities = row
+    predicted = "a" if predicted_positive else "b"
+    correct = actual == predicted
+    return (t, predicted_positive, actual_positive, correct, predicted, actual, probabilities)
+
+
+@settings(max_examples=200, deadline=None)
+@given(_OUTCOMES, st.integers(0, 3), st.booleans())
+def test_a_batch_of_outcomes_fills_the_window_as_one_by_one(rows, batches, checkpoint_between):
+    """add_outcomes (a bucket's run at once, the worker's label batches) = add_outcome on each
+    outcome in order: the same state, floats included, across buckets, too-late outcomes and
+    buckets frozen by a checkpoint in between."""
+    one, many = WindowedMetrics(60, 5), WindowedMetrics(60, 5)
+    outcomes = [_outcome(row) for row in rows]
+    cut = sorted({0, len(rows), *(len(rows) * k // (batches + 1) for k in range(1, batches + 1))})
+    for a, b in pairwise(cut):
+        batch = Outcomes()
+        for outcome in outcomes[a:b]:
+            one.add_outcome(*outcome)
+            batch.append(*outcome)
+        many.add_outcomes(batch)
+        if checkpoint_between:
+            assert many.to_state() == one.to_state()
+    assert many.to_state() == one.to_state()
+    assert many.too_late == one.too_late
+    assert many.snapshot() == one.snapshot()
+
+
+def test_a_batch_of_outcomes_near_the_class_cap_counts_as_one_by_one():
+    """Past MAX_CLASSES**2 confusion cells a bucket counts new classes as "(other)": a batch
+    that could reach the cap goes one by one, and ends where one by one ends."""
+    rng = random.Random(3)
+    one, many = WindowedMetrics(60, 60), WindowedMetrics(60, 60)
+    classes = [f"c{i}" for i in range(MAX_CLASSES + 20)]
+    batch = Outcomes()
+    for i in range(9000):
+        known = classes[: MAX_CLASSES + 10] if i < 7000 else classes  # new ones past the cap
+        predicted, actual = rng.choice(known), rng.choice(known)
+        outcome = (10.0 + i * 1e-3, False, False, predicted == actual, predicted, actual, None)
+        one.add_outcome(*outcome)
+        batch.append(*outcome)
+    many.add_outcomes(batch)
+    assert many.to_state() == one.to_state()
+    cells = {(a, p) for a, p, _ in one.to_state()["buckets"][0][14]}
+    assert len(cells) > MAX_CLASSES * MAX_CLASSES
+    assert any("(other)" in cell for cell in cells)
+
+
+def test_a_batch_of_outcomes_adds_its_sums_term_by_term():
+    """Log loss and reliability sums over arbitrary probabilities come out bit for bit as one
+    by one (a summation in another order, or a compensated one, differs in the last bits)."""
+    rng = random.Random(7)
+    one, many = WindowedMetrics(60, 60), WindowedMetrics(60, 60)
+    for batch_start in range(0, 3000, 1000):
+        batch = Outcomes()
+        for i in range(batch_start, batch_start + 1000):
+            p = rng.random() ** 4  # spread over magnitudes, so the order of the sum shows
+            predicted_positive, actual_positive = p >= 0.5, rng.random() < p
+            outcome = (
+                10.0 + i * 0.001,
+                predicted_positive,
+                actual_positive,
+                predicted_positive == actual_positive,
+                str(int(predicted_positive)),
+                str(int(actual_positive)),
+                (p, p if actual_positive else 1 - p, max(p, 1 - p)),
+            )
+            one.add_outcome(*outcome)
+            batch.append(*outcome)
+        many.add_outcomes(batch)
+    assert many.to_state() == one.to_state()
+    assert many.snapshot()["log_loss"] == one.snapshot()["log_loss"]

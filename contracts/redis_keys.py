@@ -29,6 +29,8 @@ live in one Redis Cluster slot and can be written in one pipeline or transaction
 |                                      |      | JSON (expires a day after the last)            |
 | ``<p>:{<model>}:online-reports``     | hash | serving handle id -> its latest online-        |
 |                                      |      | learning report JSON (same expiry)             |
+| ``<p>:{<model>}:flush:<token>``      | str  | set by a worker's flush transaction (Cluster;  |
+|                                      |      | ``<p>:flush:<token>`` on one Redis); a day TTL |
 | ``<p>:models``                       | set  | model ids seen                                 |
 | ``<p>:registered-models``            | set  | model ids with a registry entry                |
 | ``<p>:blobs:<digest>``               | str  | model blob (Redis blob store only)             |
@@ -78,6 +80,13 @@ class RedisKeys:
 
     def model_counters(self, model_id: str) -> str:
         return f"{self.prefix}:{{{model_id}}}:counters"
+
+    def flush_token(self, token: str, model_id: str | None = None) -> str:
+        """String: set by the worker's flush transaction that carries ``token`` (in the model's
+        slot on a Cluster), to tell after a lost answer whether it was applied."""
+        if model_id is None:
+            return f"{self.prefix}:flush:{token}"
+        return f"{self.prefix}:{{{model_id}}}:flush:{token}"
 
     def models(self) -> str:
         return f"{self.prefix}:models"

@@ -86,6 +86,11 @@ class PendingPredictions:
         for model_id, entries in deletes.items():
             self._deletes[model_id][:0] = entries
 
+    def track(self, taken: tuple[dict, dict]) -> None:
+        """Keep ``taken``'s writes readable (:meth:`load`) as those of a flush under way, until
+        :meth:`done` (the store's transactions whose answer was lost, until it knows)."""
+        self._in_flight.append(taken[0])
+
     def done(self, taken: tuple[dict, dict]) -> None:
         """The flush of ``taken`` (:meth:`take`'s answer) has ended, written or given back."""
         self._in_flight = [w for w in self._in_flight if w is not taken[0]]

@@ -15,6 +15,16 @@ tagged ``{<model>}``) are one transaction of their own, and the models set and t
 counters follow in a last step.  A model's state is then exact after a crash as on a single
 Redis; the global counters (``<prefix>:counters``) can miss the increments of the flush a crash
 interrupted between its model transactions and that last step.
+
+A transaction whose answer is lost (the connection broke, or the socket timed out, after it was
+sent) may have been applied or not: sending its writes again could count them twice, dropping
+them could lose them.  Each transaction therefore WATCHes a key of its own (a random token,
+``<prefix>:flush:<token>``, or ``<prefix>:{<model>}:flush:<token>`` on a Cluster) and sets it
+last.  Before the next flush, the store settles it with ``SET <token> NX``: if the key is
+there, the transaction was applied and its data is dropped; if not, the ``SET`` makes sure it
+never will be (its WATCH fails its EXEC should it still arrive), and its data is sent again.
+So the store can give Redis commands a timeout (``socket_timeout``) without the risk of a
+double count.  (The Cluster's last step, the global counters, is not covered: see above.)
 """
 
 from __future__ import annotations
@@ -23,13 +33,14 @@ import asyncio
 import contextlib
 import json
 import logging
+import uuid
 from collections import Counter, defaultdict
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, NamedTuple, TypeVar
 
 import orjson
 from redis import asyncio as aioredis
-from redis.exceptions import RedisError
+from redis.exceptions import RedisError, WatchError
 
 from contracts.events import LabelEvent
 from contracts.redis_client import async_client
@@ -50,6 +61,19 @@ class _StagedCheckpoint(NamedTuple):
 
 
 SERIES_TTL_S = 86_400  # a model's dashboard series outlives its last point by a day
+FLUSH_TOKEN_TTL_S = 86_400  # a transaction's token outlives any wait to settle it
+#: connection options of the store's client: a command that gets no answer fails after this
+#: (and is settled as a lost answer, never sent twice blindly); a half-open TCP connection is
+#: found by keepalive instead of hanging a flush for hours
+REDIS_OPTIONS = {"socket_timeout": 30.0, "socket_connect_timeout": 10.0, "socket_keepalive": True}
+
+
+class _Unsettled(NamedTuple):
+    """A transaction whose answer was lost: the data it carried, until the store knows."""
+
+    token_key: str
+    taken: tuple  # as RedisStore._take returns it, restricted to what the transaction wrote
+    pending: tuple  # as PendingPredictions.take returns it, likewise
 
 
 def metrics_ttl(window_s: float | None) -> int:
@@ -96,12 +120,14 @@ class RedisStore:
         self.series_keep = series_keep
         self.failed_flushes = 0
         self.failed_loads = 0
+        self.unsettled: list[_Unsettled] = []  # oldest first
+        self.settled = Counter()  # "applied" and "not applied" (then sent again)
 
     @property
     def client(self) -> aioredis.Redis:
         # Created lazily so the connection pool binds to the running event loop.
         if self._client is None:
-            self._client = async_client(self.redis_url, self.cluster)
+            self._client = async_client(self.redis_url, self.cluster, **REDIS_OPTIONS)
         return self._client
 
     def add_metrics(self, model_id: str, windows: dict[str, dict[str, Any]]) -> None:
@@ -279,6 +305,8 @@ class RedisStore:
 
         ``before`` is awaited after the buffers are taken and before anything is written (the
         worker flushes its Kafka producer there); if it raises, nothing is written either."""
+        if self.unsettled and not await self._settle():
+            return False
         if not (
             self._series
             or self._metrics
@@ -298,14 +326,19 @@ class RedisStore:
         touched |= {m for m in counts if m is not None}
         written: set[str] = set()
         staged: dict[str, _StagedCheckpoint] = {}  # kept once Redis confirmed the write
+        unsent: set[str | None] | None = None  # the models of a transaction sent, unanswered
+        token_key, pipe = "", None
         try:
             if before is not None:
                 await before()
             if self.cluster:
                 for model_id in sorted(touched):  # one transaction per model: one hash slot
-                    pipe = self.client.pipeline(transaction=True)
+                    token_key = self.keys.flush_token(uuid.uuid4().hex, model_id)
+                    pipe = await self._guarded(token_key)
                     self._write_model(pipe, model_id, taken, pending, staged)
-                    await pipe.execute()
+                    unsent = {model_id}
+                    await self._execute(pipe, token_key)
+                    unsent = None
                     written.add(model_id)
                     if model_id in staged:
                         self._checkpoint_written(model_id, staged.pop(model_id))
@@ -313,17 +346,27 @@ class RedisStore:
                 self._write_global(pipe, taken)
                 await pipe.execute()
             else:
-                pipe = self.client.pipeline(transaction=True)
+                token_key = self.keys.flush_token(uuid.uuid4().hex)
+                pipe = await self._guarded(token_key)
                 for model_id in touched:
                     self._write_model(pipe, model_id, taken, pending, staged)
                 self._write_global(pipe, taken)
-                await pipe.execute()
+                unsent = {*touched, None}  # None: the counters no model owns
+                await self._execute(pipe, token_key)
+                unsent = None
                 for model_id, checkpoint in staged.items():
                     self._checkpoint_written(model_id, checkpoint)
         except Exception as exc:  # Redis, or the producer flush in ``before``
             self.failed_flushes += 1
-            self._give_back(_without(taken, written))
-            self.pending.give_back(tuple(_drop(part, written) for part in pending))
+            if pipe is not None and unsent is None:  # failed before EXEC: still WATCHing
+                with contextlib.suppress(RedisError, OSError):
+                    await pipe.reset()
+            held: set[str | None] = set()
+            if unsent is not None and not isinstance(exc, WatchError):  # applied, or not?
+                self._hold_unsettled(token_key, unsent, taken, pending)
+                held = unsent
+            self._give_back(_without(taken, written | held, global_too=None in held))
+            self.pending.give_back(tuple(_drop(part, written | held) for part in pending))
             self.pending.done(pending)
             log.warning(
                 "flush failed (%s: %s); keeping %d models' data for the next try",
@@ -334,6 +377,66 @@ class RedisStore:
             return False
         self.pending.done(pending)
         await self._write_series()
+        return True
+
+    async def _guarded(self, token_key: str) -> Any:
+        """A transaction that WATCHes ``token_key`` (which it sets last, :meth:`_execute`)."""
+        pipe = self.client.pipeline(transaction=True)
+        try:
+            await pipe.watch(token_key)
+        except BaseException:
+            await pipe.reset()
+            raise
+        pipe.multi()
+        return pipe
+
+    async def _execute(self, pipe: Any, token_key: str) -> None:
+        pipe.set(token_key, b"applied", ex=FLUSH_TOKEN_TTL_S)
+        await pipe.execute()
+
+    def _hold_unsettled(
+        self, token_key: str, models: set[str | None], taken: tuple, pending: tuple
+    ) -> None:
+        """Keep what an unanswered transaction carried (the parts of ``models``; ``None``: the
+        counters no model owns) until :meth:`_settle` knows whether it was applied.  Its
+        waiting predictions stay readable meanwhile (:meth:`load_pending`)."""
+        parts = tuple(
+            _only(part, models if i == 3 else models - {None}) for i, part in enumerate(taken)
+        )
+        if None not in models:  # the global counters were not in it (a Cluster's model step)
+            parts = (*parts[:3], {}, *parts[4:])
+        held = tuple(_only(part, models - {None}) for part in pending)
+        self.pending.track(held)
+        self.unsettled.append(_Unsettled(token_key, parts, held))
+
+    async def _settle(self) -> bool:
+        """Whether each unanswered transaction was applied, oldest first: its token key is
+        set if it was; if not, setting the key now (NX) makes its EXEC fail should it still
+        arrive, and its data is buffered again.  False if Redis does not answer (kept)."""
+        while self.unsettled:
+            entry = self.unsettled[0]
+            try:
+                claimed = await self.client.set(
+                    entry.token_key, b"aborted", nx=True, ex=FLUSH_TOKEN_TTL_S
+                )
+            except (RedisError, OSError) as exc:
+                log.warning("cannot yet tell whether a flush was applied (%s)", exc)
+                await self._reset_client()
+                return False
+            self.unsettled.pop(0)
+            if claimed:
+                self.settled["not applied"] += 1
+                self._give_back(entry.taken)
+                self.pending.give_back(entry.pending)
+            else:
+                self.settled["applied"] += 1
+                for model_id in entry.taken[4]:  # its checkpoint's digests are not known here:
+                    self._written.pop(model_id, None)  # the next write sends it whole
+            self.pending.done(entry.pending)
+            log.warning(
+                "a flush whose answer was lost was %s",
+                "not applied: sending its data again" if claimed else "applied",
+            )
         return True
 
     def _write_model(
@@ -438,10 +541,18 @@ def _drop(part: dict, models: set[str]) -> dict:
     return {m: v for m, v in part.items() if m not in models} if models else part
 
 
-def _without(taken: tuple, written: set[str]) -> tuple:
+def _only(part: dict, models: set) -> dict:
+    return {m: v for m, v in part.items() if m in models}
+
+
+def _without(taken: tuple, written: set, global_too: bool = False) -> tuple:
     """The buffers taken for a flush, less what the models in ``written`` already wrote (the
-    global counters, index 3, stay: they are written last)."""
-    return tuple(part if i == 3 else _drop(part, written) for i, part in enumerate(taken))
+    global counters, index 3, stay, written last on a Cluster, unless ``global_too``: they
+    went in the same transaction)."""
+    return tuple(
+        ({} if global_too else part) if i == 3 else _drop(part, written)
+        for i, part in enumerate(taken)
+    )
 
 
 def _sample_json(sample: dict[str, Any]) -> str:

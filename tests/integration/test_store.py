@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 
+import pytest
 import redis
 
 from contracts.redis_keys import RedisKeys
@@ -196,4 +197,120 @@ async def test_waiting_predictions_round_trip_through_redis_buckets(settings):
     store.add_pending("pend-m", [], [("r1", 1_000.0)])
     assert await store.flush()
     assert not client.hexists(bucket_key, "r1")
+    await store.close()
+
+
+class _AnswerLost:
+    """The real pipeline; its EXEC is sent (``applied``) or not, and either way the caller
+    gets a ConnectionError instead of the answer, as when the connection breaks or the socket
+    times out after the transaction went out.  ``held``: transactions not sent, still
+    WATCHing, for the test to send late."""
+
+    def __init__(self, pipe, applied: bool, held: list) -> None:
+        self._pipe, self._applied, self._held = pipe, applied, held
+
+    def __getattr__(self, name):
+        return getattr(self._pipe, name)
+
+    async def execute(self):
+        if not self._pipe.explicit_transaction:  # not one of the guarded transactions
+            return await self._pipe.execute()
+        if self._applied:
+            await self._pipe.execute()
+        else:
+            self._held.append(self._pipe)
+        raise redis.exceptions.ConnectionError("the answer was lost")
+
+
+def _lose_answers(store: RedisStore, applied: bool) -> list:
+    held: list = []
+    real = store.client.pipeline
+    store.client.pipeline = lambda **kw: _AnswerLost(real(**kw), applied, held)
+    return held
+
+
+def _buffer_one_of_each(store: RedisStore, model: str, n: int) -> None:
+    from array import array
+
+    from streams.join import StoredPrediction
+
+    store.add_labelled(model, {"n": n})
+    store.add_model_counts(model, {"inferences": 1})
+    store.add_counts({"inferences.processed": 1}, model)
+    store.add_counts({"deadletter.total": 1})
+    store.add_checkpoint(model, {"n": n})
+    waiting = StoredPrediction(1e3, model, "v1", f"r{n}", 1, 0.9, None, None, 1, None, ("x",),
+                               array("d", [n]))  # fmt: skip
+    store.add_pending(model, [waiting], [])
+
+
+def _global(client: redis.Redis, keys: RedisKeys) -> dict[str, int]:
+    return {k.decode(): int(v) for k, v in client.hgetall(keys.counters()).items()}
+
+
+def _written(client: redis.Redis, keys: RedisKeys, model: str, before: dict[str, int]) -> dict:
+    """What Redis holds of ``model`` (the global counters: their increase since ``before``;
+    the module's other tests add to them too)."""
+    now = _global(client, keys)
+    return {
+        "samples": [json.loads(r)["n"] for r in client.lrange(keys.labelled(model), 0, -1)],
+        "model_counts": client.hgetall(keys.model_counters(model)),
+        "counts": {k: v - before.get(k, 0) for k, v in now.items() if v != before.get(k, 0)},
+        "checkpoint": _saved(client, keys, model),
+        "waiting": sorted(client.hkeys(keys.pending(model, 0))),
+    }
+
+
+async def test_a_flush_applied_whose_answer_was_lost_is_not_written_twice(settings):
+    """Regression test: a transaction that Redis applied, whose answer never came back, was
+    given back and sent again: its counters and samples counted twice."""
+    keys, client, store = _checkpoint_store(settings)
+    before = _global(client, keys)
+    _buffer_one_of_each(store, "lost-a", 0)
+    real = store.client.pipeline
+    _lose_answers(store, applied=True)
+    assert not await store.flush()
+    store.client.pipeline = real
+    _buffer_one_of_each(store, "lost-a", 1)  # the next batch's
+    assert await store.flush()
+    assert store.settled == {"applied": 1}
+    assert _written(client, keys, "lost-a", before) == {
+        "samples": [1, 0],
+        "model_counts": {b"inferences": b"2"},
+        "counts": {"inferences.processed": 2, "deadletter.total": 2},
+        "checkpoint": {"n": 1},
+        "waiting": [b"r0", b"r1"],
+    }
+    await store.close()
+
+
+async def test_a_flush_not_applied_whose_answer_was_lost_is_sent_again(settings):
+    """The transaction never ran: its data is sent again, and the transaction itself, should
+    it reach Redis after that (still WATCHing its token), is refused."""
+    keys, client, store = _checkpoint_store(settings)
+    before = _global(client, keys)
+    _buffer_one_of_each(store, "lost-n", 0)
+    real = store.client.pipeline
+    held = _lose_answers(store, applied=False)
+    assert not await store.flush()
+    store.client.pipeline = real
+    # while unsettled, its waiting predictions are still found for labels
+    from contracts.events import LabelEvent
+
+    label = LabelEvent("lost-n", "r0", 1, 1_000.0)
+    assert [p.request_id for p in await store.load_pending("lost-n", [label])] == ["r0"]
+    assert await store.flush()
+    assert store.settled == {"not applied": 1}
+    expected = {
+        "samples": [0],
+        "model_counts": {b"inferences": b"1"},
+        "counts": {"inferences.processed": 1, "deadletter.total": 1},
+        "checkpoint": {"n": 0},
+        "waiting": [b"r0"],
+    }
+    assert _written(client, keys, "lost-n", before) == expected
+    [late] = held  # the lost transaction arrives after all: its WATCH refuses it
+    with pytest.raises(redis.exceptions.WatchError):
+        await late.execute()
+    assert _written(client, keys, "lost-n", before) == expected
     await store.close()

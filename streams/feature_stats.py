@@ -157,15 +157,12 @@ class FeatureStats:
             self._bin(slot, index, bins[at], present & binned & ~sampled[at])
             shifted = np.where(present, rows - self.shift[index], 0.0)
             self.count[slot, index] += present.sum(axis=0)
-            # the running sums first, then each row in order: the same rounding as one by one
-            self.total[slot, index] = np.vstack([self.total[slot, index], shifted]).sum(axis=0)
-            self.squares[slot, index] = np.vstack(
-                [self.squares[slot, index], shifted * shifted]
-            ).sum(axis=0)
-            low = np.where(present, rows, np.inf).min(axis=0)
-            high = np.where(present, rows, -np.inf).max(axis=0)
-            self.low[slot, index] = np.minimum(self.low[slot, index], low)
-            self.high[slot, index] = np.maximum(self.high[slot, index], high)
+            squares = shifted * shifted
+            self.total[slot, index] = _added_in_turn(self.total[slot, index], shifted)
+            self.squares[slot, index] = _added_in_turn(self.squares[slot, index], squares)
+            # fmin/fmax pass over NaN (an absent value), and leave a column of none as it was
+            self.low[slot, index] = np.fmin(self.low[slot, index], np.fmin.reduce(rows, axis=0))
+            self.high[slot, index] = np.fmax(self.high[slot, index], np.fmax.reduce(rows, axis=0))
         for column in fixed:  # the sample itself goes into its (still live) slots now
             self._bin_sample(column)
 
@@ -374,6 +371,21 @@ def _pack(array: np.ndarray) -> str:
 
 def _unpack(text: str, shape: tuple[int, ...]) -> np.ndarray:
     return np.frombuffer(base64.b64decode(text), dtype="<f8").astype(np.float64).reshape(shape)
+
+
+def _added_in_turn(running: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    """``running + rows[0] + rows[1] + ...`` per column, in that order: the rounding of adding
+    the rows one by one, however a batch is cut (``rows``, C-ordered, is overwritten).  numpy
+    sums a table's columns row by row, but a single column pairwise, hence the accumulate.
+
+    >>> rows = np.array([[0.1], [0.7], [0.3]])
+    >>> _added_in_turn(np.array([0.0]), rows.copy()).tolist() == [(0.1 + 0.7) + 0.3]
+    True
+    """
+    rows[0] += running
+    if rows.shape[1] == 1:
+        return np.add.accumulate(rows[:, 0])[-1:]
+    return rows.sum(axis=0)
 
 
 def linear_quantiles(values: list[float]) -> list[float]:

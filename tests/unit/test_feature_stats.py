@@ -58,6 +58,23 @@ def test_a_batch_gives_the_state_of_one_event_at_a_time(rows, cut, cap):
     assert public.to_state() == one.to_state()
 
 
+@pytest.mark.parametrize("cap", [1000, 1])
+def test_a_batch_of_one_feature_sums_in_turn_as_one_event_at_a_time(cap):
+    """Regression test: a model with one feature (or one kept under the cap) sums a table of
+    one column, which numpy adds pairwise, so a batch rounded otherwise than one by one and a
+    restart's batches could leave other bytes than an undisturbed run's."""
+    rng = np.random.default_rng(1)
+    table = rng.normal(size=(300, 3)) * 10.0 ** rng.integers(-4, 4, size=(300, 3))
+    names = ("a",) if cap == 1000 else NAMES
+    table = table[:, : len(names)]
+    one, many = FeatureStats(60.0, cap), FeatureStats(60.0, cap)
+    times = [1.0] * len(table)
+    for i in range(len(table)):
+        one._add(times[i : i + 1], names, table[i : i + 1])
+    many._add(times, names, table)
+    assert many.to_state() == one.to_state()
+
+
 @settings(max_examples=150, deadline=None)
 @given(
     st.lists(

@@ -29,8 +29,12 @@ live in one Redis Cluster slot and can be written in one pipeline or transaction
 |                                      |      | JSON (expires a day after the last)            |
 | ``<p>:{<model>}:online-reports``     | hash | serving handle id -> its latest online-        |
 |                                      |      | learning report JSON (same expiry)             |
-| ``<p>:{<model>}:flush:<token>``      | str  | set by a worker's flush transaction (Cluster;  |
-|                                      |      | ``<p>:flush:<token>`` on one Redis); a day TTL |
+| ``<p>:flush:<token>``                | str  | set by a worker's flush transaction (on a      |
+|                                      |      | Cluster ``<p>:{<model>}:flush:<token>``); a    |
+|                                      |      | day TTL                                        |
+| ``<p>:{<model>}:counters-outbox``    | hash | Cluster: flush token -> the model's share of   |
+|                                      |      | the global counters, until added               |
+| ``{<p>:counters}:applied:<t>:<m>``   | str  | Cluster: that share added (a day TTL)          |
 | ``<p>:models``                       | set  | model ids seen                                 |
 | ``<p>:registered-models``            | set  | model ids with a registry entry                |
 | ``<p>:blobs:<digest>``               | str  | model blob (Redis blob store only)             |
@@ -87,6 +91,16 @@ class RedisKeys:
         if model_id is None:
             return f"{self.prefix}:flush:{token}"
         return f"{self.prefix}:{{{model_id}}}:flush:{token}"
+
+    def counters_outbox(self, model_id: str) -> str:
+        """Hash (Cluster): flush token -> the model's share of the global counters (JSON), until
+        that flush's last step has added it to :meth:`counters`."""
+        return f"{self.prefix}:{{{model_id}}}:counters-outbox"
+
+    def counters_share(self, token: str, model_id: str | None) -> str:
+        """String (Cluster): set once a flush's share of the global counters (of ``model_id``,
+        or of no model) is added; in :meth:`counters`' slot, so one transaction does both."""
+        return f"{{{self.counters()}}}:applied:{token}:{model_id or ''}"
 
     def models(self) -> str:
         return f"{self.prefix}:models"

@@ -13,8 +13,15 @@ On a Redis Cluster (``cluster=True``) a transaction may touch one hash slot only
 writes (checkpoint, metrics, counters, samples, open alarms, waiting predictions: all keys
 tagged ``{<model>}``) are one transaction of their own, and the models set and the global
 counters follow in a last step.  A model's state is then exact after a crash as on a single
-Redis; the global counters (``<prefix>:counters``) can miss the increments of the flush a crash
-interrupted between its model transactions and that last step.
+Redis, and so are the global counters (``<prefix>:counters``): each model's transaction also
+puts its share of the global increments in an outbox in its own slot
+(``<prefix>:{<model>}:counters-outbox``, field: the flush's token), and the last step adds the
+shares in a transaction that marks each one applied (``{<prefix>:counters}:applied:<token>:
+<model>``, in the counters' slot: one Lua script, atomic on that node) and skips those
+already marked.  A share a crash left in an outbox is added when a worker next loads that model
+(:meth:`RedisStore.load_checkpoint`); an answer lost or a step failed, the worker adds it again,
+and the marks make that harmless.  Only the increments no model owns (dead letters without a
+model id) are held in the worker's memory until that step.
 
 A transaction whose answer is lost (the connection broke, or the socket timed out, after it was
 sent) may have been applied or not: sending its writes again could count them twice, dropping
@@ -24,7 +31,10 @@ last.  Before the next flush, the store settles it with ``SET <token> NX``: if t
 there, the transaction was applied and its data is dropped; if not, the ``SET`` makes sure it
 never will be (its WATCH fails its EXEC should it still arrive), and its data is sent again.
 So the store can give Redis commands a timeout (``socket_timeout``) without the risk of a
-double count.  (The Cluster's last step, the global counters, is not covered: see above.)
+double count.  On a Cluster each model's transaction is guarded so (its token key in its
+slot), and its share of the global counters follows it: owed if it was applied, sent again
+with it if not.  (redis-py 8.1's asyncio Cluster client fails a transaction, WATCH or not,
+that is its first command, "attached to a different loop": the store initialises it first.)
 """
 
 from __future__ import annotations
@@ -74,6 +84,15 @@ class _Unsettled(NamedTuple):
     token_key: str
     taken: tuple  # as RedisStore._take returns it, restricted to what the transaction wrote
     pending: tuple  # as PendingPredictions.take returns it, likewise
+    outbox_token: str = ""  # a Cluster model's: its global share is owed under it if applied
+
+
+class _Owed(NamedTuple):
+    """A Cluster flush's shares of the global counters (model, or None for no model's ->
+    increments), written to the models' outboxes and not yet added to ``<prefix>:counters``."""
+
+    token: str
+    shares: dict[str | None, dict[str, int]]
 
 
 def metrics_ttl(window_s: float | None) -> int:
@@ -121,6 +140,7 @@ class RedisStore:
         self.failed_flushes = 0
         self.failed_loads = 0
         self.unsettled: list[_Unsettled] = []  # oldest first
+        self.owed: list[_Owed] = []  # a Cluster's global increments not yet added, oldest first
         self.settled = Counter()  # "applied" and "not applied" (then sent again)
 
     @property
@@ -207,6 +227,10 @@ class RedisStore:
             return kind, None
 
         self._written.pop(model_id, None)
+        if self.cluster:
+            await self._read_retrying(
+                f"the global counters owed by {model_id}", lambda: self._pay_outbox(model_id)
+            )
         kind, raw = await self._read_retrying(f"the checkpoint of {model_id}", read)
         if not raw:
             return None
@@ -307,6 +331,13 @@ class RedisStore:
         worker flushes its Kafka producer there); if it raises, nothing is written either."""
         if self.unsettled and not await self._settle():
             return False
+        if self.owed:
+            try:
+                await self._pay_owed()
+            except (RedisError, OSError) as exc:
+                log.warning("cannot yet add the global counters a flush owes (%s)", exc)
+                await self._reset_client()
+                return False
         if not (
             self._series
             or self._metrics
@@ -328,23 +359,31 @@ class RedisStore:
         staged: dict[str, _StagedCheckpoint] = {}  # kept once Redis confirmed the write
         unsent: set[str | None] | None = None  # the models of a transaction sent, unanswered
         token_key, pipe = "", None
+        outbox_token = uuid.uuid4().hex  # a Cluster's: the global shares this flush writes
+        owed: set[str | None] = set()  # models whose global share is now owed
         try:
             if before is not None:
                 await before()
             if self.cluster:
+                await self.client.initialize()  # before any transaction (see the module's doc)
                 for model_id in sorted(touched):  # one transaction per model: one hash slot
                     token_key = self.keys.flush_token(uuid.uuid4().hex, model_id)
                     pipe = await self._guarded(token_key)
                     self._write_model(pipe, model_id, taken, pending, staged)
+                    share = _nonzero(counts.get(model_id))
+                    if share:
+                        outbox = self.keys.counters_outbox(model_id)
+                        pipe.hset(outbox, outbox_token, json.dumps(share))
                     unsent = {model_id}
                     await self._execute(pipe, token_key)
                     unsent = None
                     written.add(model_id)
                     if model_id in staged:
                         self._checkpoint_written(model_id, staged.pop(model_id))
-                pipe = self.client.pipeline(transaction=False)
-                self._write_global(pipe, taken)
-                await pipe.execute()
+                owed = self._owe(outbox_token, counts, {*written, None})
+                if metrics:
+                    await self.client.sadd(self.keys.models(), *metrics)
+                await self._pay_owed()
             else:
                 token_key = self.keys.flush_token(uuid.uuid4().hex)
                 pipe = await self._guarded(token_key)
@@ -363,10 +402,13 @@ class RedisStore:
                     await pipe.reset()
             held: set[str | None] = set()
             if unsent is not None and not isinstance(exc, WatchError):  # applied, or not?
-                self._hold_unsettled(token_key, unsent, taken, pending)
+                self._hold_unsettled(token_key, unsent, taken, pending, outbox_token)
                 held = unsent
-            self._give_back(_without(taken, written | held, global_too=None in held))
-            self.pending.give_back(tuple(_drop(part, written | held) for part in pending))
+            if self.cluster and not owed:  # the shares of the models written are owed
+                owed = self._owe(outbox_token, counts, written)
+            gone = written | held | owed
+            self._give_back(_without(taken, gone, global_too=None in held))
+            self.pending.give_back(tuple(_drop(part, gone) for part in pending))
             self.pending.done(pending)
             log.warning(
                 "flush failed (%s: %s); keeping %d models' data for the next try",
@@ -395,7 +437,12 @@ class RedisStore:
         await pipe.execute()
 
     def _hold_unsettled(
-        self, token_key: str, models: set[str | None], taken: tuple, pending: tuple
+        self,
+        token_key: str,
+        models: set[str | None],
+        taken: tuple,
+        pending: tuple,
+        outbox_token: str = "",
     ) -> None:
         """Keep what an unanswered transaction carried (the parts of ``models``; ``None``: the
         counters no model owns) until :meth:`_settle` knows whether it was applied.  Its
@@ -403,11 +450,12 @@ class RedisStore:
         parts = tuple(
             _only(part, models if i == 3 else models - {None}) for i, part in enumerate(taken)
         )
-        if None not in models:  # the global counters were not in it (a Cluster's model step)
-            parts = (*parts[:3], {}, *parts[4:])
         held = tuple(_only(part, models - {None}) for part in pending)
         self.pending.track(held)
-        self.unsettled.append(_Unsettled(token_key, parts, held))
+        cluster_model = None not in models  # its global share went to its outbox
+        self.unsettled.append(
+            _Unsettled(token_key, parts, held, outbox_token if cluster_model else "")
+        )
 
     async def _settle(self) -> bool:
         """Whether each unanswered transaction was applied, oldest first: its token key is
@@ -432,12 +480,60 @@ class RedisStore:
                 self.settled["applied"] += 1
                 for model_id in entry.taken[4]:  # its checkpoint's digests are not known here:
                     self._written.pop(model_id, None)  # the next write sends it whole
+                if entry.outbox_token:  # a Cluster model's share of the global counters
+                    self._owe(entry.outbox_token, entry.taken[3], set(entry.taken[3]))
             self.pending.done(entry.pending)
             log.warning(
                 "a flush whose answer was lost was %s",
                 "not applied: sending its data again" if claimed else "applied",
             )
         return True
+
+    # -- a Cluster's global counters ------------------------------------------------------------
+    def _owe(self, token: str, counts: dict, models: set) -> set:
+        """Record the shares of ``models`` in ``counts`` (the global increments by model) as
+        owed under ``token``; returns the models recorded."""
+        shares = {m: share for m in models if (share := _nonzero(counts.get(m)))}
+        if shares:
+            self.owed.append(_Owed(token, shares))
+        return set(shares)
+
+    async def _pay_owed(self) -> None:
+        """Add each owed flush's shares to the global counters, oldest first (each share once:
+        :meth:`_add_shares`), then clear them from the outboxes (best effort: a share left
+        there is marked applied, and skipped).  Raises what Redis raises (kept owed)."""
+        while self.owed:
+            token, shares = self.owed[0]
+            await self._add_shares(token, shares)
+            self.owed.pop(0)
+            models = [m for m in shares if m is not None]
+            if models:
+                pipe = self.client.pipeline(transaction=False)
+                for model_id in models:
+                    pipe.hdel(self.keys.counters_outbox(model_id), token)
+                with contextlib.suppress(RedisError, OSError):
+                    await pipe.execute()
+
+    async def _add_shares(self, token: str, shares: dict[str | None, dict[str, int]]) -> None:
+        """Add to ``<prefix>:counters`` the shares not yet marked applied, and mark them: one
+        script (:data:`_ADD_SHARES`), atomic on the counters' node, so a share is added once
+        whoever adds it (the flush, its retry, or a worker that found it in a model's outbox)."""
+        marks, args = [], [FLUSH_TOKEN_TTL_S]
+        for model_id, share in shares.items():
+            marks.append(self.keys.counters_share(token, model_id))
+            args.append(len(share))
+            for name, n in share.items():
+                args += [name, n]
+        await self.client.eval(_ADD_SHARES, 1 + len(marks), self.keys.counters(), *marks, *args)
+
+    async def _pay_outbox(self, model_id: str) -> None:
+        """The global shares a model's outbox still holds (a worker died between a flush's
+        model transactions and its last step), added once each, then cleared."""
+        outbox = self.keys.counters_outbox(model_id)
+        for token, share in (await self.client.hgetall(outbox)).items():
+            token = token.decode() if isinstance(token, bytes) else token
+            await self._add_shares(token, {model_id: json.loads(share)})
+            await self.client.hdel(outbox, token)
 
     def _write_model(
         self,
@@ -545,14 +641,38 @@ def _only(part: dict, models: set) -> dict:
     return {m: v for m, v in part.items() if m in models}
 
 
-def _without(taken: tuple, written: set, global_too: bool = False) -> tuple:
-    """The buffers taken for a flush, less what the models in ``written`` already wrote (the
-    global counters, index 3, stay, written last on a Cluster, unless ``global_too``: they
-    went in the same transaction)."""
+def _without(taken: tuple, gone: set, global_too: bool = False) -> tuple:
+    """The buffers taken for a flush, less the parts of the models in ``gone`` (written, held
+    until settled, or their global share owed); the global counters, index 3, all gone if
+    ``global_too`` (they went in the same transaction)."""
     return tuple(
-        ({} if global_too else part) if i == 3 else _drop(part, written)
+        ({} if global_too else _drop(part, gone)) if i == 3 else _drop(part, gone)
         for i, part in enumerate(taken)
     )
+
+
+#: KEYS: the global counters, then a mark per share; ARGV: the marks' TTL, then per share its
+#: number of counters and their (name, increment) pairs.  Returns how many shares it added.
+_ADD_SHARES = """
+local at, added = 2, 0
+for j = 2, #KEYS do
+  local n = tonumber(ARGV[at])
+  at = at + 1
+  if redis.call('EXISTS', KEYS[j]) == 0 then
+    for i = at, at + 2 * n - 1, 2 do
+      redis.call('HINCRBY', KEYS[1], ARGV[i], ARGV[i + 1])
+    end
+    redis.call('SET', KEYS[j], 'applied', 'EX', ARGV[1])
+    added = added + 1
+  end
+  at = at + 2 * n
+end
+return added
+"""
+
+
+def _nonzero(counts: dict[str, int] | None) -> dict[str, int]:
+    return {name: n for name, n in (counts or {}).items() if n}
 
 
 def _sample_json(sample: dict[str, Any]) -> str:

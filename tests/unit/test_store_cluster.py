@@ -27,21 +27,64 @@ class _Pipeline:
 
         return command
 
+    async def watch(self, *names) -> None:  # the token a transaction sets last
+        pass
+
+    def multi(self) -> None:
+        pass
+
+    async def reset(self) -> None:
+        pass
+
     async def execute(self):
         keys = [key for _, key, _ in self.commands]
         if any(self.client.fail_on in key for key in keys):
-            raise RedisConnectionError("node went away")
+            raise RedisConnectionError("node went away")  # before it was applied
         self.client.executed.append((self.transaction, keys))
         self.client.commands.extend((name, key, args) for name, key, args in self.commands)
+        for name, key, _ in self.commands:
+            if name == "set":
+                self.client.strings.add(key)
         return []
 
 
 class _Client:
+    """Records each transaction or command sent, and runs the global step's script."""
+
     def __init__(self, fail_on: str = "\0") -> None:
         self.fail_on, self.executed, self.commands = fail_on, [], []
+        self.strings: set[str] = set()  # keys set (tokens, marks)
 
     def pipeline(self, transaction: bool = True):
         return _Pipeline(self, transaction)
+
+    async def initialize(self):
+        return self
+
+    async def set(self, key: str, value, nx: bool = False, ex=None):
+        if nx and key in self.strings:
+            return None
+        self.strings.add(key)
+        return True
+
+    async def sadd(self, key: str, *members) -> None:
+        self.executed.append((False, [key]))
+
+    async def eval(self, script: str, numkeys: int, *keys_and_args) -> int:
+        """The global step (streams.store._ADD_SHARES): each share not yet marked, added."""
+        keys, args = list(keys_and_args[:numkeys]), list(keys_and_args[numkeys:])
+        self.executed.append((False, keys))
+        at, added = 1, 0
+        for mark in keys[1:]:
+            n = args[at]
+            at += 1
+            if mark not in self.strings:
+                for i in range(at, at + 2 * n, 2):
+                    self.commands.append(("hincrby", keys[0], (args[i], args[i + 1])))
+                self.strings.add(mark)
+                added += 1
+            at += 2 * n
+        return added
 
 
 def _store(client: _Client) -> RedisStore:
@@ -62,10 +105,13 @@ def _tags(keys) -> set[str]:
 async def test_each_model_is_one_transaction_of_its_own_then_the_global_keys():
     client = _Client()
     assert await _store(client).flush()
-    (t1, a), (t2, b), (t3, rest) = client.executed
-    assert t1 and t2 and not t3  # models: MULTI/EXEC; the global step needs none
+    (t1, a), (t2, b), *rest = client.executed
+    assert t1 and t2 and not any(t for t, _ in rest)  # models: MULTI/EXEC; then the rest
     assert _tags(a) == {"a"} and _tags(b) == {"b"}  # one hash slot each
-    assert set(rest) == {"p:models", "p:counters"}
+    keys = {key for _, keys in rest for key in keys}
+    assert {"p:models", "p:counters"} <= keys
+    assert _tags(keys) == {"p:counters"}  # the shares' marks, in the counters' slot
+    assert _counters(client) == {"inferences.processed": 4}
 
 
 async def test_a_failure_between_models_keeps_only_what_was_not_written():
@@ -73,13 +119,16 @@ async def test_a_failure_between_models_keeps_only_what_was_not_written():
     store = _store(client)
     assert not await store.flush()
     assert [_tags(keys) for _, keys in client.executed] == [{"a"}]  # a landed, b did not
-    assert set(store._checkpoints) == {"b"} and set(store._metrics) == {"b"}
-    assert dict(store._model_counts) == {"b": {"inferences": 2}}  # a's are not sent twice
+    # b's transaction failed on the way: applied or not is not known until the next flush
+    assert store._checkpoints == {} and [set(e.taken[4]) for e in store.unsettled] == [{"b"}]
+    assert dict(store._model_counts) == {}  # a's are not sent twice
     assert store._counts == {None: {"inferences.processed": 4}}  # the global step never ran
     client.fail_on = "\0"
-    assert await store.flush()
+    assert await store.flush()  # b's token was not there: b sent again
+    assert store.settled == {"not applied": 1}
     assert [_tags(keys) for _, keys in client.executed[1:2]] == [{"b"}]
-    assert store._checkpoints == {} and store._counts == {}
+    assert store._checkpoints == {} and store._counts == {} and not store.unsettled
+    assert _counters(client) == {"inferences.processed": 4}
 
 
 async def test_a_failed_producer_flush_writes_nothing_and_keeps_everything():

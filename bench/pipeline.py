@@ -47,14 +47,28 @@ from pathlib import Path
 import orjson
 
 FEATURES = [f"f{i}" for i in range(20)]
-NOOP_APP = """
+_FAUST_APP = """
 import os, sys, time, faust
 topic_name, expected, out = sys.argv[1], int(sys.argv[2]), sys.argv[3]
-app = faust.App("noop-" + topic_name, broker="kafka://" + sys.argv[4], value_serializer="raw",
+app = faust.App("{name}-" + topic_name, broker="kafka://" + sys.argv[4], value_serializer="raw",
                 key_serializer="raw", web_enabled=False, consumer_auto_offset_reset="earliest")
 topic = app.topic(topic_name, value_type=bytes, key_type=bytes)
 seen, first = [0], [0.0]
 
+def done():
+    with open(out, "w") as f:
+        f.write(str(time.perf_counter() - first[0]))
+    os._exit(0)  # measured: no need for a graceful Faust shutdown
+{agent}
+if __name__ == "__main__":
+    from streams.app import tune_gc  # the worker's process settings, for a like-for-like ratio
+    tune_gc()
+    sys.argv = [sys.argv[0], "worker", "--loglevel=warn"]
+    app.main()
+"""
+NOOP_APP = _FAUST_APP.format(
+    name="noop",
+    agent="""
 @app.agent(topic)
 async def noop(stream):
     async for value in stream:
@@ -62,26 +76,14 @@ async def noop(stream):
             first[0] = time.perf_counter()
         seen[0] += 1
         if seen[0] == expected:
-            with open(out, "w") as f:
-                f.write(str(time.perf_counter() - first[0]))
-            os._exit(0)  # measured: no need for a graceful Faust shutdown
-
-if __name__ == "__main__":
-    from streams.app import tune_gc  # the worker's process settings, for a like-for-like ratio
-    tune_gc()
-    sys.argv = [sys.argv[0], "worker", "--loglevel=warn"]
-    app.main()
-"""
-
-DECODE_APP = """
-import os, sys, time, faust
+            done()
+""",
+)
+DECODE_APP = _FAUST_APP.format(
+    name="floor",
+    agent="""
 from contracts.envelopes import decode_message
-topic_name, expected, out = sys.argv[1], int(sys.argv[2]), sys.argv[3]
 size, within = int(sys.argv[5]), float(sys.argv[6])
-app = faust.App("floor-" + topic_name, broker="kafka://" + sys.argv[4], value_serializer="raw",
-                key_serializer="raw", web_enabled=False, consumer_auto_offset_reset="earliest")
-topic = app.topic(topic_name, value_type=bytes, key_type=bytes)
-seen, first = [0], [0.0]
 
 @app.agent(topic)
 async def decode(stream):
@@ -93,16 +95,9 @@ async def decode(stream):
             event.ack()
         seen[0] += len(batch)
         if seen[0] >= expected:
-            with open(out, "w") as f:
-                f.write(str(time.perf_counter() - first[0]))
-            os._exit(0)
-
-if __name__ == "__main__":
-    from streams.app import tune_gc
-    tune_gc()
-    sys.argv = [sys.argv[0], "worker", "--loglevel=warn"]
-    app.main()
-"""
+            done()
+""",
+)
 
 
 def make_events(n: int, models: int, seed: int = 0):

@@ -32,6 +32,7 @@ import math
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -154,27 +155,9 @@ class Outcomes:
         self.rows: list[tuple] = []
         self._runs: dict[tuple, OutcomeRun] = {}
 
-    def append(
-        self,
-        event_time: float,
-        predicted_positive: bool,
-        actual_positive: bool,
-        correct: bool,
-        predicted: str | None = None,
-        actual: str | None = None,
-        probabilities: Probabilities | None = None,
-    ) -> None:
-        self.rows.append(
-            (
-                event_time,
-                predicted_positive,
-                actual_positive,
-                correct,
-                predicted,
-                actual,
-                probabilities,
-            )
-        )
+    def append(self, *outcome: Any) -> None:
+        """One outcome: :meth:`WindowedMetrics.add_outcome`'s arguments, in its order."""
+        self.rows.append(outcome)
         self._runs.clear()
 
     def __len__(self) -> int:

@@ -26,6 +26,7 @@ from contracts.redis_keys import RedisKeys
 from streams.producer import EventProducer
 from streams.topics import ensure_topics
 from tests.integration.conftest import start_worker, stop_worker, wait_until
+from tests.integration.lost_answers import lose_answers
 
 MODELS = [f"cl-{i}" for i in range(9)]
 PER_MODEL = 600
@@ -311,22 +312,9 @@ async def test_a_cluster_model_transaction_whose_answer_was_lost_counts_once(set
     store = new_store()
     _owing(store, models, 4)
     await store.client.initialize()
-    real = store.client.pipeline
-
-    class AnswerLost:
-        def __init__(self, pipe) -> None:
-            self._pipe = pipe
-
-        def __getattr__(self, name):
-            return getattr(self._pipe, name)
-
-        async def execute(self):
-            await self._pipe.execute()
-            raise ConnectionError("the answer was lost")
-
-    store.client.pipeline = lambda **kw: AnswerLost(real(**kw))
+    lose_answers(store.client, applied=True)
     assert not await store.flush()
-    store.client.pipeline = real
+    del store.client.pipeline
     assert await store.flush()
     assert store.settled == {"applied": 1}
     assert int(client.hget(keys.counters(), "inferences.processed")) == 4 * len(models)

@@ -11,6 +11,7 @@ import redis
 from contracts.redis_keys import RedisKeys
 from streams import checkpoint_parts
 from streams.store import RedisStore
+from tests.integration.lost_answers import lose_answers
 
 
 def _saved(client: redis.Redis, keys: RedisKeys, model: str) -> dict:
@@ -200,35 +201,6 @@ async def test_waiting_predictions_round_trip_through_redis_buckets(settings):
     await store.close()
 
 
-class _AnswerLost:
-    """The real pipeline; its EXEC is sent (``applied``) or not, and either way the caller
-    gets a ConnectionError instead of the answer, as when the connection breaks or the socket
-    times out after the transaction went out.  ``held``: transactions not sent, still
-    WATCHing, for the test to send late."""
-
-    def __init__(self, pipe, applied: bool, held: list) -> None:
-        self._pipe, self._applied, self._held = pipe, applied, held
-
-    def __getattr__(self, name):
-        return getattr(self._pipe, name)
-
-    async def execute(self):
-        if not self._pipe.explicit_transaction:  # not one of the guarded transactions
-            return await self._pipe.execute()
-        if self._applied:
-            await self._pipe.execute()
-        else:
-            self._held.append(self._pipe)
-        raise redis.exceptions.ConnectionError("the answer was lost")
-
-
-def _lose_answers(store: RedisStore, applied: bool) -> list:
-    held: list = []
-    real = store.client.pipeline
-    store.client.pipeline = lambda **kw: _AnswerLost(real(**kw), applied, held)
-    return held
-
-
 def _buffer_one_of_each(store: RedisStore, model: str, n: int) -> None:
     from array import array
 
@@ -267,10 +239,9 @@ async def test_a_flush_applied_whose_answer_was_lost_is_not_written_twice(settin
     keys, client, store = _checkpoint_store(settings)
     before = _global(client, keys)
     _buffer_one_of_each(store, "lost-a", 0)
-    real = store.client.pipeline
-    _lose_answers(store, applied=True)
+    lose_answers(store.client, applied=True)
     assert not await store.flush()
-    store.client.pipeline = real
+    del store.client.pipeline
     _buffer_one_of_each(store, "lost-a", 1)  # the next batch's
     assert await store.flush()
     assert store.settled == {"applied": 1}
@@ -290,10 +261,9 @@ async def test_a_flush_not_applied_whose_answer_was_lost_is_sent_again(settings)
     keys, client, store = _checkpoint_store(settings)
     before = _global(client, keys)
     _buffer_one_of_each(store, "lost-n", 0)
-    real = store.client.pipeline
-    held = _lose_answers(store, applied=False)
+    held = lose_answers(store.client, applied=False)
     assert not await store.flush()
-    store.client.pipeline = real
+    del store.client.pipeline
     # while unsettled, its waiting predictions are still found for labels
     from contracts.events import LabelEvent
 

@@ -337,27 +337,9 @@ class WindowedMetrics:
         ``probabilities`` (P(positive), p(true class), confidence; any may be None) it keeps
         ROC-AUC, log loss and calibration error (:mod:`streams.scores`)."""
         bucket = self._bucket(event_time)
-        if bucket is None:
-            return
-        if probabilities is not None:
-            if bucket.scores is None:
-                bucket.scores = ScoreStats()
-            p_positive, p_true, confidence = probabilities
-            bucket.scores.add(p_positive, actual_positive, p_true, confidence, correct)
-        bucket.labelled += 1
-        bucket.correct += correct
-        if predicted is not None and actual is not None:
-            self._count_cell(
-                bucket, (_capped(actual, bucket.confusion), _capped(predicted, bucket.confusion))
-            )
-        if predicted_positive and actual_positive:
-            bucket.tp += 1
-        elif predicted_positive:
-            bucket.fp += 1
-        elif actual_positive:
-            bucket.fn += 1
-        else:
-            bucket.tn += 1
+        if bucket is not None:
+            outcome = (event_time, predicted_positive, actual_positive, correct, predicted, actual)
+            self._add_run(bucket, OutcomeRun([(*outcome, probabilities)]))
 
     def add_outcomes(self, outcomes: Outcomes) -> None:
         """:meth:`add_outcome` on each of ``outcomes`` in order (the worker's label batches),

@@ -239,6 +239,20 @@ class WindowedMetrics:
             bucket.clear(number)
         return bucket
 
+    def _admit(self, t: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
+        """A batch's times (in arrival order): each one's bucket number, and whether it is in
+        the window against the newest time seen up to and including it, as one by one
+        (:meth:`_bucket`); ``newest``, ``too_late`` and ``oldest`` moved.  None if none is."""
+        newest = np.maximum.accumulate(np.maximum(t, self.newest))
+        numbers = np.floor_divide(t, self.bucket_s).astype(np.int64)
+        kept = numbers > np.floor_divide(newest, self.bucket_s).astype(np.int64) - self.n_buckets
+        self.newest = float(newest[-1])
+        self.too_late += len(t) - int(np.count_nonzero(kept))
+        if not kept.any():
+            return None
+        self.oldest = min(self.oldest, float(t[kept].min()))
+        return numbers, kept
+
     def add_inference(
         self,
         event_time: float,
@@ -284,17 +298,11 @@ class WindowedMetrics:
             ):
                 self.add_inference(t, ms, missing, (c, o))
             return
-        bucket_s, n_buckets = self.bucket_s, self.n_buckets
-        t = np.asarray(times, dtype=np.float64)
-        # the newest time seen up to and including each event
-        newest = np.maximum.accumulate(np.maximum(t, self.newest))
-        numbers = np.floor_divide(t, bucket_s).astype(np.int64)
-        kept = numbers > np.floor_divide(newest, bucket_s).astype(np.int64) - n_buckets
-        self.newest = float(newest[-1])
-        self.too_late += n - int(np.count_nonzero(kept))
-        if not kept.any():
+        admitted = self._admit(np.asarray(times, dtype=np.float64))
+        if admitted is None:
             return
-        self.oldest = min(self.oldest, float(t[kept].min()))
+        numbers, kept = admitted
+        n_buckets = self.n_buckets
         starts, slot = np.unique(numbers[kept], return_inverse=True)  # oldest number first
         columns = [np.bincount(slot, minlength=len(starts)).tolist()]
         for given in (incomplete, checked, outside):
@@ -352,16 +360,11 @@ class WindowedMetrics:
             for row in rows:
                 self.add_outcome(*row)
             return
-        bucket_s, n_buckets = self.bucket_s, self.n_buckets
-        t = np.fromiter((row[0] for row in rows), dtype=np.float64, count=n)
-        newest = np.maximum.accumulate(np.maximum(t, self.newest))
-        numbers = np.floor_divide(t, bucket_s).astype(np.int64)
-        kept = numbers > np.floor_divide(newest, bucket_s).astype(np.int64) - n_buckets
-        self.newest = float(newest[-1])
-        self.too_late += n - int(np.count_nonzero(kept))
-        if not kept.any():
+        admitted = self._admit(np.fromiter((row[0] for row in rows), dtype=np.float64, count=n))
+        if admitted is None:
             return
-        self.oldest = min(self.oldest, float(t[kept].min()))
+        numbers, kept = admitted
+        n_buckets = self.n_buckets
         first, last = int(numbers[kept].min()), int(numbers[kept].max())
         if first == last:
             groups = [(first, np.flatnonzero(kept).tolist())]

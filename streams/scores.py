@@ -58,19 +58,8 @@ class ScoreStats:
         confidence: float | None,
         correct: bool,
     ) -> None:
-        if p_positive is not None and 0.0 <= p_positive <= 1.0:
-            side = self.pos if actual_positive else self.neg
-            side.add(min(int(p_positive * _AUC_BINS), _AUC_BINS - 1))
-        if p_true is not None and 0.0 <= p_true <= 1.0:
-            self.ll_sum -= math.log(min(max(p_true, _EPS), 1.0 - _EPS))
-            self.ll_n += 1
-        if confidence is not None and 0.0 <= confidence <= 1.0:
-            b = min(int(confidence * _REL_BINS), _REL_BINS - 1)
-            rel = self.rel if isinstance(self.rel, dict) else self._thaw_rel()
-            cell = rel.setdefault(b, [0, 0.0, 0])
-            cell[0] += 1
-            cell[1] += confidence
-            cell[2] += 1 if correct else 0
+        """One outcome (a run of one: :meth:`add_run`)."""
+        self.add_run(ScoreRun([(p_positive, actual_positive, p_true, confidence, correct)]))
 
     def add_run(self, run: ScoreRun) -> None:
         """:meth:`add` of each outcome of ``run``, in its order: the same counts, and the same

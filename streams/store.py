@@ -16,8 +16,8 @@ counters follow in a last step.  A model's state is then exact after a crash as 
 Redis, and so are the global counters (``<prefix>:counters``): each model's transaction also
 puts its share of the global increments in an outbox in its own slot
 (``<prefix>:{<model>}:counters-outbox``, field: the flush's token), and the last step adds the
-shares in a transaction that marks each one applied (``{<prefix>:counters}:applied:<token>:
-<model>``, in the counters' slot: one Lua script, atomic on that node) and skips those
+shares with one Lua script on the counters' node, which marks each share applied
+(``{<prefix>:counters}:applied:<token>:<model>``, in the counters' slot) and skips those
 already marked.  A share a crash left in an outbox is added when a worker next loads that model
 (:meth:`RedisStore.load_checkpoint`); an answer lost or a step failed, the worker adds it again,
 and the marks make that harmless.  Only the increments no model owns (dead letters without a

@@ -99,7 +99,7 @@ class RedisKeys:
 
     def counters_share(self, token: str, model_id: str | None) -> str:
         """String (Cluster): set once a flush's share of the global counters (of ``model_id``,
-        or of no model) is added; in :meth:`counters`' slot, so one transaction does both."""
+        or of no model) is added; in :meth:`counters`' slot, so one script does both."""
         return f"{{{self.counters()}}}:applied:{token}:{model_id or ''}"
 
     def models(self) -> str:

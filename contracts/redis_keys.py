@@ -74,6 +74,10 @@ class RedisKeys:
         """Hash: request id -> a prediction waiting for its label, per time bucket (JSON)."""
         return f"{self.prefix}:{{{model_id}}}:pending:{bucket}"
 
+    def pending_layouts(self, model_id: str) -> str:
+        """Hash: layout id -> feature names (JSON) of the model's waiting predictions."""
+        return f"{self.prefix}:{{{model_id}}}:pending-layouts"
+
     def open_alarms(self, model_id: str) -> str:
         """Hash: dedup key -> the open alarm (JSON), rewritten with each checkpoint."""
         return f"{self.prefix}:{{{model_id}}}:alarms:open"

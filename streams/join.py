@@ -17,13 +17,14 @@ True
 
 from __future__ import annotations
 
+import hashlib
 import sys
 from array import array
 from collections import OrderedDict, deque
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from functools import partial
+from functools import lru_cache, partial
 from itertools import count, islice, repeat
 from operator import add
 from typing import Any, NamedTuple
@@ -59,16 +60,23 @@ class StoredPrediction(NamedTuple):
     names: tuple[str, ...]
     values: array
 
-    def to_bytes(self) -> bytes:
+    def to_bytes(self, layout: str | None = None) -> bytes:
         r"""Everything but the model and request ids (the backing store's key and field): a JSON
         list of the other fields, a newline, then the feature values as little-endian float64
-        (formatting 20 floats as text cost more than the rest of the write).
+        (formatting 20 floats as text cost more than the rest of the write).  ``layout``: the
+        id under which the feature names are kept apart (:func:`layout_id`), written instead
+        of the names (20 features named f0-f19: 222 bytes instead of 319; 459 named feature_0...).
 
         >>> p = StoredPrediction(5.0, "m", "v1", "r1", 1, 0.9, None, None, 1, None, ("x",),
         ...                      array("d", [0.5]))
         >>> p.to_bytes()
         b'[5.0,"v1",1,0.9,null,null,1,null,["x"]]\n\x00\x00\x00\x00\x00\x00\xe0?'
         >>> StoredPrediction.from_bytes("m", "r1", p.to_bytes()) == p
+        True
+        >>> kept = p.to_bytes(layout_id(p.names))
+        >>> kept.partition(b"\n")[0]
+        b'[5.0,"v1",1,0.9,null,null,1,null,"0a7651f82b16"]'
+        >>> StoredPrediction.from_bytes("m", "r1", kept, {layout_id(p.names): ("x",)}) == p
         True
         """
         values = self.values
@@ -85,15 +93,22 @@ class StoredPrediction(NamedTuple):
                 self.latency_ms,
                 self.schema_version,
                 self.task,
-                self.names,
+                self.names if layout is None else layout,
             ]
         )
         return header + b"\n" + values.tobytes()
 
     @classmethod
-    def from_bytes(cls, model_id: str, request_id: str, raw: bytes | str) -> StoredPrediction:
-        """:meth:`to_bytes` back; also reads the all-JSON form earlier releases wrote (a list
-        with the values last, no newline)."""
+    def from_bytes(
+        cls,
+        model_id: str,
+        request_id: str,
+        raw: bytes | str,
+        layouts: Mapping[str, tuple[str, ...]] | None = None,
+    ) -> StoredPrediction:
+        """:meth:`to_bytes` back (``layouts``: layout id -> feature names, for one written with
+        a layout id); also reads the all-JSON form earlier releases wrote (a list with the
+        values last, no newline).  A layout id not in ``layouts`` raises KeyError."""
         if isinstance(raw, str):
             raw = raw.encode()
         header, newline, packed = raw.partition(b"\n")
@@ -110,6 +125,8 @@ class StoredPrediction(NamedTuple):
                 orjson.loads(raw)
             )
             values = array("d", listed)
+        if isinstance(names, str):
+            names = (layouts or {})[names]
         return cls(
             float(t),
             model_id,
@@ -142,6 +159,14 @@ class StoredPrediction(NamedTuple):
 
 
 _BIG_ENDIAN = sys.byteorder == "big"
+
+
+@lru_cache(maxsize=1024)
+def layout_id(names: tuple[str, ...]) -> str:
+    """A short, stable id of a feature layout (48 bits of BLAKE2b over the names)."""
+    return hashlib.blake2b("\x00".join(names).encode(), digest_size=6).hexdigest()
+
+
 _new_stored = partial(tuple.__new__, StoredPrediction)  # skips NamedTuple's Python-level __new__
 
 

@@ -193,6 +193,19 @@ async def test_waiting_predictions_round_trip_through_redis_buckets(settings):
     assert client.hexists(bucket_key, "r1") and 0 < client.ttl(bucket_key) <= 86_400 + 7200
     found = {p.request_id: p for p in await store.load_pending("pend-m", labels)}
     assert found["r1"].event().features == {"x": 1.0} and found["r2"].event_time == 80_000.0
+    # a restarted worker (a store of its own) reads them back, names and all, though each
+    # entry names its layout by id only; and one an older release wrote, names inline
+    assert b"x" not in client.hget(bucket_key, "r1").partition(b"\n")[0]
+    client.hset(bucket_key, "r0", waiting(0, 1_000.0).to_bytes())  # the older form
+    restarted = RedisStore(settings.redis_url, keys, join_ttl_s=86_400.0)
+    older = LabelEvent("pend-m", "r0", 1, 86_000.0)
+    again = {p.request_id: p for p in await restarted.load_pending("pend-m", [*labels, older])}
+    assert {k: p.event().features for k, p in again.items()} == {
+        "r0": {"x": 0.0},
+        "r1": {"x": 1.0},
+        "r2": {"x": 2.0},
+    }
+    await restarted.close()
     too_late = LabelEvent("pend-m", "r1", 1, 1_000.0 + 86_400.0 + 3 * 3_600.0)
     assert await store.load_pending("pend-m", [too_late]) == []  # beyond the time-to-live
     store.add_pending("pend-m", [], [("r1", 1_000.0)])

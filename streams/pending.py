@@ -68,9 +68,12 @@ class PendingPredictions:
         consumed: Sequence[tuple[str, float]],
     ) -> None:
         writes, layouts = self._writes[model_id], self._layouts[model_id]
+        names: tuple[str, ...] | None = None
+        layout = ""
         for stored in written:
-            layout = layout_id(stored.names)
-            layouts.setdefault(layout, stored.names)
+            if stored.names is not names:  # a batch's predictions share one tuple of names
+                names, layout = stored.names, layout_id(stored.names)
+                layouts.setdefault(layout, names)
             writes[stored.request_id] = (self.bucket(stored.event_time), stored.to_bytes(layout))
         deletes = self._deletes[model_id]
         for request_id, event_time in consumed:

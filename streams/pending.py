@@ -10,9 +10,8 @@ same Redis transaction:
 - a prediction consumed by a join is deleted from its bucket in the same transaction;
 - ``<prefix>:{<model>}:pending-layouts``: a hash, layout id -> the feature names (JSON), so each
   prediction names its layout by a 12-character id instead of repeating the names (with 20
-  features named f0-f19, 222 instead of 319 bytes a prediction, 459 with names like feature_0);
-  refreshed with every write, so it expires
-  after the buckets it serves.
+  features named f0-f19, 222 instead of 319 bytes a prediction, 459 with names like
+  feature_0); refreshed with every write, so it expires after the buckets it serves.
 
 So after a crash the waiting predictions in Redis are exactly those of the checkpoint's
 positions.  A label whose prediction is not in memory (the worker restarted, or the prediction

@@ -24,7 +24,7 @@ from collections import OrderedDict, deque
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from functools import lru_cache, partial
+from functools import partial
 from itertools import count, islice, repeat
 from operator import add
 from typing import Any, NamedTuple
@@ -161,7 +161,6 @@ class StoredPrediction(NamedTuple):
 _BIG_ENDIAN = sys.byteorder == "big"
 
 
-@lru_cache(maxsize=1024)
 def layout_id(names: tuple[str, ...]) -> str:
     """A short, stable id of a feature layout (48 bits of BLAKE2b over the names)."""
     return hashlib.blake2b("\x00".join(names).encode(), digest_size=6).hexdigest()

@@ -645,10 +645,7 @@ def _without(taken: tuple, gone: set, global_too: bool = False) -> tuple:
     """The buffers taken for a flush, less the parts of the models in ``gone`` (written, held
     until settled, or their global share owed); the global counters, index 3, all gone if
     ``global_too`` (they went in the same transaction)."""
-    return tuple(
-        ({} if global_too else _drop(part, gone)) if i == 3 else _drop(part, gone)
-        for i, part in enumerate(taken)
-    )
+    return tuple({} if i == 3 and global_too else _drop(part, gone) for i, part in enumerate(taken))
 
 
 #: KEYS: the global counters, then a mark per share; ARGV: the marks' TTL, then per share its

@@ -243,6 +243,15 @@ def _owing(store, models: list[str], n: int) -> None:
     store.add_counts({"deadletter.total": 1})  # no model's
 
 
+def _assert_counted_once(client, keys: RedisKeys, models: list[str], n: int) -> None:
+    """What :func:`_owing` buffered, in Redis once: global and model counters, outboxes empty."""
+    assert int(client.hget(keys.counters(), "inferences.processed")) == n * len(models)
+    assert int(client.hget(keys.counters(), "deadletter.total")) == 1
+    for m in models:
+        assert client.hget(keys.model_counters(m), "inferences") == str(n)
+        assert client.hlen(keys.counters_outbox(m)) == 0
+
+
 async def test_a_worker_that_dies_before_a_flush_s_last_step_leaves_its_global_counts_owed(
     settings, cluster
 ):
@@ -295,11 +304,7 @@ async def test_a_lost_answer_of_the_global_step_adds_nothing_twice(settings, clu
     assert int(client.hget(keys.counters(), "inferences.processed")) == 3 * len(models)
     assert await store.flush()  # adds the owed shares again: nothing changes
     assert not store.owed
-    assert int(client.hget(keys.counters(), "inferences.processed")) == 3 * len(models)
-    assert int(client.hget(keys.counters(), "deadletter.total")) == 1
-    for m in models:
-        assert client.hget(keys.model_counters(m), "inferences") == "3"
-        assert client.hlen(keys.counters_outbox(m)) == 0
+    _assert_counted_once(client, keys, models, 3)
     await store.close()
 
 
@@ -317,9 +322,5 @@ async def test_a_cluster_model_transaction_whose_answer_was_lost_counts_once(set
     del store.client.pipeline
     assert await store.flush()
     assert store.settled == {"applied": 1}
-    assert int(client.hget(keys.counters(), "inferences.processed")) == 4 * len(models)
-    assert int(client.hget(keys.counters(), "deadletter.total")) == 1
-    for m in models:
-        assert client.hget(keys.model_counters(m), "inferences") == "4"
-        assert client.hlen(keys.counters_outbox(m)) == 0
+    _assert_counted_once(client, keys, models, 4)
     await store.close()
